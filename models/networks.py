@@ -1,0 +1,369 @@
+"""Networks: the InstaGAN set generator and set discriminator (SPEC sections 2, 3, 8) and the CycleGAN baselines.
+
+Module names and ``nn.Sequential`` indices follow the authors' implementation, so with instance norm the
+state-dict keys of :class:`SetResnetGenerator` equal theirs and those of :class:`SetPatchDiscriminator` differ
+only by the spectral-norm naming (see ``scripts/convert_authors_checkpoint.py``).
+
+Instance sets are handled per sample and without Python loops: all non-empty mask slots of the batch are
+gathered into one "instance batch", encoded in one call, summed per sample with ``index_add_`` and, in the
+generator, decoded in one call and scattered back into their slots.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
+
+NORM_CHOICES = ("instance", "batch", "none")
+INIT_CHOICES = ("normal", "xavier", "kaiming", "orthogonal")
+INIT_D_CHOICES = ("pytorch", "same_as_G")
+GENERATOR_CHOICES = ("set_resnet", "resnet")
+DISCRIMINATOR_CHOICES = ("set_patch", "patch")
+PADDING_CHOICES = ("reflect", "replicate", "zero")
+
+# A slot counts as an instance when any pixel is above background (-1) by more than this.
+EMPTY_SLOT_TOLERANCE = 1e-4
+# Discriminator channel multipliers are capped like CycleGAN's PatchGAN (ndf * 8 at most per extractor).
+MAX_CHANNEL_MULT = 8
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def get_norm_layer(norm_type: str = "instance") -> Callable[[int], nn.Module]:
+    """A factory ``channels -> normalisation module`` for ``--norm``."""
+    if norm_type == "instance":
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if norm_type == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
+    if norm_type == "none":
+        return lambda channels: nn.Identity()
+    raise ValueError(f"--norm {norm_type!r} is not supported; choose one of: {', '.join(NORM_CHOICES)}")
+
+
+def conv_bias(norm_type: str) -> bool:
+    """Whether a convolution followed by ``norm_type`` gets a bias.
+
+    CycleGAN's rule for instance (bias on) and batch norm (off: the norm's affine shift replaces it); with no
+    norm the bias stays on, since nothing else would provide a shift.
+    """
+    get_norm_layer(norm_type)  # validates the name
+    return norm_type != "batch"
+
+
+def _padding_layer(padding_type: str, size: int) -> nn.Module:
+    if padding_type == "reflect":
+        return nn.ReflectionPad2d(size)
+    if padding_type == "replicate":
+        return nn.ReplicationPad2d(size)
+    if padding_type == "zero":
+        return nn.ZeroPad2d(size)
+    raise ValueError(f"padding_type {padding_type!r} is not supported; choose one of: {', '.join(PADDING_CHOICES)}")
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ValueError(f"--{name} must be at least 1 (got {value})")
+
+
+def _init_tensor(weight: Tensor, init_type: str, init_gain: float) -> None:
+    if init_type == "normal":
+        nn.init.normal_(weight, 0.0, init_gain)
+    elif init_type == "xavier":
+        nn.init.xavier_normal_(weight, gain=init_gain)
+    elif init_type == "kaiming":
+        nn.init.kaiming_normal_(weight, a=0, mode="fan_in")
+    elif init_type == "orthogonal":
+        nn.init.orthogonal_(weight, gain=init_gain)
+    else:
+        raise ValueError(f"--init_type {init_type!r} is not supported; choose one of: {', '.join(INIT_CHOICES)}")
+
+
+def _refresh_spectral_norm(module: nn.Module, iterations: int = 15) -> None:
+    """Re-run the power iteration after the raw weight changed, so sigma is right from the first step."""
+    parametrizations = module.parametrizations.weight
+    was_training = [p.training for p in parametrizations]
+    parametrizations.train()
+    with torch.no_grad():
+        for _ in range(iterations):
+            module.weight  # noqa: B018 - each access in training mode runs one power iteration
+    for p, mode in zip(parametrizations, was_training):
+        p.train(mode)
+
+
+def init_weights(net: nn.Module, init_type: str = "normal", init_gain: float = 0.02) -> None:
+    """Initialise conv / transposed-conv / linear weights (``init_type``, scale ``init_gain``), their biases to 0,
+    and batch-norm weights to N(1, init_gain).
+
+    Under a spectral-norm parametrisation the raw weight (``parametrizations.weight.original``) is initialised
+    and the power-iteration vectors are refreshed.
+    """
+    if init_type not in INIT_CHOICES:
+        raise ValueError(f"--init_type {init_type!r} is not supported; choose one of: {', '.join(INIT_CHOICES)}")
+    for module in net.modules():
+        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            parametrized = parametrize.is_parametrized(module, "weight")
+            weight = module.parametrizations.weight.original if parametrized else module.weight
+            with torch.no_grad():
+                _init_tensor(weight, init_type, init_gain)
+                if module.bias is not None:
+                    module.bias.zero_()
+            if parametrized and hasattr(module.parametrizations.weight[0], "_u"):
+                _refresh_spectral_norm(module)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+            with torch.no_grad():
+                nn.init.normal_(module.weight, 1.0, init_gain)
+                module.bias.zero_()
+
+
+def count_parameters(net: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)
+
+
+def instance_presence(masks: Tensor) -> Tensor:
+    """``(B, K, H, W)`` masks -> bool ``(B, K)``: True where the slot holds an instance (not all -1)."""
+    return (masks > -1.0 + EMPTY_SLOT_TOLERANCE).flatten(2).any(dim=2)
+
+
+def _check_inputs(image: Tensor, masks: Tensor) -> None:
+    if image.dim() != 4 or masks.dim() != 4:
+        raise ValueError(f"expected image (B, C, H, W) and masks (B, K, H, W); got shapes "
+                         f"{tuple(image.shape)} and {tuple(masks.shape)}")
+    if image.shape[0] != masks.shape[0] or image.shape[2:] != masks.shape[2:]:
+        raise ValueError(f"image {tuple(image.shape)} and masks {tuple(masks.shape)} must share batch size, "
+                         f"height and width")
+
+
+def _gather_instances(masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """All non-empty slots of the batch: (sample index (N,), slot index (N,), masks (N, 1, H, W))."""
+    sample, slot = instance_presence(masks).nonzero(as_tuple=True)
+    return sample, slot, masks[sample, slot].unsqueeze(1)
+
+
+def _sum_per_sample(features: Tensor, sample: Tensor, like: Tensor) -> Tensor:
+    """Sum instance features (N, C, h, w) into their samples; zeros for samples without instances."""
+    return like.new_zeros(like.shape).index_add_(0, sample, features)
+
+
+# ---------------------------------------------------------------------------------------------- building blocks
+class ResnetBlock(nn.Module):
+    """Two padded 3x3 convolutions with norm (ReLU between) plus the identity skip; keys ``conv_block.<j>``."""
+
+    def __init__(self, channels: int, norm: str = "instance", padding_type: str = "reflect"):
+        super().__init__()
+        norm_layer, bias = get_norm_layer(norm), conv_bias(norm)
+        self.conv_block = nn.Sequential(
+            _padding_layer(padding_type, 1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(channels),
+            nn.ReLU(True),
+            _padding_layer(padding_type, 1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv_block(x)
+
+
+def _resnet_encoder_layers(input_nc: int, ngf: int, norm: str, n_blocks: int, padding_type: str) -> list[nn.Module]:
+    """ReflPad3, Conv7 (-> ngf), two stride-2 Conv3 (-> 4 ngf), each with norm and ReLU; n_blocks ResNet blocks."""
+    norm_layer, bias = get_norm_layer(norm), conv_bias(norm)
+    layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), norm_layer(ngf),
+                               nn.ReLU(True)]
+    for mult in (1, 2):
+        layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                   norm_layer(ngf * mult * 2), nn.ReLU(True)]
+    layers += [ResnetBlock(ngf * 4, norm, padding_type) for _ in range(n_blocks)]
+    return layers
+
+
+def _resnet_decoder_layers(base: int, output_nc: int, norm: str) -> list[nn.Module]:
+    """Two stride-2 ConvT (4 base -> 2 base -> base) with norm and ReLU, ReflPad3, Conv7 (-> output_nc), Tanh."""
+    norm_layer, bias = get_norm_layer(norm), conv_bias(norm)
+    layers: list[nn.Module] = []
+    for mult in (4, 2):
+        layers += [nn.ConvTranspose2d(base * mult, base * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                                      bias=bias),
+                   norm_layer(base * mult // 2), nn.ReLU(True)]
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(base, output_nc, 7), nn.Tanh()]
+    return layers
+
+
+def _patch_conv(in_channels: int, out_channels: int, stride: int, bias: bool, spectral_norm: bool) -> nn.Module:
+    conv = nn.Conv2d(in_channels, out_channels, 4, stride=stride, padding=1, bias=bias)
+    return apply_spectral_norm(conv) if spectral_norm else conv
+
+
+def _patch_mult(layer: int) -> int:
+    """Channel multiplier (of ndf) of the ``layer``-th PatchGAN convolution, counting from 0."""
+    return min(2 ** layer, MAX_CHANNEL_MULT)
+
+
+def _patch_feature_layers(input_nc: int, ndf: int, n_layers: int, norm: str, spectral_norm: bool) -> list[nn.Module]:
+    """n_layers stride-2 Conv4 (ndf * min(2**n, 8) channels for n = 0..n_layers-1); the first without norm."""
+    norm_layer, bias = get_norm_layer(norm), conv_bias(norm)
+    layers: list[nn.Module] = [_patch_conv(input_nc, ndf, 2, True, spectral_norm), nn.LeakyReLU(0.2, True)]
+    for layer in range(1, n_layers):
+        out_channels = ndf * _patch_mult(layer)
+        layers += [_patch_conv(ndf * _patch_mult(layer - 1), out_channels, 2, bias, spectral_norm),
+                   norm_layer(out_channels), nn.LeakyReLU(0.2, True)]
+    return layers
+
+
+def _patch_head_layers(in_channels: int, mid_channels: int, norm: str, spectral_norm: bool,
+                       bias: bool) -> list[nn.Module]:
+    """Stride-1 Conv4 (-> mid_channels, with ``bias``), norm, LeakyReLU, stride-1 Conv4 (-> 1 score per patch)."""
+    norm_layer = get_norm_layer(norm)
+    return [_patch_conv(in_channels, mid_channels, 1, bias, spectral_norm), norm_layer(mid_channels),
+            nn.LeakyReLU(0.2, True), _patch_conv(mid_channels, 1, 1, True, spectral_norm)]
+
+
+# ---------------------------------------------------------------------------------------------- InstaGAN nets
+class SetResnetGenerator(nn.Module):
+    """InstaGAN generator: (image, instance masks) -> (translated image, one translated mask per instance).
+
+    ``encoder_img`` / ``encoder_seg`` share the ResNet encoder structure (3 resp. 1 input channel); the set
+    feature is the per-sample sum of ``encoder_seg`` over the instances. ``decoder_img`` reads
+    [image feature, set sum] (8 ngf channels), ``decoder_seg`` reads [own feature, image feature, set sum]
+    (12 ngf channels). Empty slots (all -1) are not encoded and come back exactly -1.
+    Height and width must be multiples of 4 (two stride-2 levels).
+    """
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
+                 n_blocks: int = 9, padding_type: str = "reflect"):
+        super().__init__()
+        _check_positive(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
+        if n_blocks < 0:
+            raise ValueError(f"--n_blocks_G must not be negative (got {n_blocks})")
+        self.encoder_img = nn.Sequential(*_resnet_encoder_layers(input_nc, ngf, norm, n_blocks, padding_type))
+        self.encoder_seg = nn.Sequential(*_resnet_encoder_layers(1, ngf, norm, n_blocks, padding_type))
+        self.decoder_img = nn.Sequential(*_resnet_decoder_layers(2 * ngf, output_nc, norm))
+        self.decoder_seg = nn.Sequential(*_resnet_decoder_layers(3 * ngf, 1, norm))
+
+    def forward(self, image: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        _check_inputs(image, masks)
+        height, width = image.shape[2:]
+        if height % 4 or width % 4:
+            raise ValueError(f"the generator needs height and width divisible by 4, got {height}x{width}; "
+                             f"choose --crop_size_h/--crop_size_w (--fineSizeH/--fineSizeW) accordingly")
+        image_feature = self.encoder_img(image)
+        sample, slot, instances = _gather_instances(masks)
+        if sample.numel() == 0:
+            set_feature = image_feature.new_zeros(image_feature.shape)
+            fake_image = self.decoder_img(torch.cat([image_feature, set_feature], 1))
+            return fake_image, torch.full_like(masks, -1.0)
+        instance_feature = self.encoder_seg(instances)
+        set_feature = _sum_per_sample(instance_feature, sample, image_feature)
+        fake_image = self.decoder_img(torch.cat([image_feature, set_feature], 1))
+        fake_instances = self.decoder_seg(
+            torch.cat([instance_feature, image_feature[sample], set_feature[sample]], 1))
+        fake_masks = masks.new_full(masks.shape, -1.0).index_put((sample, slot), fake_instances[:, 0])
+        return fake_image, fake_masks
+
+
+class SetPatchDiscriminator(nn.Module):
+    """InstaGAN PatchGAN over (image, instance set): one score per patch, no sigmoid (LSGAN).
+
+    ``feature_img`` / ``feature_seg`` (3 resp. 1 input channel) have ``n_layers`` stride-2 Conv4 layers with
+    ndf * min(2**n, 8) channels (n = 0..n_layers-1; norm and LeakyReLU 0.2 after each, no norm after the first).
+    The mask features are summed per sample over the instances and concatenated with the image feature
+    (C = 2 * ndf * min(2**(n_layers-1), 8) channels); ``classifier`` is Conv4 s1 (-> 2 * ndf * min(2**n_layers, 8)),
+    norm, LeakyReLU, Conv4 s1 (-> 1). n_layers=3 gives ndf, 2ndf, 4ndf; 8ndf -> 16ndf -> 1 and 30x30 scores for
+    256x256 inputs. Every convolution is spectrally normalised when ``spectral_norm`` is set.
+    """
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 spectral_norm: bool = True):
+        super().__init__()
+        _check_positive(input_nc=input_nc, ndf=ndf, n_layers_D=n_layers)
+        self.feature_img = nn.Sequential(*_patch_feature_layers(input_nc, ndf, n_layers, norm, spectral_norm))
+        self.feature_seg = nn.Sequential(*_patch_feature_layers(1, ndf, n_layers, norm, spectral_norm))
+        feature_channels = 2 * ndf * _patch_mult(n_layers - 1)
+        # The authors' classifier keeps the bias of its first conv whatever the norm; kept for checkpoint parity.
+        self.classifier = nn.Sequential(
+            *_patch_head_layers(feature_channels, 2 * ndf * _patch_mult(n_layers), norm, spectral_norm, bias=True))
+
+    def forward(self, image: Tensor, masks: Tensor) -> Tensor:
+        _check_inputs(image, masks)
+        image_feature = self.feature_img(image)
+        sample, _, instances = _gather_instances(masks)
+        if sample.numel() == 0:
+            set_feature = image_feature.new_zeros(image_feature.shape)
+        else:
+            set_feature = _sum_per_sample(self.feature_seg(instances), sample, image_feature)
+        return self.classifier(torch.cat([image_feature, set_feature], 1))
+
+
+# ---------------------------------------------------------------------------------------------- CycleGAN baselines
+class ResnetGenerator(nn.Module):
+    """CycleGAN's ResNet generator (image -> image); keys ``model.<i>`` as in the CycleGAN code base."""
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
+                 n_blocks: int = 9, padding_type: str = "reflect"):
+        super().__init__()
+        _check_positive(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
+        if n_blocks < 0:
+            raise ValueError(f"--n_blocks_G must not be negative (got {n_blocks})")
+        self.model = nn.Sequential(*_resnet_encoder_layers(input_nc, ngf, norm, n_blocks, padding_type),
+                                   *_resnet_decoder_layers(ngf, output_nc, norm))
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.model(image)
+
+
+class NLayerDiscriminator(nn.Module):
+    """CycleGAN's PatchGAN (70x70 receptive field with n_layers=3): n_layers stride-2 Conv4 layers,
+    Conv4 s1 (-> ndf * min(2**n_layers, 8)), Conv4 s1 (-> 1). No sigmoid."""
+
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "instance",
+                 spectral_norm: bool = False):
+        super().__init__()
+        _check_positive(input_nc=input_nc, ndf=ndf, n_layers_D=n_layers)
+        self.model = nn.Sequential(
+            *_patch_feature_layers(input_nc, ndf, n_layers, norm, spectral_norm),
+            *_patch_head_layers(ndf * _patch_mult(n_layers - 1), ndf * _patch_mult(n_layers), norm, spectral_norm,
+                                bias=conv_bias(norm)))
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.model(image)
+
+
+# ---------------------------------------------------------------------------------------------- factories
+def define_G(net_name: str = "set_resnet", input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
+             norm: str = "instance", init_type: str = "normal", init_gain: float = 0.02,
+             padding_type: str = "reflect") -> nn.Module:
+    """Build and initialise a generator on the CPU: ``set_resnet`` (InstaGAN) or ``resnet`` (CycleGAN)."""
+    if net_name == "set_resnet":
+        net: nn.Module = SetResnetGenerator(input_nc, output_nc, ngf, norm, n_blocks, padding_type)
+    elif net_name == "resnet":
+        net = ResnetGenerator(input_nc, output_nc, ngf, norm, n_blocks, padding_type)
+    else:
+        raise ValueError(f"unknown generator {net_name!r}; choose one of: {', '.join(GENERATOR_CHOICES)}")
+    init_weights(net, init_type, init_gain)
+    return net
+
+
+def define_D(net_name: str = "set_patch", input_nc: int = 3, ndf: int = 64, n_layers: int = 3,
+             norm: str = "instance", init_type: str = "normal", init_gain: float = 0.02, spectral_norm: bool = True,
+             init_D: str = "pytorch") -> nn.Module:
+    """Build a discriminator on the CPU: ``set_patch`` (InstaGAN) or ``patch`` (CycleGAN PatchGAN).
+
+    ``init_D="pytorch"`` keeps PyTorch's default layer initialisation, which is what the authors' discriminator
+    effectively had (their spectral-norm wrapper hid its weights from the N(0, 0.02) initialiser, SPEC section 3);
+    ``init_D="same_as_G"`` applies ``init_type`` / ``init_gain`` as for the generators.
+    """
+    if init_D not in INIT_D_CHOICES:
+        raise ValueError(f"--init_D {init_D!r} is not supported; choose one of: {', '.join(INIT_D_CHOICES)}")
+    if net_name == "set_patch":
+        net: nn.Module = SetPatchDiscriminator(input_nc, ndf, n_layers, norm, spectral_norm)
+    elif net_name == "patch":
+        net = NLayerDiscriminator(input_nc, ndf, n_layers, norm, spectral_norm)
+    else:
+        raise ValueError(f"unknown discriminator {net_name!r}; choose one of: {', '.join(DISCRIMINATOR_CHOICES)}")
+    if init_D == "same_as_G":
+        init_weights(net, init_type, init_gain)
+    elif init_type not in INIT_CHOICES:
+        raise ValueError(f"--init_type {init_type!r} is not supported; choose one of: {', '.join(INIT_CHOICES)}")
+    return net
