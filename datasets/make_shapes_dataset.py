@@ -1,0 +1,558 @@
+"""Generate the built-in "shapes" dataset: ellipses (domain A) <-> rectangles (domain B).
+
+Every image holds a few non-overlapping objects on a smooth procedural background; each object gets its
+own mask file, in the folder layout train.py and test.py read (SPEC section 6):
+
+    <out>/<phase>A/<name>.png, <out>/<phase>A_seg/<name>_<k>.png, and the same for B.
+
+Nothing is downloaded. The same options give byte-identical files: each image draws from its own random
+generator seeded by (seed, phase, domain, index), so generation order and worker count do not matter.
+
+    python datasets/make_shapes_dataset.py --out ./datasets/shapes
+    python -m datasets.make_shapes_dataset --out ./datasets/shapes128 --size 128
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import json
+import math
+import multiprocessing
+import shutil
+import sys
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Bump when the pictures change for the same options, so an existing dataset is not reused by mistake.
+FORMAT_VERSION = 1
+META_NAME = "shapes_meta.json"
+README_NAME = "README.md"
+PHASES = ("train", "test")
+DOMAIN_KINDS = {"A": "ellipse", "B": "rectangle"}
+
+SUPERSAMPLE = 4  # sub-pixels per pixel side for anti-aliased coverage
+RECT_MAX_TILT_DEG = 12.0
+ASPECT_RANGE = (1.0, 2.2)  # long side / short side, same for both domains
+MAX_AREA_FRACTION = 0.10  # largest object area as a fraction of the image (for max_objects <= 3)
+TOTAL_AREA_FRACTION = 0.30  # caps the largest object area at this / max_objects
+AREA_SPREAD = 4.0  # largest / smallest object area
+MIN_COLOUR_CONTRAST = 0.35  # RGB distance (0..1 scale) between an object and the background under it
+MIN_OBJECT_AREA = 12.0  # pixels; smaller objects no longer read as ellipses or rectangles
+PLACEMENT_TRIES = 120
+SHRINK_EVERY = 12  # after this many failed placements, shrink the object a little
+
+
+@dataclass(frozen=True)
+class ShapeObject:
+    """One object. Geometry in pixels; pixel (row i, column j) spans [j, j+1) x [i, i+1)."""
+
+    kind: str  # "ellipse" or "rectangle"
+    center: tuple[float, float]  # (x, y)
+    size: tuple[float, float]  # (width, height) along the object's own axes (ellipse: full axes)
+    angle: float  # degrees, counter-clockwise as displayed, from the image's horizontal to the width axis
+
+
+@dataclass(frozen=True)
+class DatasetOptions:
+    size: int = 64
+    n_train: int = 2000
+    n_test: int = 200
+    seed: int = 0
+    min_objects: int = 1
+    max_objects: int = 3
+
+    def as_dict(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "size": self.size, "n_train": self.n_train,
+                "n_test": self.n_test, "seed": self.seed, "min_objects": self.min_objects,
+                "max_objects": self.max_objects}
+
+    def count(self, phase: str) -> int:
+        return self.n_train if phase == "train" else self.n_test
+
+    def area_range(self) -> tuple[float, float]:
+        """Smallest and largest object area in pixels (same in both domains, so size is no cue)."""
+        high = min(MAX_AREA_FRACTION, TOTAL_AREA_FRACTION / self.max_objects) * self.size ** 2
+        return high / AREA_SPREAD, high
+
+    def name_width(self) -> int:
+        return max(5, len(str(max(self.n_train, self.n_test, 1) - 1)))
+
+
+def validate_options(options: DatasetOptions) -> None:
+    """Raise ValueError naming the option and the fix."""
+    if options.size < 16:
+        raise ValueError(f"--size {options.size} is too small to draw recognisable shapes; use 16 or more")
+    if options.n_train < 0 or options.n_test < 0:
+        raise ValueError("--n_train and --n_test must be 0 or more")
+    if options.seed < 0:
+        raise ValueError(f"--seed {options.seed} must be 0 or more")
+    if options.max_objects < 1:
+        raise ValueError(f"--max_objects {options.max_objects} must be 1 or more")
+    if not 0 <= options.min_objects <= options.max_objects:
+        raise ValueError(f"--min_objects {options.min_objects} must be between 0 and --max_objects "
+                         f"({options.max_objects})")
+    if options.area_range()[0] < MIN_OBJECT_AREA:
+        raise ValueError(f"with --size {options.size} and --max_objects {options.max_objects} the smallest "
+                         f"objects would cover under {MIN_OBJECT_AREA:g} pixels; raise --size or lower --max_objects")
+
+
+# ---------------------------------------------------------------- drawing
+
+def image_rng(seed: int, phase: str, domain: str, index: int) -> np.random.Generator:
+    """The random generator of one image, independent of every other image."""
+    return np.random.default_rng([seed, zlib.crc32(phase.encode()), ord(domain), index])
+
+
+def value_noise(rng: np.random.Generator, size: int, cells: int, channels: int) -> np.ndarray:
+    """Smooth noise in [-1, 1], shape (size, size, channels): a random grid with smoothstep interpolation."""
+    grid = rng.uniform(-1.0, 1.0, (cells + 1, cells + 1, channels))
+    t = (np.arange(size) + 0.5) / size * cells
+    i = np.floor(t).astype(int)
+    f = t - i
+    f = f * f * (3.0 - 2.0 * f)
+    rows = grid[i] * (1 - f)[:, None, None] + grid[i + 1] * f[:, None, None]
+    return rows[:, i] * (1 - f)[None, :, None] + rows[:, i + 1] * f[None, :, None]
+
+
+def pixel_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel centre, each (size, size)."""
+    c = np.arange(size) + 0.5
+    return np.meshgrid(c, c)
+
+
+def draw_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A gradient plus low-frequency noise and sometimes a faint wide texture; float (size, size, 3) in [0, 1]."""
+    x, y = pixel_grid(size)
+    start = rng.uniform(0.1, 0.9, 3)
+    end = np.clip(start + rng.normal(0.0, 0.2, 3), 0.05, 0.95)
+    direction = rng.uniform(0, 2 * math.pi)
+    ramp = ((x - size / 2) * math.cos(direction) + (y - size / 2) * math.sin(direction)) / size + 0.5
+    ramp = np.clip(ramp, 0, 1)[..., None]
+    image = start * (1 - ramp) + end * ramp
+    tint = value_noise(rng, size, int(rng.integers(2, 5)), 3)
+    shade = value_noise(rng, size, int(rng.integers(2, 5)), 1)
+    image = image + rng.uniform(0.02, 0.06) * tint + rng.uniform(0.03, 0.08) * shade
+    texture = rng.choice(["none", "stripes", "blotches"])
+    if texture == "stripes":
+        period = rng.uniform(0.3, 0.6) * size
+        angle = rng.uniform(0, math.pi)
+        phase = x * math.cos(angle) + y * math.sin(angle)
+        image = image + rng.uniform(0.015, 0.035) * np.sin(2 * math.pi * phase / period)[..., None]
+    elif texture == "blotches":
+        image = image + rng.uniform(0.02, 0.04) * value_noise(rng, size, int(rng.integers(6, 9)), 1)
+    return np.clip(image, 0.0, 1.0)
+
+
+def half_extents(obj: ShapeObject) -> tuple[float, float]:
+    """Half width and half height of the object's axis-aligned bounding box."""
+    a, b = obj.size[0] / 2, obj.size[1] / 2
+    c, s = abs(math.cos(math.radians(obj.angle))), abs(math.sin(math.radians(obj.angle)))
+    if obj.kind == "ellipse":
+        return math.hypot(a * c, b * s), math.hypot(a * s, b * c)
+    return a * c + b * s, a * s + b * c
+
+
+def coverage(obj: ShapeObject, size: int) -> np.ndarray:
+    """Fraction of each pixel the object covers (supersampled), float (size, size) in [0, 1]."""
+    hx, hy = half_extents(obj)
+    cx, cy = obj.center
+    x0, x1 = max(0, math.floor(cx - hx)), min(size, math.ceil(cx + hx) + 1)
+    y0, y1 = max(0, math.floor(cy - hy)), min(size, math.ceil(cy + hy) + 1)
+    sub = (np.arange(SUPERSAMPLE) + 0.5) / SUPERSAMPLE
+    xs = (np.arange(x0, x1)[:, None] + sub).ravel() - cx
+    ys = (np.arange(y0, y1)[:, None] + sub).ravel() - cy
+    dx, dy = xs[None, :], ys[:, None]
+    theta = math.radians(obj.angle)
+    # Screen y points down, so a counter-clockwise (as displayed) width axis is (cos, -sin).
+    u = dx * math.cos(theta) - dy * math.sin(theta)
+    v = dx * math.sin(theta) + dy * math.cos(theta)
+    a, b = obj.size[0] / 2, obj.size[1] / 2
+    if obj.kind == "ellipse":
+        inside = (u / a) ** 2 + (v / b) ** 2 <= 1.0
+    else:
+        inside = (np.abs(u) <= a) & (np.abs(v) <= b)
+    patch = inside.reshape(y1 - y0, SUPERSAMPLE, x1 - x0, SUPERSAMPLE).mean(axis=(1, 3))
+    full = np.zeros((size, size))
+    full[y0:y1, x0:x1] = patch
+    return full
+
+
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Grow a boolean mask by `radius` pixels (square neighbourhood)."""
+    grown = mask.copy()
+    for _ in range(radius):
+        step = grown.copy()
+        step[1:] |= grown[:-1]
+        step[:-1] |= grown[1:]
+        step[:, 1:] |= step[:, :-1].copy()
+        step[:, :-1] |= step[:, 1:].copy()
+        grown = step
+    return grown
+
+
+def sample_geometry(rng: np.random.Generator, kind: str, options: DatasetOptions, shrink: float) -> ShapeObject:
+    """Area, aspect ratio and angle from distributions shared by both domains; position still unset."""
+    low, high = options.area_range()
+    area = math.exp(rng.uniform(math.log(low), math.log(high))) * shrink
+    aspect = math.exp(rng.uniform(math.log(ASPECT_RANGE[0]), math.log(ASPECT_RANGE[1])))
+    if kind == "ellipse":
+        short = 2 * math.sqrt(area / (math.pi * aspect))
+        return ShapeObject(kind, (0.0, 0.0), (short * aspect, short), float(rng.uniform(0, 180)))
+    short = math.sqrt(area / aspect)
+    size = (short * aspect, short) if rng.random() < 0.5 else (short, short * aspect)
+    return ShapeObject(kind, (0.0, 0.0), size, float(rng.uniform(-RECT_MAX_TILT_DEG, RECT_MAX_TILT_DEG)))
+
+
+def place_objects(rng: np.random.Generator, kind: str, count: int,
+                  options: DatasetOptions) -> list[tuple[ShapeObject, np.ndarray]]:
+    """`count` objects fully inside the image, each with a gap of free pixels around it."""
+    size = options.size
+    gap = max(1, round(size / 32))
+    occupied = np.zeros((size, size), dtype=bool)
+    placed = []
+    for _ in range(count):
+        for attempt in range(PLACEMENT_TRIES):
+            shape = sample_geometry(rng, kind, options, shrink=0.9 ** (attempt // SHRINK_EVERY))
+            hx, hy = half_extents(shape)
+            if 2 * (hx + 1) >= size or 2 * (hy + 1) >= size:
+                continue
+            center = (float(rng.uniform(hx + 1, size - hx - 1)), float(rng.uniform(hy + 1, size - hy - 1)))
+            obj = ShapeObject(kind, center, shape.size, shape.angle)
+            cover = coverage(obj, size)
+            support = cover > 0
+            if (support & occupied).any():
+                continue
+            occupied |= dilate(support, gap)
+            placed.append((obj, cover))
+            break
+        else:
+            raise RuntimeError(f"could not fit {count} {kind}s into a {size}x{size} image; "
+                               f"lower --max_objects ({options.max_objects}) or raise --size")
+    return placed
+
+
+def pick_colour(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    """A random colour that stands out from `background` (mean RGB under the object)."""
+    best, best_distance = None, -1.0
+    for _ in range(30):
+        hsv = rng.uniform(0, 1), rng.uniform(0.3, 1.0), rng.uniform(0.3, 1.0)
+        colour = np.array(colorsys.hsv_to_rgb(*hsv))
+        distance = float(np.linalg.norm(colour - background))
+        if distance >= MIN_COLOUR_CONTRAST:
+            return colour
+        if distance > best_distance:
+            best, best_distance = colour, distance
+    return best
+
+
+def object_fill(rng: np.random.Generator, obj: ShapeObject, colour: np.ndarray, size: int) -> tuple[np.ndarray, str]:
+    """The object's colour with a mild texture, over the whole image (only its covered pixels are used)."""
+    x, y = pixel_grid(size)
+    texture = str(rng.choice(["noise", "stripes", "shading"]))
+    fill = np.broadcast_to(colour, (size, size, 3)).copy()
+    if texture == "stripes":
+        period = rng.uniform(0.1, 0.2) * size
+        angle = rng.uniform(0, math.pi)
+        phase = x * math.cos(angle) + y * math.sin(angle)
+        fill += rng.uniform(0.04, 0.08) * np.sin(2 * math.pi * phase / period)[..., None]
+    elif texture == "shading":
+        angle = rng.uniform(0, 2 * math.pi)
+        reach = max(obj.size) / 2
+        ramp = ((x - obj.center[0]) * math.cos(angle) + (y - obj.center[1]) * math.sin(angle)) / reach
+        fill += rng.uniform(0.05, 0.1) * np.clip(ramp, -1, 1)[..., None]
+    fill += rng.normal(0.0, rng.uniform(0.01, 0.03), (size, size, 3))
+    return np.clip(fill, 0.0, 1.0), texture
+
+
+def render_image(options: DatasetOptions, phase: str, domain: str,
+                 index: int) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
+    """One scene: RGB uint8 image, one 0/255 uint8 mask per object, and each object's description."""
+    rng = image_rng(options.seed, phase, domain, index)
+    size = options.size
+    image = draw_background(rng, size)
+    count = int(rng.integers(options.min_objects, options.max_objects + 1))
+    masks, described = [], []
+    for obj, cover in place_objects(rng, DOMAIN_KINDS[domain], count, options):
+        mask = cover >= 0.5
+        colour = pick_colour(rng, image[mask].mean(axis=0))
+        fill, texture = object_fill(rng, obj, colour, size)
+        alpha = cover[..., None]
+        image = image * (1 - alpha) + fill * alpha
+        masks.append(np.where(mask, 255, 0).astype(np.uint8))
+        described.append(describe_object(obj, mask, colour, texture))
+    return np.round(image * 255).astype(np.uint8), masks, described
+
+
+def describe_object(obj: ShapeObject, mask: np.ndarray, colour: np.ndarray, texture: str) -> dict:
+    rows, cols = np.nonzero(mask)
+    return {"kind": obj.kind,
+            "center": [round(obj.center[0], 3), round(obj.center[1], 3)],
+            "size": [round(obj.size[0], 3), round(obj.size[1], 3)],
+            "angle": round(obj.angle, 3),
+            "area": int(mask.sum()),
+            "bbox": [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1],
+            "color": [round(float(c) * 255) for c in colour],
+            "texture": texture}
+
+
+# ---------------------------------------------------------------- files
+
+def image_name(options: DatasetOptions, index: int) -> str:
+    return f"{index:0{options.name_width()}d}"
+
+
+def write_image(out: Path, options: DatasetOptions, phase: str, domain: str, index: int) -> dict:
+    """Render one image and write it and its masks; returns its meta record."""
+    image, masks, objects = render_image(options, phase, domain, index)
+    name = image_name(options, index)
+    Image.fromarray(image, "RGB").save(out / f"{phase}{domain}" / f"{name}.png")
+    for k, (mask, obj) in enumerate(zip(masks, objects)):
+        obj["mask"] = f"{phase}{domain}_seg/{name}_{k}.png"
+        Image.fromarray(mask, "L").save(out / obj["mask"])
+    return {"name": name, "image": f"{phase}{domain}/{name}.png", "n_objects": len(objects), "objects": objects}
+
+
+def _write_image_task(task: tuple) -> dict:
+    return write_image(*task)
+
+
+def owned_paths(out: Path) -> list[Path]:
+    """Everything this generator writes under `out` (so only these are ever removed)."""
+    folders = [out / f"{phase}{domain}{suffix}" for phase in PHASES for domain in DOMAIN_KINDS
+               for suffix in ("", "_seg")]
+    return folders + [out / README_NAME, out / META_NAME]
+
+
+def read_meta(out: Path) -> dict | None:
+    try:
+        return json.loads((out / META_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(out: Path, meta: dict | None, options: DatasetOptions) -> bool:
+    """True if `out` already holds every file of a dataset generated with exactly these options."""
+    if not meta or not meta.get("complete") or meta.get("options") != options.as_dict():
+        return False
+    try:
+        for phase in PHASES:
+            for domain in DOMAIN_KINDS:
+                records = meta["phases"][phase][domain]
+                if len(records) != options.count(phase):
+                    return False
+                for record in records:
+                    paths = [record["image"]] + [obj["mask"] for obj in record["objects"]]
+                    if not all((out / p).is_file() for p in paths):
+                        return False
+    except (KeyError, TypeError):
+        return False
+    return (out / README_NAME).is_file()
+
+
+def clear_output(out: Path, meta: dict | None, force: bool) -> None:
+    """Remove an earlier shapes dataset in `out`; refuse to touch another dataset unless forced."""
+    existing = [p for p in owned_paths(out) if p.exists()]
+    if existing and meta is None and not (out / META_NAME).exists() and not force:
+        names = ", ".join(p.name for p in existing)
+        raise FileExistsError(f"{out} already holds {names} but no {META_NAME}, so it is not a shapes dataset; "
+                              f"choose another --out or pass --force to replace those files")
+    for path in existing:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def meta_text(meta: dict) -> str:
+    """Indented JSON, except that each image record takes one line (keeps the file small yet greppable)."""
+    record_lists, phases = {}, {}
+    for phase, domains in meta.get("phases", {}).items():
+        phases[phase] = {}
+        for domain, records in domains.items():
+            placeholder = f"@records {phase} {domain}@"
+            phases[phase][domain] = placeholder
+            lines = ",".join("\n    " + json.dumps(r, separators=(",", ":")) for r in records)
+            record_lists[json.dumps(placeholder)] = f"[{lines}\n   ]" if records else "[]"
+    text = json.dumps({**meta, "phases": phases} if phases else meta, indent=1)
+    for placeholder, records_text in record_lists.items():
+        text = text.replace(placeholder, records_text)
+    return text + "\n"
+
+
+def write_meta(path: Path, meta: dict) -> None:
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(meta_text(meta))
+    temporary.replace(path)
+
+
+def generate(out: Path, options: DatasetOptions, workers: int) -> dict:
+    """Write every image and mask; returns {phase: {domain: [record, ...]}} in index order."""
+    tasks = {(phase, domain): [(out, options, phase, domain, i) for i in range(options.count(phase))]
+             for phase in PHASES for domain in DOMAIN_KINDS}
+    for phase, domain in tasks:
+        (out / f"{phase}{domain}").mkdir(parents=True, exist_ok=True)
+        (out / f"{phase}{domain}_seg").mkdir(parents=True, exist_ok=True)
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            records = {key: pool.map(_write_image_task, jobs, chunksize=32) for key, jobs in tasks.items()}
+    else:
+        records = {key: [write_image(*job) for job in jobs] for key, jobs in tasks.items()}
+    return {phase: {domain: records[phase, domain] for domain in DOMAIN_KINDS} for phase in PHASES}
+
+
+# ---------------------------------------------------------------- summary and README
+
+def instance_histogram(records: list[dict]) -> dict[str, int]:
+    counts = Counter(r["n_objects"] for r in records)
+    return {str(n): counts[n] for n in sorted(counts)}
+
+
+def summarise(out: Path, meta: dict, skipped: bool) -> dict:
+    phases = meta["phases"]
+    return {"out_dir": str(out), "skipped": skipped, "options": meta["options"],
+            "counts": {p: {d: len(phases[p][d]) for d in phases[p]} for p in phases},
+            "masks": {p: {d: sum(r["n_objects"] for r in phases[p][d]) for d in phases[p]} for p in phases},
+            "instance_histogram": {p: {d: instance_histogram(phases[p][d]) for d in phases[p]} for p in phases}}
+
+
+def regenerate_command(options: DatasetOptions) -> str:
+    return (f"python -m datasets.make_shapes_dataset --out <this folder> --size {options.size} "
+            f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed} "
+            f"--min_objects {options.min_objects} --max_objects {options.max_objects}")
+
+
+def readme_text(options: DatasetOptions, meta: dict) -> str:
+    low, high = options.area_range()
+    lines = [
+        "# Shapes dataset: ellipses (A) <-> rectangles (B)",
+        "",
+        (f"Generated by `datasets/make_shapes_dataset.py` (format version {FORMAT_VERSION}); procedural, "
+         "no downloads. The same options give byte-identical files."),
+        "",
+        f"- Domain A: {options.min_objects}-{options.max_objects} ellipses per image, at any angle.",
+        (f"- Domain B: {options.min_objects}-{options.max_objects} rectangles per image, within "
+         f"+-{RECT_MAX_TILT_DEG:g} degrees of axis-aligned."),
+        (f"- Both domains draw object areas from the same distribution (log-uniform, about {low:.0f} to "
+         f"{high:.0f} px) and aspect ratios from {ASPECT_RANGE[0]:g} to {ASPECT_RANGE[1]:g}, so size is no cue."),
+        "- Objects never overlap or touch; backgrounds are smooth gradients with low-frequency noise.",
+        "",
+        "## Options",
+        "",
+        "| option | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value} |" for key, value in options.as_dict().items()]
+    counts = sorted({int(n) for phase in PHASES for domain in DOMAIN_KINDS
+                     for n in instance_histogram(meta["phases"][phase][domain])})
+    lines += ["", "## Contents", "",
+              "| phase | domain | images | masks | " + " | ".join(f"{n} obj." for n in counts) + " |",
+              "| --- " * (4 + len(counts)) + "|"]
+    for phase in PHASES:
+        for domain in DOMAIN_KINDS:
+            records = meta["phases"][phase][domain]
+            histogram = instance_histogram(records)
+            cells = [str(histogram.get(str(n), 0)) for n in counts]
+            masks = sum(r["n_objects"] for r in records)
+            lines.append(f"| {phase} | {domain} | {len(records)} | {masks} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Layout",
+        "",
+        "    <phase>A/<name>.png          RGB image of domain A (phase: train, test)",
+        "    <phase>A_seg/<name>_<k>.png  its k-th object mask, 8-bit grey: 255 inside, 0 outside",
+        "    <phase>B/..., <phase>B_seg/...  the same for domain B",
+        f"    {META_NAME}            options and every object's kind, centre, size, angle, area, bbox,",
+        "                                 colour, texture and mask file",
+        "",
+        "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
+        "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
+        "`angle` is in degrees, counter-clockwise as displayed, from the horizontal to the width axis;",
+        "`bbox` is (x0, y0, x1, y1) of the mask, end-exclusive; `area` counts mask pixels. A mask is the",
+        "object's anti-aliased coverage thresholded at one half.",
+        "",
+        "## Regenerate",
+        "",
+        "From the repository root:",
+        "",
+        f"    {regenerate_command(options)}",
+        "",
+        "Add `--force` to rebuild a folder that already holds this dataset.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- entry points
+
+def make_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000, n_test: int = 200,
+                        seed: int = 0, min_objects: int = 1, max_objects: int = 3, force: bool = False,
+                        workers: int = 1) -> dict:
+    """Generate the dataset into `out_dir` (skipped if it is already there) and return a summary.
+
+    The summary holds out_dir, skipped (True if an identical complete dataset was found), options,
+    counts, masks and instance_histogram ({phase: {domain: {n_objects: n_images}}}).
+    """
+    options = DatasetOptions(size, n_train, n_test, seed, min_objects, max_objects)
+    validate_options(options)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder path")
+    meta = read_meta(out)
+    if not force and is_complete(out, meta, options):
+        return summarise(out, meta, skipped=True)
+    clear_output(out, meta, force)
+    out.mkdir(parents=True, exist_ok=True)
+    # Marked incomplete first, so an interrupted run is recognised as ours and redone next time.
+    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
+    meta = {"generator": "datasets/make_shapes_dataset.py", "complete": True, "options": options.as_dict(),
+            "domains": DOMAIN_KINDS, "phases": generate(out, options, max(1, workers))}
+    (out / README_NAME).write_text(readme_text(options, meta))
+    write_meta(out / META_NAME, meta)
+    return summarise(out, meta, skipped=False)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    defaults = DatasetOptions()
+    parser = argparse.ArgumentParser(description="Generate the built-in shapes dataset (ellipses <-> rectangles) "
+                                                 "with one mask per object.")
+    parser.add_argument("--out", default="./datasets/shapes", help="output folder (default: %(default)s)")
+    parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels (default: %(default)s)")
+    parser.add_argument("--n_train", type=int, default=defaults.n_train, help="training images per domain")
+    parser.add_argument("--n_test", type=int, default=defaults.n_test, help="test images per domain")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--min_objects", type=int, default=defaults.min_objects, help="fewest objects per image")
+    parser.add_argument("--max_objects", type=int, default=defaults.max_objects, help="most objects per image")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes to generate with; the files do not depend on it (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="regenerate even if --out already holds this dataset")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = make_shapes_dataset(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test,
+                                      seed=args.seed, min_objects=args.min_objects,
+                                      max_objects=args.max_objects, force=args.force, workers=args.workers)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if summary["skipped"]:
+        print(f"{args.out} already holds this shapes dataset (same options); nothing to do. "
+              "Pass --force to regenerate.")
+        return 0
+    counts = summary["counts"]
+    print(f"Wrote the shapes dataset to {args.out}: "
+          + ", ".join(f"{p} {counts[p]['A']} A + {counts[p]['B']} B images" for p in counts)
+          + f"; see {Path(args.out) / README_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
