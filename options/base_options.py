@@ -1,0 +1,198 @@
+"""Options shared by training and testing.
+
+The model and the dataset named on the command line may add or change options through their static
+``modify_commandline_options(parser, is_train)`` hook, as in the CycleGAN code base. The authors' flag
+spellings (``--loadSizeH``, ``--fineSizeW``, ...) are accepted beside the modern ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+import data
+import models
+
+
+class OptionsError(SystemExit):
+    """A bad option or combination: exits with status 2 and a message naming the option and the fix."""
+
+    def __init__(self, message: str):
+        super().__init__(f"error: {message}")
+
+
+class BaseOptions:
+    """Builds the parser in two passes: first the base options, then the model's and dataset's additions."""
+
+    is_train = False
+
+    def initialize(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        g = parser.add_argument_group("experiment")
+        g.add_argument("--dataroot", default="./datasets/shapes",
+                       help="dataset folder holding <phase>A, <phase>A_seg, <phase>B, <phase>B_seg")
+        g.add_argument("--name", default="experiment_name", help="experiment name; files go to checkpoints_dir/name")
+        g.add_argument("--gpu_ids", default="auto",
+                       help="GPU ids, e.g. 0 or 0,1,2; -1 for CPU; auto = GPU 0 if CUDA is available, else CPU")
+        g.add_argument("--checkpoints_dir", default="./checkpoints", help="models and logs are saved here")
+        g.add_argument("--seed", type=int, default=None, help="random seed for reproducible runs")
+        g.add_argument("--verbose", action="store_true", help="print network architectures")
+        g.add_argument("--suffix", default="", help="name suffix, formatted with the options, e.g. {model}_{ngf}")
+
+        g = parser.add_argument_group("model")
+        g.add_argument("--model", default="insta_gan", help=f"model to use: {', '.join(models.available_models())}")
+        g.add_argument("--input_nc", type=int, default=3, help="image channels of the input (3 RGB, 1 grey)")
+        g.add_argument("--output_nc", type=int, default=3, help="image channels of the output (3 RGB, 1 grey)")
+        g.add_argument("--ngf", type=int, default=64, help="generator filters in the first conv layer")
+        g.add_argument("--ndf", type=int, default=64, help="discriminator filters in the first conv layer")
+        g.add_argument("--n_blocks_G", type=int, default=9, help="ResNet blocks in each generator encoder")
+        g.add_argument("--n_layers_D", type=int, default=3, help="stride-2 layers in each discriminator extractor")
+        g.add_argument("--norm", default="instance", choices=["instance", "batch", "none"], help="normalisation")
+        g.add_argument("--init_type", default="normal", choices=["normal", "xavier", "kaiming", "orthogonal"],
+                       help="weight initialisation of the generators")
+        g.add_argument("--init_gain", type=float, default=0.02, help="scale of the initialisation")
+        g.add_argument("--init_D", default="pytorch", choices=["pytorch", "same_as_G"],
+                       help="discriminator init: pytorch = PyTorch's default, as the authors' code effectively "
+                            "did; same_as_G = --init_type/--init_gain")
+        g.add_argument("--no_dropout", action="store_true", help="accepted for compatibility; no net uses dropout")
+        g.add_argument("--epoch", default="latest", help="which epoch to load: latest or a number")
+
+        g = parser.add_argument_group("data")
+        g.add_argument("--dataset_mode", default="unaligned_seg",
+                       help=f"dataset to use: {', '.join(data.available_datasets())}")
+        g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="translation direction")
+        g.add_argument("--serial_batches", action="store_true", help="take images in order, B paired with A's index")
+        g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes")
+        g.add_argument("--batch_size", type=int, default=1, help="images per batch (per process)")
+        g.add_argument("--load_size", type=int, default=None, help="set --load_size_h and --load_size_w at once")
+        g.add_argument("--crop_size", type=int, default=None, help="set --crop_size_h and --crop_size_w at once")
+        g.add_argument("--load_size_h", "--loadSizeH", dest="load_size_h", type=int, default=286,
+                       help="resize images to this height")
+        g.add_argument("--load_size_w", "--loadSizeW", dest="load_size_w", type=int, default=286,
+                       help="resize images to this width")
+        g.add_argument("--crop_size_h", "--fineSizeH", dest="crop_size_h", type=int, default=256,
+                       help="then crop to this height")
+        g.add_argument("--crop_size_w", "--fineSizeW", dest="crop_size_w", type=int, default=256,
+                       help="then crop to this width")
+        g.add_argument("--preprocess", "--resize_or_crop", dest="preprocess", default="resize_and_crop",
+                       choices=["resize_and_crop", "resize", "crop", "none"], help="image scaling and cropping")
+        g.add_argument("--no_flip", action="store_true", help="do not flip images for augmentation")
+        g.add_argument("--max_dataset_size", type=float, default=math.inf, help="use at most this many images")
+        g.add_argument("--max_instances", type=int, default=20,
+                       help="mask slots loaded per image (the authors used 20); extra masks are dropped")
+
+        g = parser.add_argument_group("dashboard")
+        g.add_argument("--display_winsize", type=int, default=256, help="display size of images in HTML/visdom")
+        g.add_argument("--display_id", type=int, default=1, help="visdom window id; 0 turns visdom off")
+        g.add_argument("--display_server", default="http://localhost", help="visdom server address")
+        g.add_argument("--display_env", default="main", help="visdom environment")
+        g.add_argument("--display_port", type=int, default=8097, help="visdom server port")
+        g.add_argument("--display_ncols", type=int, default=4, help="images per row in the visdom grid")
+        return parser
+
+    # ------------------------------------------------------------------ parsing
+    def build_parser(self, argv: list[str] | None) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                         allow_abbrev=False)
+        parser = self.initialize(parser)
+        known, _ = parser.parse_known_args(argv)
+        model_hook = self._hook(models, "model", known.model)
+        parser = model_hook(parser, self.is_train)
+        known, _ = parser.parse_known_args(argv)  # the model may change the dataset default
+        dataset_hook = self._hook(data, "dataset_mode", known.dataset_mode)
+        return dataset_hook(parser, self.is_train)
+
+    @staticmethod
+    def _hook(registry, option: str, name: str):
+        try:
+            return registry.get_option_setter(name)
+        except ValueError as err:
+            raise OptionsError(f"--{option} {name}: {err}") from None
+
+    def parse(self, argv: list[str] | None = None, save: bool = True) -> argparse.Namespace:
+        """Parse, validate, print and (when ``save``) write ``<checkpoints_dir>/<name>/<phase>_opt.txt``."""
+        parser = self.build_parser(argv)
+        opt = parser.parse_args(argv)
+        opt.isTrain = self.is_train
+        self._apply_shortcuts(opt)
+        if opt.suffix:
+            opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+        self.validate(opt)
+        opt.gpu_ids = self._resolve_gpu_ids(opt.gpu_ids)
+        text = format_options(opt, parser)
+        print(text)
+        if save:
+            save_options_text(opt, text)
+        self.parser = parser
+        return opt
+
+    @staticmethod
+    def _apply_shortcuts(opt: argparse.Namespace) -> None:
+        if opt.load_size is not None:
+            opt.load_size_h = opt.load_size_w = opt.load_size
+        if opt.crop_size is not None:
+            opt.crop_size_h = opt.crop_size_w = opt.crop_size
+
+    def validate(self, opt: argparse.Namespace) -> None:
+        """Reject combinations that would fail later, naming the option and the valid range."""
+        for flag in ("load_size_h", "load_size_w", "crop_size_h", "crop_size_w", "batch_size", "ngf", "ndf",
+                     "max_instances", "input_nc", "output_nc", "n_layers_D"):
+            if getattr(opt, flag) < 1:
+                raise OptionsError(f"--{flag} must be at least 1 (got {getattr(opt, flag)})")
+        if opt.n_blocks_G < 0 or opt.num_threads < 0:
+            raise OptionsError("--n_blocks_G and --num_threads must not be negative")
+        if opt.preprocess in ("resize_and_crop", "crop"):
+            for side in ("h", "w"):
+                crop, load = getattr(opt, f"crop_size_{side}"), getattr(opt, f"load_size_{side}")
+                if opt.preprocess == "resize_and_crop" and crop > load:
+                    raise OptionsError(f"--crop_size_{side} {crop} is larger than --load_size_{side} {load}: "
+                                       f"the crop must fit in the resized image")
+        if opt.crop_size_h % 4 or opt.crop_size_w % 4:
+            raise OptionsError(f"crop size {opt.crop_size_h}x{opt.crop_size_w} must be a multiple of 4 "
+                               f"(the generator downsamples twice); change --crop_size_h/--crop_size_w")
+        if opt.max_dataset_size < 1:
+            raise OptionsError("--max_dataset_size must be at least 1")
+        validate_model = getattr(models.find_model_using_name(opt.model), "validate_options", None)
+        if validate_model is not None:
+            try:
+                validate_model(opt)
+            except ValueError as err:
+                raise OptionsError(str(err)) from None
+
+    @staticmethod
+    def _resolve_gpu_ids(text: str) -> list[int]:
+        if text == "auto":
+            return [0] if torch.cuda.is_available() else []
+        try:
+            ids = [int(tok) for tok in str(text).split(",") if tok.strip() != ""]
+        except ValueError:
+            raise OptionsError(f"--gpu_ids {text!r}: give comma-separated integers, -1 for CPU, or auto") from None
+        ids = [i for i in ids if i >= 0]
+        available = torch.cuda.device_count()
+        missing = [i for i in ids if i >= available]
+        if missing:
+            raise OptionsError(f"--gpu_ids {text}: GPU {missing[0]} does not exist (this machine has "
+                               f"{available} CUDA device(s)); use --gpu_ids -1 for CPU")
+        return ids
+
+
+def format_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> str:
+    """One line per option; values that differ from the default carry ``[default: ...]``."""
+    lines = ["----------------- Options ---------------"]
+    for key, value in sorted(vars(opt).items()):
+        default = parser.get_default(key)
+        note = f"\t[default: {default}]" if default is not None and value != default else ""
+        lines.append(f"{key:>25}: {value!s:<30}{note}")
+    lines.append("----------------- End -------------------")
+    return "\n".join(lines)
+
+
+def save_options_text(opt: argparse.Namespace, text: str) -> Path:
+    expr_dir = Path(opt.checkpoints_dir) / opt.name
+    expr_dir.mkdir(parents=True, exist_ok=True)
+    path = expr_dir / f"{opt.phase}_opt.txt"
+    path.write_text(text + "\n" + f"command: {' '.join(sys.argv)}\n")
+    return path

@@ -1,0 +1,89 @@
+"""Option parsing: the authors' flags, the model/dataset hooks, saved option files and clear errors."""
+
+import shlex
+
+import pytest
+
+from options.base_options import OptionsError
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+
+AUTHORS_TRAIN = ("--dataroot {root} --model insta_gan --name pants2skirt_mhp_instagan --loadSizeH 270 "
+                 "--loadSizeW 180 --fineSizeH 240 --fineSizeW 160")
+AUTHORS_TEST = ("--dataroot {root} --model insta_gan --name pants2skirt_mhp_instagan --loadSizeH 240 "
+                "--loadSizeW 160 --fineSizeH 240 --fineSizeW 160 --ins_per 2 --ins_max 20")
+
+
+def parse(cls, text: str, tmp_path, save: bool = False):
+    argv = ["--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1"] + shlex.split(text)
+    return cls().parse(argv, save=save)
+
+
+def error_of(cls, text: str, tmp_path) -> str:
+    with pytest.raises(SystemExit) as info:
+        parse(cls, text, tmp_path)
+    assert isinstance(info.value, OptionsError) or info.value.code == 2
+    return str(info.value.code if not isinstance(info.value, OptionsError) else info.value)
+
+
+def test_authors_train_command_parses(tmp_path):
+    opt = parse(TrainOptions, AUTHORS_TRAIN.format(root=tmp_path), tmp_path)
+    assert (opt.load_size_h, opt.load_size_w, opt.crop_size_h, opt.crop_size_w) == (270, 180, 240, 160)
+    assert opt.model == "insta_gan" and opt.dataset_mode == "unaligned_seg" and opt.isTrain
+    assert (opt.ins_max, opt.ins_per, opt.set_order) == (4, 2, "decreasing")
+    assert (opt.lambda_A, opt.lambda_B, opt.lambda_idt, opt.lambda_ctx) == (10.0, 10.0, 1.0, 1.0)
+    assert (opt.lr, opt.beta1, opt.niter, opt.niter_decay, opt.pool_size) == (0.0002, 0.5, 100, 100, 50)
+
+
+def test_authors_test_command_parses(tmp_path):
+    opt = parse(TestOptions, AUTHORS_TEST.format(root=tmp_path), tmp_path)
+    assert (opt.ins_max, opt.ins_per, opt.crop_size_w) == (20, 2, 160)
+    assert opt.dataset_mode == "single_seg" and not opt.isTrain
+    assert opt.serial_batches and opt.no_flip and opt.display_id == 0
+
+
+def test_modern_and_authors_spellings_are_the_same_option(tmp_path):
+    old = parse(TrainOptions, "--loadSizeH 300 --fineSizeW 64 --no_lsgan --niter 3", tmp_path)
+    new = parse(TrainOptions, "--load_size_h 300 --crop_size_w 64 --gan_mode vanilla --n_epochs 3", tmp_path)
+    for key in ("load_size_h", "crop_size_w", "gan_mode", "niter"):
+        assert getattr(old, key) == getattr(new, key)
+    both = parse(TrainOptions, "--load_size 72 --crop_size 64", tmp_path)
+    assert (both.load_size_h, both.load_size_w, both.crop_size_h, both.crop_size_w) == (72, 72, 64, 64)
+
+
+def test_model_hook_adds_its_options_only_for_that_model(tmp_path):
+    opt = parse(TrainOptions, "--model cycle_gan", tmp_path)
+    assert opt.dataset_mode == "unaligned" and not hasattr(opt, "ins_max")
+    assert not hasattr(parse(TestOptions, "--model insta_gan", tmp_path), "lambda_ctx")
+
+
+def test_options_file_marks_non_default_values(tmp_path):
+    opt = parse(TrainOptions, "--name exp --ngf 16 --ins_max 6 --ins_per 3", tmp_path, save=True)
+    text = (tmp_path / "ck" / "exp" / "train_opt.txt").read_text()
+    ngf_line = next(line for line in text.splitlines() if line.strip().startswith("ngf:"))
+    ndf_line = next(line for line in text.splitlines() if line.strip().startswith("ndf:"))
+    assert "[default: 64]" in ngf_line and "16" in ngf_line
+    assert "default" not in ndf_line
+    assert opt.ins_per == 3
+
+
+@pytest.mark.parametrize("text, words", [
+    ("--load_size 64 --crop_size 72", ["--crop_size_h 72", "--load_size_h 64"]),
+    ("--ins_max 5 --ins_per 2", ["--ins_per 2", "--ins_max 5"]),
+    ("--model no_such_model", ["no_such_model", "insta_gan", "cycle_gan"]),
+    ("--dataset_mode no_such_mode", ["no_such_mode", "unaligned_seg"]),
+    ("--lambda_ctx -1", ["--lambda_ctx"]),
+    ("--batch_size 0", ["--batch_size"]),
+    ("--ins_max 30", ["--max_instances"]),
+    ("--crop_size 62 --load_size 70", ["multiple of 4"]),
+    ("--gpu_ids 7", ["GPU 7", "--gpu_ids -1"]),
+])
+def test_invalid_combinations_fail_at_parse_time_naming_the_option(tmp_path, text, words):
+    message = error_of(TrainOptions, text, tmp_path)
+    for word in words:
+        assert word in message, message
+
+
+def test_unknown_flag_is_rejected(tmp_path):
+    with pytest.raises(SystemExit):
+        parse(TrainOptions, "--no_such_flag 3", tmp_path)
