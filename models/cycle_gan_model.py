@@ -1,0 +1,116 @@
+"""CycleGAN baseline (Zhu et al. 2017): images only, same training loop and options as InstaGAN.
+
+Naming: G_A maps A -> B, D_A judges domain B. On a mask dataset (``unaligned_seg``) the masks are
+ignored, so both models can be trained and compared on the same data folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+
+import torch
+from torch.nn import functional as F
+
+from util.image_pool import ImagePool
+
+from . import networks
+from .base_model import BaseModel
+from .losses import GANLoss
+
+
+class CycleGanModel(BaseModel):
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser.set_defaults(dataset_mode="unaligned" if is_train else "single_seg")
+        if is_train:
+            g = parser.add_argument_group("cyclegan")
+            g.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
+            g.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B -> A -> B")
+            g.add_argument("--lambda_idt", type=float, default=0.5, help="identity weight, times lambda_A/B")
+        return parser
+
+    @staticmethod
+    def validate_options(opt: argparse.Namespace) -> None:
+        for name in ("lambda_A", "lambda_B", "lambda_idt"):
+            if getattr(opt, name, 0) < 0:
+                raise ValueError(f"--{name} must not be negative (got {getattr(opt, name)})")
+
+    def __init__(self, opt: argparse.Namespace):
+        super().__init__(opt)
+        self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+        self.visual_names = ["real_A_img", "fake_B_img", "rec_A_img", "real_B_img", "fake_A_img", "rec_B_img"]
+        self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
+        self.netG_A, self.netG_B = self._make_generator(opt), self._make_generator(opt)
+        if self.isTrain:
+            self.netD_A, self.netD_B = self._make_discriminator(opt), self._make_discriminator(opt)
+            self.fake_A_pool = ImagePool(opt.pool_size)
+            self.fake_B_pool = ImagePool(opt.pool_size)
+            self.criterion_gan = GANLoss(opt.gan_mode)
+            betas = (opt.beta1, opt.beta2)
+            self.optimizer_G = torch.optim.Adam(
+                itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=opt.lr, betas=betas)
+            self.optimizer_D = torch.optim.Adam(
+                itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
+            self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def _make_generator(self, opt: argparse.Namespace) -> torch.nn.Module:
+        return networks.define_G("resnet", opt.input_nc, opt.output_nc, opt.ngf, opt.n_blocks_G, opt.norm,
+                                 opt.init_type, opt.init_gain).to(self.device)
+
+    def _make_discriminator(self, opt: argparse.Namespace) -> torch.nn.Module:
+        return networks.define_D("patch", opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
+                                 opt.init_gain, spectral_norm=False, init_D="same_as_G").to(self.device)
+
+    def set_input(self, batch: dict) -> None:
+        self.real_A_img = batch["A"].to(self.device)
+        self.image_paths = batch["A_paths"]
+        self.has_B = "B" in batch
+        if self.has_B:
+            self.real_B_img = batch["B"].to(self.device)
+
+    def forward(self) -> None:
+        reverse = not self.has_B and self.opt.direction == "BtoA"
+        forward_G, backward_G = (self.netG_B, self.netG_A) if reverse else (self.netG_A, self.netG_B)
+        self.fake_B_img = forward_G(self.real_A_img)
+        self.rec_A_img = backward_G(self.fake_B_img)
+        if self.has_B:
+            self.fake_A_img = self.netG_B(self.real_B_img)
+            self.rec_B_img = self.netG_A(self.fake_A_img)
+
+    def optimize_parameters(self) -> None:
+        self.forward()
+        self.set_requires_grad([self.netD_A, self.netD_B], False)
+        self.optimizer_G.zero_grad(set_to_none=True)
+        self.backward_G()
+        self.optimizer_G.step()
+        self.set_requires_grad([self.netD_A, self.netD_B], True)
+        self.optimizer_D.zero_grad(set_to_none=True)
+        self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B_img, self.fake_B_pool.query(self.fake_B_img))
+        self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A_img, self.fake_A_pool.query(self.fake_A_img))
+        (self.loss_D_A + self.loss_D_B).backward()
+        self.optimizer_D.step()
+
+    def backward_G(self) -> None:
+        opt = self.opt
+        idt_weight = opt.lambda_idt
+        # identity: G_A(b) = b and G_B(a) = a, weighted like CycleGAN
+        self.loss_idt_A = F.l1_loss(self.netG_A(self.real_B_img), self.real_B_img) * opt.lambda_B * idt_weight
+        self.loss_idt_B = F.l1_loss(self.netG_B(self.real_A_img), self.real_A_img) * opt.lambda_A * idt_weight
+        self.loss_G_A = self.criterion_gan(self.netD_A(self.fake_B_img), True)
+        self.loss_G_B = self.criterion_gan(self.netD_B(self.fake_A_img), True)
+        self.loss_cycle_A = F.l1_loss(self.rec_A_img, self.real_A_img) * opt.lambda_A
+        self.loss_cycle_B = F.l1_loss(self.rec_B_img, self.real_B_img) * opt.lambda_B
+        (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
+         + self.loss_idt_B).backward()
+
+    def discriminator_loss(self, netD: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0))."""
+        return 0.5 * (self.criterion_gan(netD(real), True) + self.criterion_gan(netD(fake.detach()), False))
+
+    def extra_state(self) -> dict:
+        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
+        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)

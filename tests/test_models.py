@@ -1,0 +1,190 @@
+"""InstaGAN and CycleGAN models: sequential mini-batch, per-sample skipping, losses and updates (CPU, tiny)."""
+
+import shlex
+
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from models import create_model
+from models.insta_gan_model import select_instances, translate_sequential
+from models.losses import context_preserving_loss, merge_masks
+from options.test_options import TestOptions
+from options.train_options import TrainOptions
+
+TINY = "--ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 2 --load_size 32 --crop_size 32 --gpu_ids -1"
+SIZE = 32
+
+
+def make_opt(tmp_path, extra: str = "", train: bool = True):
+    cls = TrainOptions if train else TestOptions
+    extra = f"--pool_size 2 {extra}" if train else extra
+    argv = shlex.split(f"{TINY} --checkpoints_dir {tmp_path} --name m {extra}")
+    return cls().parse(argv, save=False)
+
+
+def masks_with_counts(counts: list[int], slots: int = 20) -> torch.Tensor:
+    """Disjoint square instances of growing size; sample i has counts[i] of them."""
+    masks = torch.full((len(counts), slots, SIZE, SIZE), -1.0)
+    for sample, count in enumerate(counts):
+        for k in range(count):
+            top = 2 + 7 * (k % 4)
+            side = 3 + k % 4
+            masks[sample, k, top:top + side, 2 + sample: 2 + sample + side] = 1.0
+    return masks
+
+
+def make_batch(counts_a: list[int], counts_b: list[int]) -> dict:
+    torch.manual_seed(0)
+    batch = len(counts_a)
+    return {"A": torch.rand(batch, 3, SIZE, SIZE) * 2 - 1, "A_seg": masks_with_counts(counts_a),
+            "B": torch.rand(batch, 3, SIZE, SIZE) * 2 - 1, "B_seg": masks_with_counts(counts_b),
+            "A_paths": [f"a{i}.png" for i in range(batch)], "B_paths": [f"b{i}.png" for i in range(batch)]}
+
+
+def snapshot(model) -> dict:
+    return {f"{net_name}.{name}": p.detach().clone() for net_name, net in model.networks().items()
+            for name, p in net.named_parameters()}
+
+
+def test_select_instances_keeps_largest_first_and_pads():
+    masks = torch.full((1, 5, 8, 8), -1.0)
+    masks[0, 1, :2, :2] = 1   # area 4
+    masks[0, 3, :4, :4] = 1   # area 16
+    masks[0, 4, :3, :3] = 1   # area 9
+    kept = select_instances(masks, 4, "decreasing")
+    areas = ((kept + 1) / 2).sum((2, 3))[0].tolist()
+    assert areas == [16, 9, 4, 0]
+    assert torch.all(kept[0, 3] == -1)
+    shuffled = select_instances(masks, 2, "random")
+    assert shuffled.shape == (1, 2, 8, 8) and bool((shuffled > -1).flatten(1).any(1).all())
+
+
+def test_context_loss_is_zero_when_background_agrees_and_positive_when_it_changes():
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    masks = torch.full((2, 2, 16, 16), -1.0)
+    masks[:, 0, 4:8, 4:8] = 1
+    changed_inside = image.clone()
+    changed_inside[:, :, 4:8, 4:8] = -image[:, :, 4:8, 4:8]
+    assert context_preserving_loss(image, changed_inside, masks, masks).item() == 0.0
+    changed_background = image.clone()
+    changed_background[:, :, 10:, 10:] += 0.5
+    assert context_preserving_loss(image, changed_background, masks, masks).item() > 0.0
+    # a pixel that is instance in the OUTPUT masks only is not background either
+    grown = masks.clone()
+    grown[:, 0, 10:, 10:] = 1
+    assert context_preserving_loss(image, changed_background, masks, grown).item() == 0.0
+    assert merge_masks(masks).shape == (2, 1, 16, 16)
+
+
+def test_one_step_updates_every_weight_and_keeps_spectral_norm_consistent(tmp_path):
+    model = create_model(make_opt(tmp_path))
+    before = snapshot(model)
+    model.set_input(make_batch([2, 1], [1, 2]))
+    model.optimize_parameters()
+    after = snapshot(model)
+    unchanged = [name for name in before if name.endswith(("weight", "original"))
+                 and torch.equal(before[name], after[name])]
+    assert not unchanged, unchanged
+    assert {n.split(".")[0] for n in before} == {"G_A", "G_B", "D_A", "D_B"}
+    for net in (model.netD_A, model.netD_B):
+        convs = [m for m in net.modules() if parametrize.is_parametrized(m, "weight")]
+        assert convs
+        net.eval()
+        for conv in convs:
+            sn = conv.parametrizations.weight[0]
+            u, v, original = sn._u, sn._v, conv.parametrizations.weight.original
+            assert torch.isfinite(u).all() and torch.isfinite(v).all()
+            assert torch.allclose(u.norm(), torch.tensor(1.0), atol=1e-4)
+            assert torch.allclose(v.norm(), torch.tensor(1.0), atol=1e-4)
+            sigma = torch.dot(u, original.flatten(1) @ v)
+            assert torch.allclose(conv.weight * sigma, original, atol=1e-5)
+    for net in model.networks().values():
+        assert not any(parametrize.is_parametrized(m) for m in net.modules()) or net in (model.netD_A, model.netD_B)
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.get_current_losses().values())
+
+
+def count_generator_calls(model) -> list[tuple[str, int]]:
+    calls = []
+    for name in ("G_A", "G_B"):
+        net = getattr(model, f"net{name}")
+        net.register_forward_hook(lambda m, args, out, name=name: calls.append((name, args[0].shape[0])))
+    return calls
+
+
+def test_sequential_ins_per_1_ins_max_4_makes_4_generator_updates(tmp_path):
+    model = create_model(make_opt(tmp_path, "--ins_max 4 --ins_per 1"))
+    model.set_input(make_batch([4, 4], [5, 4]))
+    model.optimize_parameters()
+    assert model.num_G_updates == 4
+    one_step = create_model(make_opt(tmp_path, "--ins_max 4 --ins_per 4"))
+    one_step.set_input(make_batch([4, 4], [5, 4]))
+    one_step.optimize_parameters()
+    assert one_step.num_G_updates == 1
+
+
+def test_empty_groups_are_skipped_per_sample_not_per_batch(tmp_path):
+    model = create_model(make_opt(tmp_path, "--ins_max 4 --ins_per 1"))
+    calls = count_generator_calls(model)
+    model.set_input(make_batch([3, 1, 0], [1, 1, 1]))
+    model.optimize_parameters()
+    # A-inputs: step 0 all 3 samples, step 1-2 only sample 0; B-inputs: only step 0; no step 3 at all
+    assert model.num_G_updates == 3
+    # per step and direction: forward G, backward G (cycle), backward G (identity), on the active samples only
+    assert [size for _, size in calls] == [3] * 6 + [1] * 6
+    assert [name for name, _ in calls[6:]] == ["G_A", "G_B", "G_B"] * 2
+
+
+def test_training_with_batch_size_3_and_different_instance_counts(tmp_path):
+    model = create_model(make_opt(tmp_path, "--batch_size 3 --set_order random"))
+    model.set_input(make_batch([1, 3, 0], [2, 0, 4]))
+    model.optimize_parameters()
+    losses = model.get_current_losses()
+    assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+    visuals = model.get_current_visuals()
+    assert visuals["fake_B_img"].shape == (3, 3, SIZE, SIZE)
+    assert visuals["fake_B_seg"].shape == (3, 4, SIZE, SIZE)
+    # sample 2 of A has no instance: its translated masks stay empty
+    assert torch.all(visuals["fake_B_seg"][2] == -1)
+
+
+def test_test_time_translation_handles_more_instances_than_training(tmp_path):
+    opt = make_opt(tmp_path, "--ins_max 20 --ins_per 2", train=False)
+    model = create_model(opt)
+    model.set_input({k: v for k, v in make_batch([7, 0], [1, 1]).items() if k.startswith("A")})
+    model.test()
+    assert model.fake_B_seg.shape == (2, 20, SIZE, SIZE)
+    present = (model.fake_B_seg > -1).flatten(2).any(2)
+    assert present[0].sum() == 7 and present[1].sum() == 0
+
+
+def test_one_group_sequential_equals_one_generator_call(tmp_path):
+    model = create_model(make_opt(tmp_path))
+    model.netG_A.eval()
+    masks = select_instances(masks_with_counts([3, 1]), 4, "decreasing")
+    image = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
+    with torch.no_grad():
+        direct = model.netG_A(image, masks)
+    sequential = translate_sequential(model.netG_A, image, masks, ins_per=4)
+    assert torch.allclose(direct[0], sequential[0]) and torch.allclose(direct[1], sequential[1])
+
+
+def test_cycle_gan_baseline_updates_with_batch_size_3(tmp_path):
+    model = create_model(make_opt(tmp_path, "--model cycle_gan --batch_size 3"))
+    before = snapshot(model)
+    model.set_input(make_batch([1, 1, 1], [1, 1, 1]))
+    model.optimize_parameters()
+    after = snapshot(model)
+    assert all(not torch.equal(before[n], after[n]) for n in before if n.endswith("weight"))
+    assert set(model.get_current_losses()) == {"D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"}
+
+
+@pytest.mark.parametrize("model_name", ["insta_gan", "cycle_gan"])
+def test_save_and_load_networks_round_trip(tmp_path, model_name):
+    model = create_model(make_opt(tmp_path, f"--model {model_name}"))
+    model.save_networks("latest")
+    fresh = create_model(make_opt(tmp_path, f"--model {model_name}"))
+    fresh.load_networks("latest")
+    for name, net in model.networks().items():
+        theirs = fresh.networks()[name].state_dict()
+        assert all(torch.equal(v, theirs[k]) for k, v in net.state_dict().items())
