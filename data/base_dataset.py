@@ -1,0 +1,236 @@
+"""Shared pieces of every dataset: the base class, image/mask loading and the joint transform.
+
+Image and masks of one sample are stacked into a single tensor and go through ONE transform, so the
+resize, crop and flip are identical for all channels by construction (the original code reseeded
+Python's ``random`` for this, which modern torchvision ignores, so masks drifted off their images).
+
+Preprocessing (``--preprocess``):
+
+* ``resize_and_crop``: resize to load size, then crop to crop size.
+* ``resize``: resize to load size only.
+* ``crop``: crop to crop size, no resize (each image must be at least the crop size).
+* ``none``: keep the size, rounded to a multiple of 4 (the generator downsamples twice).
+
+Crops are random when training and centred otherwise (``isTrain`` False), so test results are
+deterministic. Horizontal flips happen only when training without ``--no_flip``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms.v2 import functional as TF
+
+from .image_folder import DatasetError, index_mask_files, list_image_files
+
+__all__ = ["BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "get_joint_transform", "load_image", "load_masks",
+           "pad_masks", "split_transformed"]
+
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+class BaseDataset(Dataset, ABC):
+    """A dataset built from ``opt``; subclasses return one sample dict per index."""
+
+    def __init__(self, opt: argparse.Namespace):
+        self.opt = opt
+        self.root = Path(opt.dataroot)
+
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        """Add or change dataset-specific options; the default changes nothing."""
+        return parser
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _to_signed_float(pixels: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]."""
+    return pixels.float().div_(127.5).sub_(1.0)
+
+
+def load_image(path: str | Path, nc: int) -> Tensor:
+    """Read an image as a float tensor (nc, H, W) in [-1, 1]; nc 1 gives greyscale, otherwise RGB."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if nc == 1 else "RGB")
+    except _PIL_ERRORS as err:
+        raise DatasetError(f"cannot read image {path}: {_one_line(err)}; replace or remove the file") from None
+    return _to_signed_float(TF.pil_to_tensor(img))
+
+
+def load_masks(paths: list[Path], size: tuple[int, int], image_path: str | Path = "") -> Tensor:
+    """Read masks as a float tensor (len(paths), H, W) in [-1, 1] (0 -> -1, 255 -> +1, grey in between).
+
+    ``size`` is the (height, width) of the image the masks belong to; every mask must match it.
+    Colour masks are converted to grey.
+    """
+    height, width = size
+    masks = torch.empty(len(paths), height, width)
+    for slot, path in enumerate(paths):
+        try:
+            with Image.open(path) as mask:
+                if mask.size != (width, height):
+                    raise DatasetError(f"mask {path} is {mask.width}x{mask.height} but its image {image_path} is "
+                                       f"{width}x{height} (width x height); masks must have their image's size")
+                mask = mask.convert("L")
+        except _PIL_ERRORS as err:
+            raise DatasetError(f"cannot read mask {path}: {_one_line(err)}; replace or remove the file") from None
+        masks[slot] = _to_signed_float(TF.pil_to_tensor(mask))[0]
+    return masks
+
+
+def pad_masks(masks: Tensor, slots: int) -> Tensor:
+    """Fill up to ``slots`` channels with empty (all -1) masks."""
+    padding = masks.new_full((slots - masks.shape[0], *masks.shape[1:]), -1.0)
+    return torch.cat([masks, padding])
+
+
+# -------------------------------------------------------------------------------------------- transform
+class _RequireAtLeast:
+    """Fail clearly instead of letting a crop pad (CenterCrop) or crash deep in torchvision (RandomCrop)."""
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+
+    def __call__(self, stack: Tensor) -> Tensor:
+        height, width = stack.shape[-2:]
+        if height < self.height or width < self.width:
+            raise DatasetError(f"is {width}x{height} (width x height) before cropping, smaller than the crop "
+                               f"{self.width}x{self.height}; lower --crop_size_h/--crop_size_w or raise "
+                               f"--load_size_h/--load_size_w with --preprocess resize_and_crop")
+        return stack
+
+
+class _ResizeToMultiple:
+    def __init__(self, base: int):
+        self.base = base
+
+    def __call__(self, stack: Tensor) -> Tensor:
+        height, width = stack.shape[-2:]
+        target = [max(self.base, round(side / self.base) * self.base) for side in (height, width)]
+        if target == [height, width]:
+            return stack
+        return TF.resize(stack, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
+
+
+def get_joint_transform(opt: argparse.Namespace) -> Callable[[Tensor], Tensor]:
+    """Transform for a stacked (channels, H, W) float tensor in [-1, 1]: image channels and masks together.
+
+    Uses the torch RNG only, so a fixed ``torch.manual_seed`` (and DataLoader worker seeding) reproduces it.
+    Interpolation is bilinear with antialiasing: a convex combination of pixels, so masks stay soft
+    within [-1, 1] and are never thresholded.
+    """
+    load_size = [opt.load_size_h, opt.load_size_w]
+    crop_size = [opt.crop_size_h, opt.crop_size_w]
+    steps: list[Callable] = []
+    if opt.preprocess in ("resize_and_crop", "resize"):
+        steps.append(v2.Resize(load_size, interpolation=InterpolationMode.BILINEAR, antialias=True))
+    if opt.preprocess in ("resize_and_crop", "crop"):
+        steps.append(_RequireAtLeast(*crop_size))
+        steps.append(v2.RandomCrop(crop_size) if opt.isTrain else v2.CenterCrop(crop_size))
+    if opt.preprocess == "none":
+        steps.append(_ResizeToMultiple(4))
+    if opt.preprocess not in ("resize_and_crop", "resize", "crop", "none"):
+        raise ValueError(f"--preprocess {opt.preprocess!r}: choose resize_and_crop, resize, crop or none")
+    if opt.isTrain and not opt.no_flip:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    return JointTransform(v2.Compose(steps))
+
+
+class JointTransform:
+    """Runs the pipeline on a plain tensor; a class, not a closure, so datasets pickle for spawned workers."""
+
+    def __init__(self, pipeline: Callable):
+        self.pipeline = pipeline
+
+    def __call__(self, stack: Tensor) -> Tensor:
+        out = self.pipeline(tv_tensors.Image(stack))
+        return out.as_subclass(Tensor).clamp_(-1.0, 1.0)
+
+
+def split_transformed(transform: Callable[[Tensor], Tensor], image: Tensor, masks: Tensor,
+                      path: str | Path = "") -> tuple[Tensor, Tensor]:
+    """Apply one transform to image and masks together and split them again."""
+    try:
+        out = transform(torch.cat([image, masks]))
+    except DatasetError as err:
+        raise DatasetError(f"image {path} {err}") from None
+    return out[: image.shape[0]], out[image.shape[0]:]
+
+
+# ------------------------------------------------------------------------------------------------ domain
+class DomainFolder:
+    """One domain on disk: images in ``<dataroot>/<phase><letter>`` and, with masks, ``..._seg``.
+
+    The mask index (stem -> ordered mask files) is built once here, from one directory listing.
+    """
+
+    def __init__(self, opt: argparse.Namespace, letter: str, nc: int, with_masks: bool):
+        self.nc = nc
+        self.with_masks = with_masks
+        self.max_instances = opt.max_instances
+        folder = Path(opt.dataroot) / f"{opt.phase}{letter}"
+        try:
+            self.paths = list_image_files(folder, opt.max_dataset_size)
+        except DatasetError as err:
+            raise DatasetError(f"{err}: expected <dataroot>/<phase>{letter} with images; check --dataroot and "
+                               f"--phase") from None
+        self.masks: dict[str, list[Path]] = {}
+        if with_masks:
+            self.masks = self._index_masks(folder.with_name(folder.name + "_seg"), letter)
+            self._warn_if_capped(folder)
+
+    @staticmethod
+    def _index_masks(seg_folder: Path, letter: str) -> dict[str, list[Path]]:
+        if not seg_folder.is_dir():
+            raise DatasetError(f"no folder {seg_folder}: expected <dataroot>/<phase>{letter}_seg with masks "
+                               f"<name>_<k>.png (it may be empty); create it, or use --dataset_mode unaligned "
+                               f"for images without masks")
+        return index_mask_files(seg_folder)
+
+    def _warn_if_capped(self, folder: Path) -> None:
+        counts = [len(self.masks.get(p.stem, ())) for p in self.paths]
+        over = sum(count > self.max_instances for count in counts)
+        if over:
+            warnings.warn(f"{over} image(s) in {folder} have more than {self.max_instances} masks (up to "
+                          f"{max(counts)}); only the first {self.max_instances} by k are used. Raise "
+                          f"--max_instances to use more.", stacklevel=3)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def mask_paths(self, index: int) -> list[Path]:
+        return self.masks.get(self.paths[index].stem, [])[: self.max_instances]
+
+    def load(self, index: int, transform: Callable[[Tensor], Tensor]) -> dict[str, Any]:
+        """Keys ``image``, ``path`` and, with masks, ``seg`` (max_instances, H, W) and ``num_instances``."""
+        path = self.paths[index]
+        image = load_image(path, self.nc)
+        if not self.with_masks:
+            return {"image": split_transformed(transform, image, image[:0], path)[0], "path": str(path)}
+        mask_files = self.mask_paths(index)
+        masks = load_masks(mask_files, tuple(image.shape[-2:]), path)
+        image, masks = split_transformed(transform, image, masks, path)
+        return {"image": image, "seg": pad_masks(masks, self.max_instances), "path": str(path),
+                "num_instances": len(mask_files)}

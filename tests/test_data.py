@@ -1,0 +1,391 @@
+"""The data pipeline: on-disk format, joint transform alignment, sampling, errors, registry, loader."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import data
+from data.base_dataset import DatasetError, get_joint_transform
+from data.single_seg_dataset import SingleSegDataset
+from data.unaligned_dataset import UnalignedDataset
+from data.unaligned_seg_dataset import UnalignedSegDataset
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def make_opt(root: Path, **changes) -> argparse.Namespace:
+    opt = argparse.Namespace(
+        dataroot=str(root), phase="train", dataset_mode="unaligned_seg", isTrain=True,
+        load_size_h=32, load_size_w=32, crop_size_h=32, crop_size_w=32, preprocess="none",
+        no_flip=True, serial_batches=True, max_dataset_size=math.inf, max_instances=4,
+        batch_size=1, num_threads=0, direction="AtoB", input_nc=3, output_nc=3)
+    for key, value in changes.items():
+        assert hasattr(opt, key), key
+        setattr(opt, key, value)
+    return opt
+
+
+def noise(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def save(path: Path, pixels: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def write_domain(root: Path, letter: str, masks_per_image: dict[str, int], size=(32, 32), phase="train") -> None:
+    """Images ``<stem>.png`` with ``n`` half-plane masks each; the seg folder always exists."""
+    (root / f"{phase}{letter}_seg").mkdir(parents=True, exist_ok=True)
+    for index, (stem, count) in enumerate(masks_per_image.items()):
+        save(root / f"{phase}{letter}" / f"{stem}.png", noise(*size, seed=index))
+        for k in range(count):
+            mask = np.zeros(size, np.uint8)
+            mask[:, : size[1] // 2] = 255
+            save(root / f"{phase}{letter}_seg" / f"{stem}_{k}.png", mask)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A dataroot whose path contains the letters A and B (the original replaced every 'A' in the path)."""
+    base = tmp_path / "AB_sets_A_B"
+    write_domain(base, "A", {"a0": 2, "a1": 0, "a2": 1})
+    write_domain(base, "B", {"b0": 1, "b1": 3})
+    return base
+
+
+# ---------------------------------------------------------------------------------------- format, shapes
+def test_sample_keys_shapes_and_ranges(root: Path):
+    sample = UnalignedSegDataset(make_opt(root))[0]
+    assert sample["A"].shape == (3, 32, 32) and sample["B"].shape == (3, 32, 32)
+    assert sample["A_seg"].shape == (4, 32, 32) and sample["B_seg"].shape == (4, 32, 32)
+    assert sample["A_paths"] == str(root / "trainA" / "a0.png")
+    assert sample["A_num_instances"] == 2 and sample["B_num_instances"] == 1
+    for key in ("A", "B", "A_seg", "B_seg"):
+        assert sample[key].dtype == torch.float32
+        assert sample[key].min() >= -1 and sample[key].max() <= 1
+    # masks: left half instance (+1), right half background (-1); empty slots exactly -1
+    assert torch.all(sample["A_seg"][:2, :, :16] == 1) and torch.all(sample["A_seg"][:2, :, 16:] == -1)
+    assert torch.all(sample["A_seg"][2:] == -1)
+
+
+def test_image_without_mask_file_is_a_sample_with_zero_instances(root: Path):
+    sample = UnalignedSegDataset(make_opt(root))[1]
+    assert sample["A_paths"].endswith("a1.png")
+    assert sample["A_num_instances"] == 0
+    assert torch.all(sample["A_seg"] == -1)
+
+
+def test_len_is_larger_domain_and_a_cycles(root: Path):
+    dataset = UnalignedSegDataset(make_opt(root))
+    assert len(dataset) == 3
+    assert [dataset[i]["B_paths"][-6:] for i in range(3)] == ["b0.png", "b1.png", "b0.png"]
+
+
+def test_jpg_and_uppercase_extensions_are_images(tmp_path: Path):
+    save(tmp_path / "trainA" / "photo.JPG", noise(32, 32))
+    save(tmp_path / "trainA" / "other.jpeg", noise(32, 32))
+    save(tmp_path / "trainA_seg" / "photo_0.png", np.full((32, 32), 255, np.uint8))
+    write_domain(tmp_path, "B", {"b": 0})
+    dataset = SingleSegDataset(make_opt(tmp_path))
+    assert len(dataset) == 2
+    photo = dataset[1]
+    assert photo["A_paths"].endswith("photo.JPG") and photo["A_num_instances"] == 1
+
+
+def test_masks_found_by_stem_with_underscores_digits_and_ordered_by_number(tmp_path: Path):
+    save(tmp_path / "trainA" / "img_1.png", noise(32, 32))
+    save(tmp_path / "trainA" / "img_12.png", noise(32, 32))
+    grey = {0: 10, 1: 40, 2: 70, 10: 200}  # k -> constant grey value, to read the order back
+    for k, value in grey.items():
+        save(tmp_path / "trainA_seg" / f"img_12_{k}.png", np.full((32, 32), value, np.uint8))
+    save(tmp_path / "trainA_seg" / "img_1_0.png", np.full((32, 32), 255, np.uint8))
+    save(tmp_path / "trainA_seg" / "nothing_0.png", np.zeros((32, 32), np.uint8))  # no image: ignored
+    dataset = SingleSegDataset(make_opt(tmp_path, max_instances=5))
+    img_1, img_12 = dataset[0], dataset[1]
+    assert img_1["A_num_instances"] == 1 and torch.all(img_1["A_seg"][0] == 1)
+    assert img_12["A_num_instances"] == 4
+    expected = [v / 127.5 - 1 for v in grey.values()] + [-1.0]
+    assert img_12["A_seg"][:, 0, 0].tolist() == pytest.approx(expected)
+
+
+def test_more_masks_than_max_instances_keeps_first_and_warns_once(tmp_path: Path):
+    write_domain(tmp_path, "A", {"many": 5, "more": 6, "few": 1})
+    with pytest.warns(UserWarning, match="max_instances") as caught:
+        dataset = SingleSegDataset(make_opt(tmp_path, max_instances=3))
+    assert len([w for w in caught if "max_instances" in str(w.message)]) == 1
+    sample = dataset[1]  # sorted: few, many, more
+    assert sample["A_paths"].endswith("many.png")
+    assert sample["A_seg"].shape[0] == 3 and sample["A_num_instances"] == 3
+
+
+def test_colour_and_grey_masks_map_to_minus_one_plus_one(tmp_path: Path):
+    save(tmp_path / "trainA" / "x.png", noise(32, 32))
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:16] = 255
+    save(tmp_path / "trainA_seg" / "x_0.png", rgb)
+    seg = SingleSegDataset(make_opt(tmp_path))[0]["A_seg"]
+    assert torch.all(seg[0, :16] == 1) and torch.all(seg[0, 16:] == -1)
+
+
+def test_masks_stay_soft_within_range_after_resize(tmp_path: Path):
+    save(tmp_path / "trainA" / "x.png", noise(30, 30))
+    checker = (np.indices((30, 30)).sum(0) % 2 * 255).astype(np.uint8)
+    save(tmp_path / "trainA_seg" / "x_0.png", checker)
+    opt = make_opt(tmp_path, preprocess="resize", load_size_h=20, load_size_w=20)
+    seg = SingleSegDataset(opt)[0]["A_seg"][0]
+    assert seg.shape == (20, 20)
+    assert seg.min() >= -1 and seg.max() <= 1
+    soft = (seg > -0.99) & (seg < 0.99)
+    assert soft.any(), "masks must not be thresholded after resizing"
+
+
+def test_datasets_pickle_for_spawned_workers(root: Path):
+    """Windows and macOS start DataLoader workers by spawning, which pickles the dataset."""
+    for dataset in (UnalignedSegDataset(make_opt(root, preprocess="resize_and_crop", load_size_h=40)),
+                    SingleSegDataset(make_opt(root)), UnalignedDataset(make_opt(root))):
+        copy = pickle.loads(pickle.dumps(data.SeededDataset(dataset)))
+        torch.testing.assert_close(copy[(0, 7)]["A"], data.SeededDataset(dataset)[(0, 7)]["A"])
+
+
+def test_greyscale_input(root: Path):
+    sample = UnalignedSegDataset(make_opt(root, input_nc=1))[0]
+    assert sample["A"].shape == (1, 32, 32) and sample["B"].shape == (3, 32, 32)
+
+
+# --------------------------------------------------------------------------------------------- alignment
+@pytest.mark.parametrize("load_h, load_w, crop_h, crop_w, preprocess", [
+    (44, 36, 32, 24, "resize_and_crop"),   # downscale, non-square
+    (64, 52, 40, 48, "resize_and_crop"),   # upscale, crop wider than tall
+    (48, 40, 36, 28, "crop"),              # crop only
+    (28, 44, 28, 44, "resize"),            # resize only, to non-square
+])
+def test_masks_stay_aligned_with_their_image_over_random_draws(tmp_path, load_h, load_w, crop_h, crop_w,
+                                                               preprocess):
+    """Masks equal to the image's red/green channels must equal those channels after every transform."""
+    rgb = noise(48, 40, seed=7)
+    for letter in "AB":
+        save(tmp_path / f"train{letter}" / "x.png", rgb)
+        save(tmp_path / f"train{letter}_seg" / "x_0.png", rgb[..., 0])
+        save(tmp_path / f"train{letter}_seg" / "x_1.png", rgb[..., 1])
+    opt = make_opt(tmp_path, load_size_h=load_h, load_size_w=load_w, crop_size_h=crop_h, crop_size_w=crop_w,
+                   preprocess=preprocess, no_flip=False)
+    dataset = UnalignedSegDataset(opt)
+    outputs = set()
+    for seed in range(50):
+        torch.manual_seed(seed)
+        sample = dataset[0]
+        for d in "AB":
+            image, seg = sample[d], sample[f"{d}_seg"]
+            assert image.shape == (3, crop_h, crop_w) if "crop" in preprocess else (3, load_h, load_w)
+            torch.testing.assert_close(seg[:2], image[:2], atol=1e-5, rtol=0)
+            assert torch.all(seg[2:] == -1)
+        outputs.add(sample["A"].numpy().tobytes())
+    assert len(outputs) > 1, "the random crop/flip never varied; the test would not see misalignment"
+
+
+def test_no_flip_never_flips_and_flip_does_flip(tmp_path: Path):
+    save(tmp_path / "trainA" / "x.png", noise(32, 32))
+    save(tmp_path / "trainA_seg" / "x_0.png", noise(32, 32, channels=1))
+    still = SingleSegDataset(make_opt(tmp_path, no_flip=True))
+    moving = SingleSegDataset(make_opt(tmp_path, no_flip=False))
+    reference = still[0]
+    flips = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        sample = still[0]
+        assert torch.equal(sample["A"], reference["A"]) and torch.equal(sample["A_seg"], reference["A_seg"])
+        flips += torch.equal(moving[0]["A"], reference["A"].flip(-1))
+    assert 0 < flips < 40
+
+
+def test_test_phase_crops_centre_without_flip(tmp_path: Path):
+    pixels = noise(40, 40)
+    save(tmp_path / "testA" / "x.png", pixels)
+    (tmp_path / "testA_seg").mkdir()
+    opt = make_opt(tmp_path, phase="test", isTrain=False, no_flip=False, preprocess="crop",
+                   crop_size_h=32, crop_size_w=24)
+    dataset = SingleSegDataset(opt)
+    expected = torch.from_numpy(pixels[4:36, 8:32]).permute(2, 0, 1).float() / 127.5 - 1
+    for seed in range(10):
+        torch.manual_seed(seed)
+        torch.testing.assert_close(dataset[0]["A"], expected)
+
+
+def test_joint_transform_is_reproducible_with_torch_seed(tmp_path: Path):
+    opt = make_opt(tmp_path, preprocess="resize_and_crop", load_size_h=40, load_size_w=40, no_flip=False)
+    transform = get_joint_transform(opt)
+    stack = torch.rand(5, 32, 32) * 2 - 1
+    torch.manual_seed(3)
+    first = transform(stack)
+    torch.manual_seed(3)
+    assert torch.equal(first, transform(stack))
+
+
+# ----------------------------------------------------------------------------------------------- sampling
+def test_serial_batches_pairs_b_with_a_index_otherwise_b_is_random(root: Path):
+    write_domain(root, "B", {f"b{i}": 1 for i in range(6)})
+    serial = UnalignedSegDataset(make_opt(root, serial_batches=True))
+    assert [Path(serial[i]["B_paths"]).stem for i in range(8)] == [f"b{i % 6}" for i in range(8)]
+    shuffled = UnalignedSegDataset(make_opt(root, serial_batches=False))
+    torch.manual_seed(0)
+    draws = [shuffled[0]["B_paths"] for _ in range(30)]
+    assert len(set(draws)) > 2
+    torch.manual_seed(0)
+    assert draws == [shuffled[0]["B_paths"] for _ in range(30)]
+
+
+def test_max_dataset_size_keeps_first_sorted_files(root: Path):
+    opt = make_opt(root, max_dataset_size=2.0)
+    dataset = UnalignedSegDataset(opt)
+    assert len(dataset) == 2
+    assert {Path(dataset[i]["A_paths"]).name for i in range(2)} == {"a0.png", "a1.png"}
+    assert len(data.DatasetLoader(dataset, opt)) == 2
+
+
+def test_direction_btoa_swaps_domains(root: Path):
+    sample = UnalignedSegDataset(make_opt(root, direction="BtoA"))[0]
+    assert "trainB" in sample["A_paths"] and "trainA" in sample["B_paths"]
+    assert sample["A_num_instances"] == 1
+    single = SingleSegDataset(make_opt(root, direction="BtoA"))
+    assert len(single) == 2 and Path(single[1]["A_paths"]).name == "b1.png"
+    assert single[1]["A_num_instances"] == 3
+
+
+def test_unaligned_reads_images_only_and_needs_no_seg_folders(root: Path):
+    for letter in "AB":
+        shutil.rmtree(root / f"train{letter}_seg")
+    dataset = UnalignedDataset(make_opt(root, dataset_mode="unaligned"))
+    assert len(dataset) == 3
+    sample = dataset[0]
+    assert set(sample) == {"A", "B", "A_paths", "B_paths"}
+    assert sample["A"].shape == (3, 32, 32) and sample["A_paths"].endswith("a0.png")
+
+
+# ------------------------------------------------------------------------------------------------- errors
+def error_of(build) -> str:
+    with pytest.raises(DatasetError) as info:
+        build()
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_missing_phase_folder(tmp_path: Path):
+    message = error_of(lambda: UnalignedSegDataset(make_opt(tmp_path)))
+    assert str(tmp_path / "trainA") in message and "--dataroot" in message and "--phase" in message
+
+
+def test_folder_without_images(tmp_path: Path):
+    (tmp_path / "trainA").mkdir()
+    (tmp_path / "trainA" / "notes.txt").write_text("x")
+    message = error_of(lambda: SingleSegDataset(make_opt(tmp_path)))
+    assert "no images" in message and str(tmp_path / "trainA") in message
+
+
+def test_missing_seg_folder(tmp_path: Path):
+    save(tmp_path / "trainA" / "x.png", noise(8, 8))
+    message = error_of(lambda: SingleSegDataset(make_opt(tmp_path)))
+    assert str(tmp_path / "trainA_seg") in message and "create it" in message
+
+
+def test_unreadable_image_names_the_file(root: Path):
+    (root / "trainA" / "a0.png").write_bytes(b"not a png")
+    dataset = UnalignedSegDataset(make_opt(root))
+    message = error_of(lambda: dataset[0])
+    assert str(root / "trainA" / "a0.png") in message
+
+
+def test_unreadable_mask_names_the_file(root: Path):
+    (root / "trainA_seg" / "a2_0.png").write_bytes(b"\x89PNG broken")
+    dataset = UnalignedSegDataset(make_opt(root))
+    message = error_of(lambda: dataset[2])
+    assert str(root / "trainA_seg" / "a2_0.png") in message
+
+
+def test_mask_size_mismatch_names_both_files_and_sizes(root: Path):
+    save(root / "trainA_seg" / "a2_0.png", np.zeros((20, 24), np.uint8))
+    message = error_of(lambda: UnalignedSegDataset(make_opt(root))[2])
+    assert str(root / "trainA_seg" / "a2_0.png") in message and str(root / "trainA" / "a2.png") in message
+    assert "24x20" in message and "32x32" in message
+
+
+def test_image_smaller_than_crop_names_the_file(root: Path):
+    opt = make_opt(root, preprocess="crop", crop_size_h=40, crop_size_w=40)
+    message = error_of(lambda: UnalignedSegDataset(opt)[0])
+    assert str(root / "trainA" / "a0.png") in message and "--crop_size_h" in message
+
+
+def test_error_in_loader_worker_stays_one_line(root: Path):
+    (root / "trainA" / "a0.png").write_bytes(b"not a png")
+    loader = data.create_dataset(make_opt(root, num_threads=1))
+    message = error_of(lambda: list(loader))
+    assert message.startswith("cannot read image") and str(root / "trainA" / "a0.png") in message
+
+
+# ---------------------------------------------------------------------------------------- registry/loader
+def test_registry_finds_modes_and_hooks():
+    assert {"unaligned_seg", "unaligned", "single_seg"} <= set(data.available_datasets())
+    assert "base" not in data.available_datasets()
+    assert data.find_dataset_using_name("unaligned_seg") is UnalignedSegDataset
+    assert data.find_dataset_using_name("single_seg") is SingleSegDataset
+    parser = argparse.ArgumentParser()
+    hook = data.get_option_setter("unaligned_seg")
+    assert hook is UnalignedSegDataset.modify_commandline_options
+    assert hook(parser, True) is parser
+
+
+def test_unknown_mode_lists_known_modes():
+    with pytest.raises(ValueError, match="unknown dataset mode 'nope'.*single_seg.*unaligned_seg"):
+        data.find_dataset_using_name("nope")
+
+
+def loader_opt(root: Path, num_threads: int = 2) -> argparse.Namespace:
+    write_domain(root, "A", {f"c{i}": i % 3 for i in range(4)})  # 7 images in A
+    return make_opt(root, batch_size=3, num_threads=num_threads, serial_batches=False, no_flip=False,
+                    preprocess="resize_and_crop", load_size_h=36, load_size_w=36, crop_size_h=32, crop_size_w=28)
+
+
+def test_loader_with_workers_gives_batches_of_the_right_shapes(root: Path):
+    batches = list(data.create_dataset(loader_opt(root)))
+    assert [len(b["A_paths"]) for b in batches] == [3, 3, 1]
+    first = batches[0]
+    assert first["A"].shape == (3, 3, 32, 28) and first["A_seg"].shape == (3, 4, 32, 28)
+    assert first["B"].shape == (3, 3, 32, 28) and first["B_seg"].shape == (3, 4, 32, 28)
+    assert first["A_num_instances"].shape == (3,)
+    assert sorted(p for b in batches for p in b["A_paths"]) == sorted(str(p) for p in (root / "trainA").iterdir())
+
+
+def assert_same_batches(first: list[dict], second: list[dict]) -> None:
+    assert len(first) == len(second)
+    for one, two in zip(first, second):
+        assert one["A_paths"] == two["A_paths"] and one["B_paths"] == two["B_paths"]
+        assert torch.equal(one["A"], two["A"]) and torch.equal(one["B_seg"], two["B_seg"])
+
+
+def test_epoch_is_replayed_from_rng_state_whatever_the_workers(root: Path):
+    """Resuming restores torch's RNG state before iter(); with persistent workers the epoch must repeat exactly,
+    and the augmentation must not depend on --num_threads."""
+    torch.manual_seed(5)
+    loader = data.create_dataset(loader_opt(root, num_threads=2))
+    epoch_1 = list(loader)
+    state = torch.get_rng_state()
+    epoch_2 = list(loader)
+    assert [b["A_paths"] for b in epoch_1] != [b["A_paths"] for b in epoch_2]
+    fresh = data.create_dataset(loader_opt(root, num_threads=0))
+    torch.set_rng_state(state)
+    batches = iter(fresh)  # the epoch's randomness is fixed here, whatever happens before the first batch
+    torch.manual_seed(123)
+    assert_same_batches(epoch_2, list(batches))
