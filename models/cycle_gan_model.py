@@ -41,9 +41,11 @@ class CycleGanModel(BaseModel):
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
         self.visual_names = ["real_A_img", "fake_B_img", "rec_A_img", "real_B_img", "fake_A_img", "rec_B_img"]
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
-        self.netG_A, self.netG_B = self._make_generator(opt), self._make_generator(opt)
+        self.netG_A = self._make_generator(opt.input_nc, opt.output_nc)
+        self.netG_B = self._make_generator(opt.output_nc, opt.input_nc)
         if self.isTrain:
-            self.netD_A, self.netD_B = self._make_discriminator(opt), self._make_discriminator(opt)
+            self.netD_A = self._make_discriminator(opt.output_nc)
+            self.netD_B = self._make_discriminator(opt.input_nc)
             self.fake_A_pool = ImagePool(opt.pool_size)
             self.fake_B_pool = ImagePool(opt.pool_size)
             self.criterion_gan = GANLoss(opt.gan_mode)
@@ -54,12 +56,14 @@ class CycleGanModel(BaseModel):
                 itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
-    def _make_generator(self, opt: argparse.Namespace) -> torch.nn.Module:
-        return networks.define_G("resnet", opt.input_nc, opt.output_nc, opt.ngf, opt.n_blocks_G, opt.norm,
+    def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
+        opt = self.opt
+        return networks.define_G("resnet", input_nc, output_nc, opt.ngf, opt.n_blocks_G, opt.norm,
                                  opt.init_type, opt.init_gain).to(self.device)
 
-    def _make_discriminator(self, opt: argparse.Namespace) -> torch.nn.Module:
-        return networks.define_D("patch", opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
+    def _make_discriminator(self, input_nc: int) -> torch.nn.Module:
+        opt = self.opt
+        return networks.define_D("patch", input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
                                  opt.init_gain, spectral_norm=False, init_D="same_as_G").to(self.device)
 
     def set_input(self, batch: dict) -> None:

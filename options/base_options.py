@@ -150,9 +150,13 @@ class BaseOptions:
                 if opt.preprocess == "resize_and_crop" and crop > load:
                     raise OptionsError(f"--crop_size_{side} {crop} is larger than --load_size_{side} {load}: "
                                        f"the crop must fit in the resized image")
-        if opt.crop_size_h % 4 or opt.crop_size_w % 4:
-            raise OptionsError(f"crop size {opt.crop_size_h}x{opt.crop_size_w} must be a multiple of 4 "
-                               f"(the generator downsamples twice); change --crop_size_h/--crop_size_w")
+        if opt.preprocess != "none":
+            out_h, out_w = ((opt.load_size_h, opt.load_size_w) if opt.preprocess == "resize"
+                            else (opt.crop_size_h, opt.crop_size_w))
+            if out_h % 4 or out_w % 4:
+                which = "--load_size_h/--load_size_w" if opt.preprocess == "resize" else "--crop_size_h/--crop_size_w"
+                raise OptionsError(f"network input {out_h}x{out_w} must be a multiple of 4 (the generator "
+                                   f"downsamples twice); change {which}")
         if opt.max_dataset_size < 1:
             raise OptionsError("--max_dataset_size must be at least 1")
         validate_model = getattr(models.find_model_using_name(opt.model), "validate_options", None)
