@@ -37,7 +37,7 @@ from .image_folder import DatasetError, index_mask_files, list_image_files
 __all__ = ["BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "get_joint_transform", "load_image", "load_masks",
            "pad_masks", "split_transformed"]
 
-_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 class BaseDataset(Dataset, ABC):
@@ -74,7 +74,7 @@ def load_image(path: str | Path, nc: int) -> Tensor:
     try:
         with Image.open(path) as img:
             img = img.convert("L" if nc == 1 else "RGB")
-    except _PIL_ERRORS as err:
+    except PIL_ERRORS as err:
         raise DatasetError(f"cannot read image {path}: {_one_line(err)}; replace or remove the file") from None
     return _to_signed_float(TF.pil_to_tensor(img))
 
@@ -94,7 +94,7 @@ def load_masks(paths: list[Path], size: tuple[int, int], image_path: str | Path 
                     raise DatasetError(f"mask {path} is {mask.width}x{mask.height} but its image {image_path} is "
                                        f"{width}x{height} (width x height); masks must have their image's size")
                 mask = mask.convert("L")
-        except _PIL_ERRORS as err:
+        except PIL_ERRORS as err:
             raise DatasetError(f"cannot read mask {path}: {_one_line(err)}; replace or remove the file") from None
         masks[slot] = _to_signed_float(TF.pil_to_tensor(mask))[0]
     return masks

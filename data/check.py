@@ -1,0 +1,335 @@
+"""Check a dataset in the SPEC section 6 layout before training on it.
+
+    python -m data.check --dataroot ./datasets/shapes [--phase train test] [--max_instances 20] [--fast] [--json]
+
+Prints one line per finding (``error`` or ``warning``, the file, what is wrong and how to fix it) and a
+summary line ``N errors, M warnings in K files``. Exit status: 0 when nothing was found, 1 when there is
+any finding (errors or warnings only), 2 for a bad command line.
+
+Errors would stop training (the loader raises on them): a missing folder, no images, two images with one
+stem, an unreadable, truncated or zero-byte image or mask, a mask whose size differs from its image.
+Warnings do not stop it but may spoil it: an image without masks (valid, zero instances), more masks than
+``--max_instances`` (extra ones are ignored), an orphan or misnamed mask file, and masks that are empty,
+coloured, not black and white, 16-bit, in an unusual mode or with transparency.
+
+``fast=True`` reads only file headers (sizes and modes), not pixels, so truncated pixel data and the
+pixel-content warnings (empty, coloured, not binary, transparent) are not detected; it is meant for
+checking a large dataset quickly when training starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from .base_dataset import PIL_ERRORS
+from .image_folder import MASK_NAME, index_mask_files, is_image_file
+
+__all__ = ["Finding", "Report", "check_dataset", "main"]
+
+Severity = Literal["error", "warning"]
+
+DOMAINS = ("A", "B")
+GREY_MODES = frozenset({"1", "L"})
+SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
+COLOUR_MODES = frozenset({"RGB", "RGBA", "P", "PA", "LA"})
+# A pixel counts as black or white within this distance of 0 or 255; JPEG noise and anti-aliased edges stay inside.
+NEAR_BLACK_WHITE = 25
+# Share of pixels that may be neither near black nor near white (soft edges) before a mask counts as not binary.
+MAX_GREY_SHARE = 0.05
+# Largest channel spread (max - min of R, G, B) that still counts as grey.
+MAX_CHANNEL_SPREAD = 8
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with one file or folder."""
+
+    path: str
+    severity: Severity
+    code: str
+    message: str
+
+    def format(self) -> str:
+        return f"{self.severity}: {self.path}: {self.message} [{self.code}]"
+
+
+@dataclass
+class Report:
+    """Everything ``check_dataset`` found, plus how many files it looked at."""
+
+    findings: list[Finding] = field(default_factory=list)
+    images_checked: int = 0
+    masks_checked: int = 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing at all was found."""
+        return not self.findings
+
+    def add(self, path: str | Path, severity: Severity, code: str, message: str) -> None:
+        self.findings.append(Finding(str(path), severity, code, message))
+
+    def summary(self) -> str:
+        files = len({f.path for f in self.findings})
+        return (f"{len(self.errors)} errors, {len(self.warnings)} warnings in {files} files "
+                f"(checked {self.images_checked} images, {self.masks_checked} masks)")
+
+    def format(self, limit: int | None = None) -> str:
+        """One line per finding (errors first when ``limit`` cuts the list short), then the summary line."""
+        shown = self.findings if limit is None else (self.errors + self.warnings)[:limit]
+        lines = [f.format() for f in shown]
+        if len(shown) < len(self.findings):
+            lines.append(f"... and {len(self.findings) - len(shown)} more (python -m data.check lists them all)")
+        return "\n".join([*lines, self.summary()])
+
+    def to_dict(self) -> dict:
+        return {"findings": [asdict(f) for f in self.findings], "errors": len(self.errors),
+                "warnings": len(self.warnings), "images_checked": self.images_checked,
+                "masks_checked": self.masks_checked}
+
+
+def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_instances: int = 20,
+                  fast: bool = False) -> Report:
+    """Scan ``<dataroot>/<phase>{A,B}`` and their ``_seg`` folders for every phase and report what is wrong.
+
+    ``fast`` reads headers only (see the module docstring for what that misses).
+    """
+    root = Path(dataroot)
+    report = Report()
+    if not root.is_dir():
+        report.add(root, "error", "missing-folder", "dataset folder does not exist; check --dataroot")
+        return report
+    for phase in phases:
+        for letter in DOMAINS:
+            _check_domain(_DomainScan(root, phase, letter, max_instances, fast), report)
+    return report
+
+
+@dataclass(frozen=True)
+class _DomainScan:
+    root: Path
+    phase: str
+    letter: str
+    max_instances: int
+    fast: bool
+
+    @property
+    def image_folder(self) -> Path:
+        return self.root / f"{self.phase}{self.letter}"
+
+    @property
+    def seg_folder(self) -> Path:
+        return self.root / f"{self.phase}{self.letter}_seg"
+
+
+def _check_domain(scan: _DomainScan, report: Report) -> None:
+    folder = scan.image_folder
+    if not folder.is_dir():
+        report.add(folder, "error", "missing-folder",
+                   f"folder missing: expected <dataroot>/<phase>{scan.letter} with the images of domain "
+                   f"{scan.letter}; check --dataroot and --phase")
+        return
+    images = [folder / name for name in sorted(os.listdir(folder)) if is_image_file(name)]
+    images = [p for p in images if p.is_file()]
+    if not images:
+        report.add(folder, "error", "no-images", "no .png/.jpg/.jpeg images in this folder; add images or "
+                                                 "check --dataroot and --phase")
+        return
+    _check_duplicate_stems(images, report)
+    masks = _index_masks(scan, report)
+    for image in images:
+        _check_sample(image, masks, scan, report)
+    if masks is not None:
+        _check_orphans(masks, {p.stem for p in images}, scan.image_folder, report)
+
+
+def _check_duplicate_stems(images: list[Path], report: Report) -> None:
+    first_with_stem: dict[str, Path] = {}
+    for image in images:
+        first = first_with_stem.setdefault(image.stem, image)
+        if first is not image:
+            report.add(image, "error", "duplicate-stem",
+                       f"shares the stem {image.stem!r} with {first.name}, so masks cannot be told apart; "
+                       f"rename or remove one")
+
+
+def _index_masks(scan: _DomainScan, report: Report) -> dict[str, list[Path]] | None:
+    """Stem -> mask files, or None when the mask folder is missing (reported)."""
+    seg = scan.seg_folder
+    if not seg.is_dir():
+        report.add(seg, "error", "missing-seg-folder",
+                   f"mask folder missing: expected <dataroot>/<phase>{scan.letter}_seg with masks "
+                   f"<name>_<k>.png (it may be empty); create it")
+        return None
+    for name in sorted(os.listdir(seg)):
+        if is_image_file(name) and not MASK_NAME.match(name):
+            report.add(seg / name, "warning", "bad-mask-name",
+                       "not named <image name>_<k>.png, so the loader ignores it; rename it (k = 0, 1, ...)")
+    return index_mask_files(seg)
+
+
+def _check_orphans(masks: dict[str, list[Path]], stems: set[str], folder: Path, report: Report) -> None:
+    for stem in sorted(masks.keys() - stems):
+        for mask in masks[stem]:
+            report.add(mask, "warning", "orphan-mask",
+                       f"no image {stem}.png/.jpg in {folder}, so this mask is never used; add the image or "
+                       f"remove the mask")
+
+
+def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _DomainScan, report: Report) -> None:
+    report.images_checked += 1
+    size = _check_image(image, scan.fast, report)
+    if masks is None:
+        return
+    mask_files = masks.get(image.stem, [])
+    if not mask_files:
+        report.add(image, "warning", "no-masks",
+                   f"has no masks {image.stem}_<k>.png in {scan.seg_folder.name}; it trains with zero instances")
+    if len(mask_files) > scan.max_instances:
+        report.add(image, "warning", "too-many-masks",
+                   f"has {len(mask_files)} masks but --max_instances is {scan.max_instances}; the masks after "
+                   f"the first {scan.max_instances} (by k) are ignored, raise --max_instances to use them")
+    for mask in mask_files[: scan.max_instances]:
+        report.masks_checked += 1
+        _check_mask(mask, size, scan.fast, report)
+
+
+def _check_image(path: Path, fast: bool, report: Report) -> tuple[int, int] | None:
+    """The image's (width, height), or None when it cannot be read (reported)."""
+    try:
+        with Image.open(path) as img:
+            if not fast:
+                img.load()
+            return img.size
+    except PIL_ERRORS as err:
+        _report_unreadable(path, "image", err, report)
+    return None
+
+
+def _check_mask(path: Path, image_size: tuple[int, int] | None, fast: bool, report: Report) -> None:
+    try:
+        with Image.open(path) as mask:
+            if image_size is not None and mask.size != image_size:
+                report.add(path, "error", "size-mismatch",
+                           f"mask is {mask.width}x{mask.height} but its image is {image_size[0]}x{image_size[1]} "
+                           f"(width x height); save masks at their image's size")
+                return
+            _check_mask_mode(path, mask.mode, report)
+            if not fast:
+                mask.load()
+                _check_mask_pixels(path, mask, report)
+    except PIL_ERRORS as err:
+        _report_unreadable(path, "mask", err, report)
+
+
+def _report_unreadable(path: Path, kind: str, err: Exception, report: Report) -> None:
+    if _is_zero_bytes(path):
+        report.add(path, "error", "zero-byte", f"{kind} file is empty (0 bytes); replace or remove it")
+        return
+    reason = " ".join(str(err).split()) or type(err).__name__
+    report.add(path, "error", "unreadable", f"cannot read {kind} ({reason}); replace or remove the file")
+
+
+def _is_zero_bytes(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _check_mask_mode(path: Path, mode: str, report: Report) -> None:
+    if mode in SIXTEEN_BIT_MODES:
+        report.add(path, "warning", "mask-16bit",
+                   f"16-bit mask (mode {mode}); the loader clips values to 0..255, so save it as 8-bit grey "
+                   f"(0 background, 255 instance)")
+    elif mode not in GREY_MODES | COLOUR_MODES:
+        report.add(path, "warning", "mask-mode",
+                   f"mask has image mode {mode}; save it as 8-bit grey (0 background, 255 instance)")
+
+
+def _check_mask_pixels(path: Path, mask: Image.Image, report: Report) -> None:
+    """Content checks on a decoded mask, on the grey values the loader would see."""
+    grey = np.asarray(mask.convert("L"))
+    brightest = int(grey.max())
+    if mask.mode in COLOUR_MODES and _check_mask_colour(path, mask, brightest, report):
+        return  # the grey levels of a colour mask say nothing more than "it is in colour"
+    if brightest == 0:
+        report.add(path, "warning", "empty-mask",
+                   "mask is all 0 (no instance pixel); remove it or draw the instance in 255")
+        return
+    if brightest < 128:
+        report.add(path, "warning", "empty-mask",
+                   f"mask has no pixel above {brightest}, so the loader sees almost no instance; masks must use "
+                   f"255 for the instance (0/1 masks: multiply by 255)")
+        return
+    in_between = (grey > NEAR_BLACK_WHITE) & (grey < 255 - NEAR_BLACK_WHITE)
+    share = float(in_between.mean())
+    if share > MAX_GREY_SHARE:
+        report.add(path, "warning", "non-binary-mask",
+                   f"{share:.0%} of the pixels are neither near 0 nor near 255; masks should be black (0) and "
+                   f"white (255), e.g. threshold at 128")
+
+
+def _check_mask_colour(path: Path, mask: Image.Image, brightest: int, report: Report) -> bool:
+    """Report colour and transparency; True when the mask is in colour."""
+    rgba = np.asarray(mask.convert("RGBA"))
+    spread = rgba[..., :3].max(axis=2).astype(np.int16) - rgba[..., :3].min(axis=2)
+    coloured = int(spread.max()) > MAX_CHANNEL_SPREAD
+    if coloured:
+        report.add(path, "warning", "colour-mask",
+                   f"mask is in colour (mode {mask.mode}); the loader converts it to grey by luminance (its "
+                   f"brightest grey is {brightest} of 255); save it as 8-bit grey (0 background, 255 instance)")
+    if int(rgba[..., 3].min()) < 255:
+        report.add(path, "warning", "mask-alpha",
+                   "mask has transparent pixels but the loader ignores transparency; draw the instance in 255 "
+                   "on 0 and save it as 8-bit grey")
+    return coloured
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m data.check",
+        description="Check a dataset (<dataroot>/<phase>A, <phase>A_seg, <phase>B, <phase>B_seg) for files "
+                    "that would break or spoil training. Exit status 0: nothing found; 1: errors or warnings.")
+    parser.add_argument("--dataroot", required=True, help="dataset folder")
+    parser.add_argument("--phase", nargs="+", default=["train"], help="phase(s) to check (default: train)")
+    parser.add_argument("--max_instances", type=int, default=20,
+                        help="masks per image the loader keeps; more give a warning (default: %(default)s)")
+    parser.add_argument("--fast", action="store_true",
+                        help="read file headers only: quicker, but misses truncated pixel data and mask content")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    return parser.parse_args(None if argv is None else list(argv))
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Run the checker from the command line; returns the exit status."""
+    args = _parse_args(argv)
+    if args.max_instances < 1:
+        print(f"--max_instances must be at least 1, got {args.max_instances}", file=sys.stderr)
+        return 2
+    report = check_dataset(args.dataroot, args.phase, args.max_instances, fast=args.fast)
+    print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else report.format())
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

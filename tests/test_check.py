@@ -1,0 +1,294 @@
+"""The dataset checker (data/check.py): every problem gets its documented code, severity and exit status,
+errors are exactly what makes the loader fail, and a clean dataset passes."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from data.base_dataset import DatasetError, DomainFolder
+from data.check import Finding, check_dataset, main
+
+SIZE = 32
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _mask_pixels(index: int = 0) -> np.ndarray:
+    pixels = np.zeros((SIZE, SIZE), np.uint8)
+    pixels[4 + index: 12 + index, 4:20] = 255
+    return pixels
+
+
+def _write_image(path: Path, size: int = SIZE) -> None:
+    rng = np.random.default_rng(len(path.name))
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path)
+
+
+def _write_mask(path: Path, pixels: np.ndarray | None = None) -> None:
+    Image.fromarray(_mask_pixels() if pixels is None else pixels).save(path)
+
+
+def _make_dataset(root: Path, stems: tuple[str, ...] = ("a", "b"), masks_per_image: int = 2) -> Path:
+    for letter in "AB":
+        (root / f"train{letter}").mkdir(parents=True)
+        (root / f"train{letter}_seg").mkdir()
+        for stem in stems:
+            _write_image(root / f"train{letter}" / f"{stem}.png")
+            for k in range(masks_per_image):
+                _write_mask(root / f"train{letter}_seg" / f"{stem}_{k}.png", _mask_pixels(k))
+    return root
+
+
+def _loader_fails(root: Path, max_instances: int = 20) -> bool:
+    """Whether the real loader raises on this dataset (loading every sample of both domains)."""
+    opt = argparse.Namespace(dataroot=str(root), phase="train", max_dataset_size=float("inf"),
+                             max_instances=max_instances)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the loader's own too-many-masks warning
+            for letter in "AB":
+                domain = DomainFolder(opt, letter, nc=3, with_masks=True)
+                for index in range(len(domain)):
+                    domain.load(index, lambda stack: stack)
+    except DatasetError:
+        return True
+    return False
+
+
+def _png_bytes(mode: str = "RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, (SIZE, SIZE), "white" if mode == "L" else (30, 120, 200)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _codes(findings: list[Finding]) -> set[tuple[str, str, str]]:
+    return {(Path(f.path).name, f.code, f.severity) for f in findings}
+
+
+# ------------------------------------------------------------------------------------------- clean data
+def test_clean_dataset_has_no_findings_and_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _make_dataset(tmp_path / "data")
+    report = check_dataset(root)
+    assert report.findings == []
+    assert report.ok
+    assert (report.images_checked, report.masks_checked) == (4, 8)
+    assert main(["--dataroot", str(root)]) == 0
+    assert "0 errors, 0 warnings in 0 files" in capsys.readouterr().out
+
+
+def test_names_with_spaces_unicode_and_underscore_digits_are_clean(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path / "data set ü", stems=("my cat", "chat_été 猫", "img_12"))
+    assert check_dataset(root).findings == []
+    assert not _loader_fails(root)
+
+
+def test_grey_valued_rgb_and_1_bit_masks_are_clean(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    Image.fromarray(np.stack([_mask_pixels()] * 3, axis=-1)).save(root / "trainA_seg" / "a_0.png")
+    Image.fromarray(_mask_pixels() > 0).save(root / "trainA_seg" / "a_1.png")
+    assert check_dataset(root).findings == []
+
+
+def test_anti_aliased_mask_edges_are_clean(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    pixels = _mask_pixels()
+    pixels[3, 4:20] = 128  # one soft edge row: 16 of 1024 pixels
+    _write_mask(root / "trainA_seg" / "a_0.png", pixels)
+    assert check_dataset(root).findings == []
+
+
+# --------------------------------------------------------------------------------------------- problems
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:60])
+
+
+def _colour_mask(path: Path) -> None:
+    pixels = np.zeros((SIZE, SIZE, 3), np.uint8)
+    pixels[4:12, 4:20] = (255, 0, 0)
+    Image.fromarray(pixels).save(path)
+
+
+def _palette_mask(path: Path) -> None:
+    mask = Image.fromarray(_mask_pixels() // 255).convert("P")
+    mask.putpalette([0, 0, 0, 0, 200, 0])
+    mask.save(path)
+
+
+def _transparent_mask(path: Path) -> None:
+    alpha = _mask_pixels()
+    Image.fromarray(np.stack([np.full_like(alpha, 255)] * 3 + [alpha], axis=-1)).save(path)
+
+
+def _sixteen_bit_mask(path: Path) -> None:
+    Image.fromarray(_mask_pixels().astype(np.uint16) * 257).save(path)
+
+
+def _too_many_masks(root: Path) -> None:
+    for k in range(2, 5):
+        _write_mask(root / "trainA_seg" / f"a_{k}.png")
+
+
+CASES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
+    # name: (break the dataset, file named in the finding, code, severity)
+    "truncated image": (lambda r: _truncate(r / "trainA" / "a.png"), "a.png", "unreadable", "error"),
+    "truncated mask": (lambda r: _truncate(r / "trainB_seg" / "b_1.png"), "b_1.png", "unreadable", "error"),
+    "garbage image": (lambda r: (r / "trainB" / "b.png").write_bytes(b"not a png"), "b.png", "unreadable",
+                      "error"),
+    "zero-byte image": (lambda r: (r / "trainA" / "b.png").write_bytes(b""), "b.png", "zero-byte", "error"),
+    "zero-byte mask": (lambda r: (r / "trainA_seg" / "a_0.png").write_bytes(b""), "a_0.png", "zero-byte",
+                       "error"),
+    "wrong-size mask": (lambda r: _write_mask(r / "trainB_seg" / "a_0.png", np.zeros((SIZE, SIZE + 2), np.uint8)),
+                        "a_0.png", "size-mismatch", "error"),
+    "duplicate stem": (lambda r: _write_image(r / "trainA" / "a.jpg"), "a.png", "duplicate-stem", "error"),
+    "missing domain folder": (lambda r: shutil.rmtree(r / "trainB"), "trainB", "missing-folder", "error"),
+    "missing seg folder": (lambda r: shutil.rmtree(r / "trainA_seg"), "trainA_seg", "missing-seg-folder", "error"),
+    "no images": (lambda r: [p.unlink() for p in (r / "trainB").iterdir()], "trainB", "no-images", "error"),
+    "colour mask": (lambda r: _colour_mask(r / "trainA_seg" / "a_1.png"), "a_1.png", "colour-mask", "warning"),
+    "palette mask": (lambda r: _palette_mask(r / "trainA_seg" / "a_1.png"), "a_1.png", "colour-mask", "warning"),
+    "transparent mask": (lambda r: _transparent_mask(r / "trainA_seg" / "b_0.png"), "b_0.png", "mask-alpha",
+                         "warning"),
+    "16-bit mask": (lambda r: _sixteen_bit_mask(r / "trainB_seg" / "a_0.png"), "a_0.png", "mask-16bit", "warning"),
+    "empty mask": (lambda r: _write_mask(r / "trainA_seg" / "b_0.png", np.zeros((SIZE, SIZE), np.uint8)),
+                   "b_0.png", "empty-mask", "warning"),
+    "0/1 mask": (lambda r: _write_mask(r / "trainA_seg" / "b_0.png", _mask_pixels() // 255), "b_0.png",
+                 "empty-mask", "warning"),
+    "grey gradient mask": (lambda r: _write_mask(r / "trainA_seg" / "b_0.png",
+                                                 np.tile(np.arange(0, 256, 8, dtype=np.uint8), (SIZE, 1))),
+                           "b_0.png", "non-binary-mask", "warning"),
+    "orphan mask": (lambda r: _write_mask(r / "trainB_seg" / "zebra_0.png"), "zebra_0.png", "orphan-mask",
+                    "warning"),
+    "misnamed mask": (lambda r: _write_mask(r / "trainB_seg" / "a-mask.png"), "a-mask.png", "bad-mask-name",
+                      "warning"),
+    "image without masks": (lambda r: [(r / "trainA_seg" / f"b_{k}.png").unlink() for k in (0, 1)], "b.png",
+                            "no-masks", "warning"),
+    "too many masks": (_too_many_masks, "a.png", "too-many-masks", "warning"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_problem_gets_its_code_severity_and_exit_status(tmp_path: Path, case: str,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    break_it, file_name, code, severity = CASES[case]
+    root = _make_dataset(tmp_path / "data")
+    break_it(root)
+    report = check_dataset(root, max_instances=4)
+    assert _codes(report.findings) == {(file_name, code, severity)}
+    assert len(report.errors if severity == "error" else report.warnings) == len(report.findings)
+    # errors are exactly what makes training's loader fail
+    assert _loader_fails(root, max_instances=4) == (severity == "error")
+
+    assert main(["--dataroot", str(root), "--max_instances", "4"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    finding_lines = [line for line in lines if line.startswith(f"{severity}: ")]
+    assert len(finding_lines) == len(report.findings)
+    assert all(file_name in line and f"[{code}]" in line for line in finding_lines)
+    noun = "errors" if severity == "error" else "warnings"
+    assert f"{len(report.findings)} {noun}" in lines[-1]
+
+
+def test_format_limit_shows_errors_first_and_counts_the_rest(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path, stems=("a", "b", "c"), masks_per_image=1)
+    for stem in "abc":
+        (root / "trainB_seg" / f"{stem}_0.png").unlink()
+    (root / "trainA" / "c.png").write_bytes(b"")
+    lines = check_dataset(root).format(limit=2).splitlines()
+    assert lines[0].startswith("error: ") and "c.png" in lines[0]
+    assert lines[1].startswith("warning: ")
+    assert lines[2].startswith("... and 2 more")
+    assert lines[3].startswith("1 errors, 3 warnings in 4 files")
+
+
+def test_missing_dataroot_is_one_error(tmp_path: Path) -> None:
+    report = check_dataset(tmp_path / "nowhere")
+    assert [(f.code, f.severity) for f in report.findings] == [("missing-folder", "error")]
+    assert main(["--dataroot", str(tmp_path / "nowhere")]) == 1
+
+
+def test_every_requested_phase_is_checked(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    report = check_dataset(root, phases=("train", "test"))
+    assert {Path(f.path).name for f in report.errors} == {"testA", "testB"}
+
+
+def test_masks_beyond_max_instances_are_not_read(tmp_path: Path) -> None:
+    """The loader never opens them, so a broken one there must not be reported as an error."""
+    root = _make_dataset(tmp_path, masks_per_image=3)
+    (root / "trainA_seg" / "a_2.png").write_bytes(b"")
+    report = check_dataset(root, max_instances=2)
+    assert report.errors == []
+    assert _codes(report.findings) == {("a.png", "too-many-masks", "warning"), ("b.png", "too-many-masks", "warning")}
+
+
+def test_fast_mode_still_finds_header_level_errors(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    (root / "trainA" / "a.png").write_bytes(b"")
+    _write_mask(root / "trainB_seg" / "b_0.png", np.zeros((SIZE + 1, SIZE), np.uint8))
+    _write_image(root / "trainB" / "b.jpg")
+    _sixteen_bit_mask(root / "trainA_seg" / "b_1.png")
+    found = _codes(check_dataset(root, fast=True).findings)
+    assert found == {("a.png", "zero-byte", "error"), ("b_0.png", "size-mismatch", "error"),
+                     ("b.png", "duplicate-stem", "error"), ("b_1.png", "mask-16bit", "warning")}
+
+
+def test_json_output_lists_findings(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _make_dataset(tmp_path)
+    _write_mask(root / "trainB_seg" / "zoé_0.png")
+    (root / "trainA" / "b.png").write_bytes(b"")
+    assert main(["--dataroot", str(root), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["errors"], data["warnings"]) == (1, 1)
+    assert {(Path(f["path"]).name, f["code"]) for f in data["findings"]} == {("zoé_0.png", "orphan-mask"),
+                                                                             ("b.png", "zero-byte")}
+
+
+def test_bad_max_instances_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["--dataroot", str(tmp_path), "--max_instances", "0"]) == 2
+    assert "--max_instances" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- hypothesis
+@pytest.fixture(scope="module")
+def one_image_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _make_dataset(tmp_path_factory.mktemp("fuzz"), stems=("a",), masks_per_image=1)
+
+
+def _agrees_with_loader(root: Path, broken: Path, content: bytes) -> None:
+    original = broken.read_bytes()
+    broken.write_bytes(content)
+    try:
+        errors = check_dataset(root).errors
+        assert all(Path(f.path) == broken for f in errors)
+        assert bool(errors) == _loader_fails(root)
+    finally:
+        broken.write_bytes(original)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=0, max_value=len(_png_bytes()) - 1), in_mask=st.booleans())
+def test_any_truncation_is_an_error_exactly_when_the_loader_fails(one_image_dataset: Path, cut: int,
+                                                                   in_mask: bool) -> None:
+    root = one_image_dataset
+    broken = root / ("trainA_seg/a_0.png" if in_mask else "trainA/a.png")
+    valid = _png_bytes("L" if in_mask else "RGB")
+    _agrees_with_loader(root, broken, valid[: min(cut, len(valid) - 1)])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"]), noise=st.binary(max_size=200),
+       in_mask=st.booleans())
+def test_random_bytes_never_crash_the_checker(one_image_dataset: Path, prefix: bytes, noise: bytes,
+                                              in_mask: bool) -> None:
+    root = one_image_dataset
+    broken = root / ("trainB_seg/a_0.png" if in_mask else "trainB/a.png")
+    _agrees_with_loader(root, broken, prefix + noise)
