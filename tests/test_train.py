@@ -1,0 +1,115 @@
+"""train.py and test.py end to end on tiny shapes data: losses move, exact resume, Ctrl-C, results page."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import test as test_script
+import train
+from datasets.make_shapes_dataset import make_shapes_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ("--load_size 32 --crop_size 32 --ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 2 --gpu_ids -1 "
+        "--display_id 0 --ins_max 2 --ins_per 1")
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shapes")
+    make_shapes_dataset(root, size=32, n_train=8, n_test=3, seed=0, min_objects=1, max_objects=2)
+    return root
+
+
+def train_args(shapes: Path, ck: Path, extra: str) -> list[str]:
+    return (f"--dataroot {shapes} --checkpoints_dir {ck} --name run {TINY} --num_threads 0 "
+            f"--print_freq 1 {extra}").split()
+
+
+def weights(ck: Path) -> dict[str, dict[str, torch.Tensor]]:
+    return {p.name: torch.load(p, weights_only=True) for p in sorted((ck / "run").glob("latest_net_*.pth"))}
+
+
+def assert_same_weights(left: dict, right: dict) -> None:
+    assert left.keys() == right.keys() and left
+    for name in left:
+        for key, value in left[name].items():
+            assert torch.equal(value, right[name][key]), f"{name}:{key} differs"
+
+
+def test_train_moves_the_losses_and_test_writes_one_row_per_input(shapes, tmp_path):
+    ck = tmp_path / "ck"
+    assert train.main(train_args(shapes, ck, "--batch_size 3 --max_steps 6 --niter 1 --niter_decay 1")) == 0
+    run = ck / "run"
+    for name in ("G_A", "G_B", "D_A", "D_B"):
+        assert (run / f"latest_net_{name}.pth").is_file()
+    assert (run / "train_opt.txt").is_file() and (run / "loss_plot.png").is_file()
+    logged = [line for line in (run / "loss_log.txt").read_text().splitlines() if line.startswith("(epoch")]
+    assert len(logged) >= 2
+    first, last = (dict(re.findall(r"(\w+): ([-\d.]+)", line)) for line in (logged[0], logged[-1]))
+    assert first["cycle_A"] != last["cycle_A"] and first["G_A"] != last["G_A"]
+    results = tmp_path / "results"
+    assert test_script.main(f"--dataroot {shapes} --checkpoints_dir {ck} --name run --results_dir {results} "
+                            f"{TINY} --ins_max 4 --ins_per 2 --num_test 2".split()) == 0
+    page = (results / "run" / "test_latest" / "index.html").read_text()
+    assert page.count("<tr") == 2
+    assert (results / "run" / "test_latest" / "images").glob("*_fake_B_seg_0.png")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_continues_exactly(shapes, tmp_path, workers):
+    # 4 images, batch 2: 2 steps per epoch; stopping after 3 steps interrupts the second epoch mid-way
+    common = f"--max_dataset_size 4 --batch_size 2 --niter 2 --niter_decay 2 --seed 3 --set_order random " \
+             f"--pool_size 2 --num_threads {workers}"
+    once, split = tmp_path / "once", tmp_path / "split"
+    assert train.main(train_args(shapes, once, f"{common} --max_steps 6")) == 0
+    assert train.main(train_args(shapes, split, f"{common} --max_steps 3")) == 0
+    assert train.main(train_args(shapes, split, f"{common} --max_steps 6 --continue_train")) == 0
+    assert_same_weights(weights(once), weights(split))
+    state = torch.load(split / "run" / "latest_state.pth", weights_only=True)
+    assert (state["epoch"], state["epoch_iter"], state["total_steps"]) == (4, 0, 6)
+
+
+def test_continue_train_without_checkpoint_is_a_clear_error(shapes, tmp_path, capsys):
+    assert train.main(train_args(shapes, tmp_path / "none", "--continue_train")) == 2
+    assert "no training state" in capsys.readouterr().err
+
+
+def test_ctrl_c_saves_latest_and_exits_cleanly(shapes, tmp_path):
+    ck = tmp_path / "ck"
+    command = [sys.executable, "-u", "train.py", *train_args(shapes, ck, "--niter 50 --niter_decay 0")]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("(epoch: 2"):
+            process.send_signal(signal.SIGINT)
+            break
+    output = "".join(lines) + process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    assert "saved 'latest'" in output and "--continue_train" in output
+    state = torch.load(ck / "run" / "latest_state.pth", weights_only=True)
+    assert state["epoch"] >= 2
+    assert train.main(train_args(shapes, ck, f"--niter 50 --niter_decay 0 --continue_train "
+                                             f"--max_steps {state['total_steps'] + 1}")) == 0
+
+
+def test_train_stops_before_any_work_on_a_broken_dataset(shapes, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(shapes, broken)
+    victim = sorted((broken / "trainA").iterdir())[0]
+    victim.write_bytes(b"")
+    assert train.main(train_args(broken, tmp_path / "ck", "--max_steps 1")) == 2
+    err = capsys.readouterr().err
+    assert victim.name in err and "python -m data.check" in err
+    assert not (tmp_path / "ck" / "run" / "latest_net_G_A.pth").exists()

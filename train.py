@@ -1,0 +1,257 @@
+"""Train an image-to-image translation model.
+
+    python train.py --dataroot ./datasets/shapes --name shapes_instagan --model insta_gan
+
+Checkpoints, the option file, the loss log and the HTML page go to ``<checkpoints_dir>/<name>/``.
+``--continue_train`` resumes exactly where the last run stopped (epoch, iteration, optimisers, image
+pools, random generators). Ctrl-C or SIGTERM saves ``latest`` after the current step and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from data import create_dataset
+from data.check import check_dataset
+from data.image_folder import DatasetError
+from models import create_model
+from options.train_options import TrainOptions
+from util.checkpoint import CheckpointError, load_weights_only, save_atomic
+from util.visualizer import Visualizer
+
+STATE_FILE = "latest_state.pth"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": [x.tolist() if isinstance(x, np.ndarray) else x for x in np.random.get_state()]}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+
+class StopRequest:
+    """Turns Ctrl-C / SIGTERM into a flag checked between steps, so the saved state is consistent.
+    A second Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def __enter__(self) -> Self:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        print(f"\n{self.signal_name} received: finishing the current step, then saving 'latest' "
+              f"(press Ctrl-C again to stop at once)", flush=True)
+
+
+class Trainer:
+    """The epoch loop with periodic logging, display and saving, and exact resume."""
+
+    def __init__(self, opt: argparse.Namespace):
+        self.opt = opt
+        self.save_dir = Path(opt.checkpoints_dir) / opt.name
+        if opt.seed is not None:
+            seed_everything(opt.seed)
+        self.dataset = create_dataset(opt)
+        self.model = create_model(opt)
+        self.model.setup(opt)
+        self.visualizer = Visualizer(opt)
+        self.epoch = opt.epoch_count
+        self.epoch_iter = 0          # batches finished in the current epoch
+        self.total_iters = 0         # images seen in total (CycleGAN's counter for the frequencies)
+        self.total_steps = 0         # optimize_parameters calls in total
+        self.epoch_rng = rng_state()
+        if opt.continue_train:
+            self.resume()
+
+    @property
+    def last_epoch(self) -> int:
+        return self.opt.niter + self.opt.niter_decay
+
+    # ------------------------------------------------------------------ saving and resuming
+    def save(self, tag: str | int) -> None:
+        self.model.save_networks(tag)
+        if tag == "latest":
+            state = {"epoch": self.epoch, "epoch_iter": self.epoch_iter, "total_iters": self.total_iters,
+                     "total_steps": self.total_steps, "epoch_rng": self.epoch_rng, "rng": rng_state(),
+                     "model": self.model.training_state(), "visualizer": self.visualizer.state_dict()}
+            save_atomic(state, self.save_dir / STATE_FILE)
+        self.visualizer.save_loss_plot()
+
+    def resume(self) -> None:
+        path = self.save_dir / STATE_FILE
+        if not path.is_file():
+            raise CheckpointError(f"--continue_train: no training state {path}; train without --continue_train "
+                                  f"first, or check --name and --checkpoints_dir")
+        state = load_weights_only(path)
+        self.model.load_networks("latest")
+        self.model.load_training_state(state["model"])
+        self.visualizer.load_state_dict(state["visualizer"])
+        self.epoch, self.epoch_iter = state["epoch"], state["epoch_iter"]
+        self.total_iters, self.total_steps = state["total_iters"], state["total_steps"]
+        self.epoch_rng, self.resume_rng = state["epoch_rng"], state["rng"]
+        print(f"resuming at epoch {self.epoch}, iteration {self.epoch_iter} of the epoch "
+              f"({self.total_steps} steps done)")
+
+    def epoch_batches(self):
+        """The epoch's batches; when resuming mid-epoch, replay the epoch's shuffling and data augmentation
+        from its saved start state, skip the batches already trained on, then restore the RNG as it was."""
+        set_rng_state(self.epoch_rng)
+        iterator = iter(self.dataset)
+        resume_rng = getattr(self, "resume_rng", None)
+        if resume_rng is not None:
+            for _ in range(self.epoch_iter):
+                next(iterator)
+            set_rng_state(resume_rng)
+            self.resume_rng = None
+        return iterator
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> int:
+        """Train to the last epoch; returns the process exit status."""
+        with StopRequest() as stop:
+            while self.epoch <= self.last_epoch:
+                outcome = self.run_epoch(stop)
+                if outcome == "epoch done":
+                    self.end_epoch()
+                    outcome = "max_steps" if self.max_steps_reached() else outcome
+                if outcome == "signal":
+                    return self.stop(stop.signal_name)
+                if outcome == "max_steps":
+                    self.save("latest")
+                    print(f"--max_steps {self.opt.max_steps} reached; saved 'latest'")
+                    return 0
+        return 0
+
+    def end_epoch(self) -> None:
+        if self.epoch % self.opt.save_epoch_freq == 0:
+            self.save(self.epoch)
+        lr = self.model.update_learning_rate()
+        print(f"end of epoch {self.epoch} / {self.last_epoch}, learning rate now {lr:.7f}")
+        self.epoch += 1
+        self.epoch_iter = 0
+        self.epoch_rng = rng_state()
+        self.save("latest")
+
+    def max_steps_reached(self) -> bool:
+        return 0 < self.opt.max_steps <= self.total_steps
+
+    def run_epoch(self, stop: StopRequest) -> str:
+        """Train one epoch (or its remainder): "epoch done", "signal" or "max_steps"."""
+        opt = self.opt
+        self.model.train()
+        batches_per_epoch = -(-len(self.dataset) // opt.batch_size)
+        progress = tqdm(total=batches_per_epoch, initial=self.epoch_iter, desc=f"epoch {self.epoch}",
+                        unit="batch", dynamic_ncols=True, disable=None)
+        t_data_start = time.time()
+        try:
+            for batch in self.epoch_batches():
+                t_data = time.time() - t_data_start
+                t_start = time.time()
+                self.model.set_input(batch)
+                self.model.optimize_parameters()
+                n_images = batch["A"].shape[0]
+                self.epoch_iter += 1
+                self.total_steps += 1
+                previous_iters, self.total_iters = self.total_iters, self.total_iters + n_images
+                t_comp = time.time() - t_start
+                progress.update(1)
+                progress.set_postfix(img_s=f"{n_images / max(t_comp + t_data, 1e-9):.2f}", refresh=False)
+                self.periodic(previous_iters, t_comp / n_images, t_data / n_images, batches_per_epoch)
+                if stop.signal_name is not None:
+                    return "signal"
+                if self.max_steps_reached() and self.epoch_iter < batches_per_epoch:
+                    return "max_steps"
+                t_data_start = time.time()
+        finally:
+            progress.close()
+        return "epoch done"
+
+    def periodic(self, previous: int, t_comp: float, t_data: float, batches_per_epoch: int) -> None:
+        """Display, log and save when the image counter crosses the frequencies (CycleGAN's semantics)."""
+        opt, model = self.opt, self.model
+
+        def crossed(freq: int) -> bool:
+            return previous // freq != self.total_iters // freq or previous == 0
+
+        if crossed(opt.display_freq):
+            self.visualizer.display_current_results(model.get_current_visuals(), self.epoch,
+                                                    save_result=crossed(opt.update_html_freq))
+        if crossed(opt.print_freq):
+            losses = model.get_current_losses()
+            line = self.visualizer.print_current_losses(self.epoch, self.epoch_iter * opt.batch_size, losses,
+                                                        t_comp, t_data)
+            tqdm.write(line)
+            self.visualizer.plot_current_losses(self.epoch, min(1.0, self.epoch_iter / batches_per_epoch), losses)
+        if crossed(opt.save_latest_freq) and previous:
+            self.save("latest")
+
+    def stop(self, signal_name: str | None) -> int:
+        if signal_name is None:
+            return 0
+        self.save("latest")
+        print(f"stopped by {signal_name}: saved 'latest' at epoch {self.epoch}, iteration {self.epoch_iter} to "
+              f"{self.save_dir}; resume with the same command plus --continue_train")
+        return 130 if signal_name == "SIGINT" else 143
+
+
+def dataset_is_usable(opt: argparse.Namespace) -> bool:
+    """Fast header-level check of a mask dataset: stop on errors that would break training, warn otherwise."""
+    if opt.dataset_mode != "unaligned_seg" or opt.skip_data_check:
+        return True
+    report = check_dataset(opt.dataroot, (opt.phase,), opt.max_instances, fast=True)
+    if report.errors:
+        print(report.format(limit=20), file=sys.stderr)
+        print(f"error: the dataset in {opt.dataroot} cannot be trained on; fix the files above "
+              f"(full check: python -m data.check --dataroot {opt.dataroot} --phase {opt.phase})", file=sys.stderr)
+        return False
+    if report.warnings:
+        print(report.format(limit=10))
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    opt = TrainOptions().parse(argv)
+    if not dataset_is_usable(opt):
+        return 2
+    try:
+        trainer = Trainer(opt)
+        return trainer.run()
+    except (CheckpointError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
