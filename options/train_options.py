@@ -30,6 +30,8 @@ class TrainOptions(BaseOptions):
         g.add_argument("--max_steps", type=int, default=0,
                        help="stop after this many optimisation calls in total (0 = run all epochs); "
                             "for short smoke runs and time-boxed benchmarks")
+        g.add_argument("--skip_data_check", action="store_true",
+                       help="do not run the fast dataset check (python -m data.check) at start-up")
         g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
         g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
         g.add_argument("--lr", type=float, default=0.0002, help="initial learning rate of G and D")
