@@ -1,0 +1,304 @@
+"""Score a test.py results folder: FID/KID, domain and shape scores, background preservation, instance fidelity.
+
+    python evaluate.py --results ./results/shapes_instagan/test_latest --dataroot ./datasets/shapes --ins_max 4
+
+Reads, per input ``<stem>``, ``images/<stem>_real_A_img.png``, ``<stem>_fake_B_img.png`` and the translated
+masks ``<stem>_fake_B_seg_<k>.png`` that test.py writes, the input masks from
+``<dataroot>/<phase><source>_seg`` and the real target images from ``<dataroot>/<phase><target>``.
+Pass the same ``--phase``, ``--direction``, ``--ins_max`` and ``--max_instances`` as to test.py. Prints a
+table and writes JSON (``--json``, default ``<results>/metrics.json``; an unchanged background gives
+``background_psnr`` Infinity, as Python's json writes it; metrics that could not run are null, with the
+reason under ``skipped``).
+
+Input masks and translated masks are paired by slot: the model translates the input masks largest first
+(``select_instances``), and slot k of its output is the translation of slot k of that order. ``--match iou``
+pairs them by best total IoU instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from data.image_folder import DatasetError, index_mask_files, list_image_files
+from data.unaligned_seg_dataset import domain_letters
+from util import domain_classifier as dc
+from util import metrics
+
+FAKE_IMAGE_SUFFIX = "_fake_B_img.png"
+REAL_IMAGE_SUFFIX = "_real_A_img.png"
+
+
+class EvaluationError(RuntimeError):
+    """A missing or inconsistent input, described in one line with the fix."""
+
+
+def find_image_dir(results_dir: str | Path) -> Path:
+    """The folder holding test.py's images: ``<results>/images`` or ``<results>`` itself."""
+    results = Path(results_dir)
+    for folder in (results / "images", results):
+        if folder.is_dir() and any(folder.glob(f"*{FAKE_IMAGE_SUFFIX}")):
+            return folder
+    raise EvaluationError(f"no *{FAKE_IMAGE_SUFFIX} in {results} or {results / 'images'}: pass --results the "
+                          f"page folder test.py wrote (<results_dir>/<name>/<phase>_<epoch>)")
+
+
+def index_slot_files(image_dir: Path, visual: str) -> dict[str, dict[int, Path]]:
+    """``<stem>_<visual>_<k>.png`` files of the folder by stem and slot k (one directory listing)."""
+    pattern = re.compile(r"^(?P<stem>.+)_" + re.escape(visual) + r"_(?P<k>\d+)\.png$")
+    found: dict[str, dict[int, Path]] = {}
+    for path in image_dir.iterdir():
+        match = pattern.match(path.name)
+        if match:
+            found.setdefault(match["stem"], {})[int(match["k"])] = path
+    return found
+
+
+def read_translated_masks(files: dict[int, Path], size: tuple[int, int], ins_max: int) -> dict[int, np.ndarray]:
+    """Translated masks of one input by slot k."""
+    if files and max(files) >= ins_max:
+        raise EvaluationError(f"{files[max(files)]} is slot {max(files)} but --ins_max is {ins_max}: pass the "
+                              f"--ins_max that test.py ran with")
+    return {slot: metrics.read_mask(path, size) for slot, path in files.items()}
+
+
+class InputMasks:
+    """The input masks of each stem, as the model saw them (resized to the result size, model order)."""
+
+    def __init__(self, image_dir: Path, dataroot: Path, folder: str, max_instances: int, ins_max: int):
+        self.image_dir = image_dir
+        self.max_instances = max_instances
+        self.ins_max = ins_max
+        seg = dataroot / f"{folder}_seg"
+        if not seg.is_dir():
+            raise EvaluationError(f"no folder {seg}: the input masks are read from <dataroot>/<phase><source>_seg; "
+                                  f"check --dataroot, --phase and --direction")
+        self.files = index_mask_files(seg)
+        self.saved = index_slot_files(image_dir, "real_A_seg")
+        self.warned_aspect = False
+
+    def load(self, stem: str, size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(all input masks, the ones the model translated in slot order)."""
+        saved = self.saved.get(stem)
+        if saved:  # test.py's own copy of the selected masks, already in slot order
+            masks = [metrics.read_mask(saved[k], size) for k in sorted(saved)]
+            return masks, masks[: self.ins_max]
+        files = self.files.get(stem, [])[: self.max_instances]
+        if files:
+            self._check_aspect(files[0], size)
+        masks = [metrics.read_mask(path, size) for path in files]
+        return masks, metrics.order_like_model(masks, self.ins_max)
+
+    def _check_aspect(self, path: Path, size: tuple[int, int]) -> None:
+        from PIL import Image
+
+        with Image.open(path) as mask:
+            width, height = mask.size
+        if not self.warned_aspect and abs(width / height - size[1] / size[0]) > 0.02:
+            self.warned_aspect = True
+            warnings.warn(f"mask {path} is {width}x{height} but the results are {size[1]}x{size[0]}: test.py "
+                          f"cropped, so input masks and results may not line up; run test.py with load size = "
+                          f"crop size for exact background and IoU figures", stacklevel=2)
+
+
+def _same_size(images: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    from PIL import Image
+
+    return [image if image.shape[:2] == size else
+            np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BICUBIC)) for image in images]
+
+
+def _fid_kid(fakes: list[np.ndarray], real_paths: list[Path], feature_extractor: nn.Module | None,
+             inception_weights: str | None, kid_subset_size: int) -> dict[str, float]:
+    if feature_extractor is None:
+        feature_extractor = metrics.inception_feature_extractor(metrics.find_inception_weights(inception_weights))
+    size = fakes[0].shape[:2]
+    reals = [metrics.read_rgb(path, size) for path in real_paths]
+    return metrics.fid_and_kid(metrics.to_uint8_batch(_same_size(fakes, size)), metrics.to_uint8_batch(reals),
+                               feature_extractor, kid_subset_size=kid_subset_size)
+
+
+def _classifier_score(kind: str, inputs: list, dataroot: Path, target_label: int, settings: dc.ClassifierSettings,
+                      retrain: bool, log: Callable[[str], None]) -> tuple[float, dc.ClassifierInfo]:
+    net, info = dc.load_or_train(dataroot, kind, settings, retrain=retrain, log=log)
+    side = settings.input_side(kind)
+    if kind == "image":
+        batch = dc.stack_inputs([dc.image_input(path, side) for path in inputs], kind, side)
+    else:
+        batch = dc.stack_inputs([dc.mask_input(mask, side) for mask in inputs], kind, side)
+    return metrics.domain_score(net, batch, target_label), info
+
+
+def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str = "test", direction: str = "AtoB",
+                     *, ins_max: int = 4, max_instances: int = 20, match: str = "slot",
+                     inception_weights: str | None = None, feature_extractor: nn.Module | None = None,
+                     fid: bool = True, domain_score: bool = True, shape_score: bool = True,
+                     classifier_settings: dc.ClassifierSettings | None = None, retrain_classifier: bool = False,
+                     kid_subset_size: int = 1000, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """All metrics of one results folder as a flat dict (see the module docstring for the inputs)."""
+    start = time.perf_counter()
+    dataroot = Path(dataroot)
+    image_dir = find_image_dir(results_dir)
+    source, target = domain_letters(argparse.Namespace(direction=direction))
+    input_masks = InputMasks(image_dir, dataroot, f"{phase}{source}", max_instances, ins_max)
+    stems = sorted(path.name[: -len(FAKE_IMAGE_SUFFIX)] for path in image_dir.glob(f"*{FAKE_IMAGE_SUFFIX}"))
+    translated_files = index_slot_files(image_dir, "fake_B_seg")
+    background, fidelity = metrics.BackgroundError(), metrics.InstanceFidelity()
+    fakes, fake_masks, per_image = [], [], []
+    for stem in stems:
+        real_path = image_dir / f"{stem}{REAL_IMAGE_SUFFIX}"
+        if not real_path.is_file():
+            raise EvaluationError(f"missing {real_path} beside {stem}{FAKE_IMAGE_SUFFIX}: rerun test.py to write it")
+        fake = metrics.read_rgb(image_dir / f"{stem}{FAKE_IMAGE_SUFFIX}")
+        size = fake.shape[:2]
+        all_inputs, kept_inputs = input_masks.load(stem, size)
+        outputs = read_translated_masks(translated_files.get(stem, {}), size, ins_max)
+        error = metrics.background_error(metrics.read_rgb(real_path, size), fake, all_inputs + list(outputs.values()))
+        background += error
+        ious_before = len(fidelity.ious)
+        fidelity.add_image(kept_inputs, outputs, match)
+        fakes.append(fake)
+        fake_masks.extend(outputs.values())
+        per_image.append({"stem": stem, "background_l1": error.l1, "background_psnr": error.psnr,
+                          "input_instances": len(kept_inputs),
+                          "translated_instances": sum(bool(m.any()) for m in outputs.values()),
+                          "ious": fidelity.ious[ious_before:]})
+    result: dict[str, Any] = {
+        "results": str(image_dir), "dataroot": str(dataroot), "phase": phase, "direction": direction,
+        "ins_max": ins_max, "match": match, "num_images": len(stems),
+        "background_l1": background.l1, "background_psnr": background.psnr,
+        "mean_iou": fidelity.mean_iou, "instance_count_kept": fidelity.count_kept_fraction,
+        "empty_translated_masks": fidelity.empty_translated, "num_input_instances": len(fidelity.ious),
+        "fid": None, "kid_mean": None, "kid_std": None,
+        "domain_score": None, "domain_classifier_val_accuracy": None,
+        "shape_score": None, "shape_classifier_val_accuracy": None, "skipped": {},
+    }
+    if fid:
+        try:
+            real_paths = list_image_files(dataroot / f"{phase}{target}")
+            result.update(_fid_kid(fakes, real_paths, feature_extractor, inception_weights, kid_subset_size))
+        except (metrics.InceptionWeightsMissing, DatasetError, ValueError) as err:
+            result["skipped"]["fid"] = str(err)
+            log(str(err))
+    settings = classifier_settings or dc.ClassifierSettings()
+    target_label = 1 if target == "B" else 0
+    fake_paths = [image_dir / f"{stem}{FAKE_IMAGE_SUFFIX}" for stem in stems]
+    for enabled, kind, inputs, key in ((domain_score, "image", fake_paths, "domain"),
+                                       (shape_score, "mask", fake_masks, "shape")):
+        if not enabled:
+            continue
+        try:
+            score, info = _classifier_score(kind, inputs, dataroot, target_label, settings, retrain_classifier, log)
+        except (DatasetError, FileNotFoundError, ValueError) as err:
+            result["skipped"][f"{key}_score"] = f"{key} score skipped: {err}"
+            log(result["skipped"][f"{key}_score"])
+            continue
+        result[f"{key}_score"] = score
+        result[f"{key}_classifier_val_accuracy"] = info.val_accuracy
+        result[f"{key}_classifier_trained_now"] = info.trained
+    result["seconds"] = time.perf_counter() - start
+    result["per_image"] = per_image
+    return result
+
+
+TABLE_ROWS = (
+    ("num_images", "images", "{:d}"),
+    ("fid", "FID (lower is better)", "{:.3f}"),
+    ("kid_mean", "KID mean (lower is better)", "{:.5f}"),
+    ("kid_std", "KID std", "{:.5f}"),
+    ("domain_score", "domain score (translated images seen as target)", "{:.3f}"),
+    ("domain_classifier_val_accuracy", "  image classifier validation accuracy", "{:.3f}"),
+    ("shape_score", "shape score (translated masks seen as target)", "{:.3f}"),
+    ("shape_classifier_val_accuracy", "  mask classifier validation accuracy", "{:.3f}"),
+    ("background_l1", "background L1 (0..1 scale, lower is better)", "{:.4f}"),
+    ("background_psnr", "background PSNR dB (higher is better)", "{:.2f}"),
+    ("mean_iou", "mean IoU input vs translated mask", "{:.3f}"),
+    ("instance_count_kept", "images whose instance count is kept", "{:.3f}"),
+    ("empty_translated_masks", "empty translated masks", "{:d}"),
+    ("num_input_instances", "input instances translated", "{:d}"),
+    ("seconds", "seconds", "{:.1f}"),
+)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    width = max(len(label) for _, label, _ in TABLE_ROWS)
+    lines = []
+    for key, label, fmt in TABLE_ROWS:
+        value = result.get(key)
+        text = "skipped" if value is None else ("nan" if isinstance(value, float) and math.isnan(value)
+                                                 else fmt.format(value))
+        lines.append(f"{label:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN (no data) -> null; inf stays (Python's json writes Infinity)."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(item) for item in value]
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", required=True, help="test.py page folder: <results_dir>/<name>/<phase>_<epoch>")
+    parser.add_argument("--dataroot", required=True, help="the dataset test.py translated")
+    parser.add_argument("--phase", default="test", help="split test.py ran on (source and real target images)")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="as given to test.py")
+    parser.add_argument("--json", default=None, help="where to write the metrics (default <results>/metrics.json)")
+    parser.add_argument("--ins_max", type=int, default=4, help="as given to test.py (its default is 4)")
+    parser.add_argument("--max_instances", type=int, default=20, help="as given to test.py (masks read per image)")
+    parser.add_argument("--match", default="slot", choices=["slot", "iou"],
+                        help="pair input and translated masks by slot (the model's order) or by best IoU")
+    parser.add_argument("--inception_weights", default=None,
+                        help=f"{metrics.INCEPTION_FILE} for FID/KID (default: torch hub's checkpoints cache)")
+    parser.add_argument("--no_fid", action="store_true", help="skip FID and KID")
+    parser.add_argument("--no_domain_score", action="store_true", help="skip the image domain classifier")
+    parser.add_argument("--no_shape_score", action="store_true", help="skip the mask domain classifier")
+    parser.add_argument("--retrain_classifier", action="store_true", help="ignore the classifier cache")
+    parser.add_argument("--classifier_size", type=int, default=64, help="classifier input side (masks use half)")
+    parser.add_argument("--classifier_steps", type=int, default=400, help="classifier training steps (batch 64)")
+    parser.add_argument("--kid_subset_size", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (more only help on an idle machine)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(max(args.threads, 1))
+    settings = dc.ClassifierSettings(size=args.classifier_size, steps=args.classifier_steps)
+    try:
+        result = evaluate_results(
+            args.results, args.dataroot, args.phase, args.direction, ins_max=args.ins_max,
+            max_instances=args.max_instances, match=args.match, inception_weights=args.inception_weights,
+            fid=not args.no_fid, domain_score=not args.no_domain_score, shape_score=not args.no_shape_score,
+            classifier_settings=settings, retrain_classifier=args.retrain_classifier,
+            kid_subset_size=args.kid_subset_size, log=lambda text: print(text, file=sys.stderr))
+    except (EvaluationError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    json_path = Path(args.json) if args.json else Path(args.results) / "metrics.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(_json_ready(result), indent=2), encoding="utf-8")
+    print(f"metrics written to {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

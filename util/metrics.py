@@ -1,0 +1,258 @@
+"""Metrics of a translation run: background preservation, instance fidelity, FID/KID and domain scores.
+
+Conventions: images are uint8 RGB arrays (H, W, 3) or float arrays in [0, 1]; masks are boolean arrays
+(H, W), True inside the instance (a grey mask file counts as instance where it is at least half of 255).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+# The Inception file torch-fidelity (and so torchmetrics) loads for FID/KID.
+INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+
+
+class InceptionWeightsMissing(FileNotFoundError):
+    """FID/KID cannot run: the Inception weights are not on this machine (the message says how to get them)."""
+
+
+# ---------------------------------------------------------------------------------------------- file reading
+def read_rgb(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """An image file as uint8 (H, W, 3); ``size`` (height, width) resizes it (bicubic) when it differs."""
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        if size is not None and (image.height, image.width) != size:
+            image = image.resize((size[1], size[0]), Image.BICUBIC)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A grey mask file as a boolean (H, W) array (pixel >= 128); ``size`` resizes it (bilinear) first."""
+    with Image.open(path) as image:
+        image = image.convert("L")
+        if size is not None and (image.height, image.width) != size:
+            image = image.resize((size[1], size[0]), Image.BILINEAR)
+        return np.asarray(image) >= 128
+
+
+# ---------------------------------------------------------------------------------------------- background
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """PSNR in dB; 0 error gives ``inf``."""
+    if mse <= 0.0:
+        return math.inf
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+@dataclass
+class BackgroundError:
+    """Sums of the errors over the background pixels of one or more images (values on a 0..1 scale)."""
+
+    abs_sum: float = 0.0
+    squared_sum: float = 0.0
+    values: int = 0  # pixel-channel values summed
+
+    def __iadd__(self, other: BackgroundError) -> Self:
+        self.abs_sum += other.abs_sum
+        self.squared_sum += other.squared_sum
+        self.values += other.values
+        return self
+
+    @property
+    def l1(self) -> float:
+        return self.abs_sum / self.values if self.values else math.nan
+
+    @property
+    def psnr(self) -> float:
+        return psnr_from_mse(self.squared_sum / self.values) if self.values else math.nan
+
+
+def background_mask(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """True where no mask of the list covers the pixel."""
+    background = np.ones(shape, dtype=bool)
+    for mask in masks:
+        background &= ~mask
+    return background
+
+
+def background_error(source: np.ndarray, output: np.ndarray, masks: list[np.ndarray]) -> BackgroundError:
+    """Errors between two uint8 images on the pixels outside every mask (pass input AND translated masks)."""
+    if source.shape != output.shape:
+        raise ValueError(f"input image {source.shape} and translated image {output.shape} differ in size")
+    background = background_mask(masks, source.shape[:2])
+    diff = (source.astype(np.float64) - output.astype(np.float64))[background] / 255.0
+    return BackgroundError(float(np.abs(diff).sum()), float((diff**2).sum()), int(diff.size))
+
+
+# ---------------------------------------------------------------------------------------------- instances
+def mask_iou(first: np.ndarray, second: np.ndarray) -> float:
+    """Intersection over union of two boolean masks; two empty masks give 1."""
+    union = np.logical_or(first, second).sum()
+    if union == 0:
+        return 1.0
+    return float(np.logical_and(first, second).sum() / union)
+
+
+def order_like_model(masks: list[np.ndarray], ins_max: int) -> list[np.ndarray]:
+    """The input masks the model translates, in its slot order: non-empty ones, largest first (ties keep the
+    file order k), at most ``ins_max`` (``select_instances`` with ``--set_order decreasing``)."""
+    present = [mask for mask in masks if mask.any()]
+    order = sorted(range(len(present)), key=lambda index: -int(present[index].sum()))
+    return [present[index] for index in order[:ins_max]]
+
+
+def match_instances(inputs: list[np.ndarray], outputs: dict[int, np.ndarray], how: str = "slot") -> list[float]:
+    """IoU of each input mask with its translated mask (0 when it has none).
+
+    ``slot``: input slot k (model order) pairs with translated slot k, the model's own correspondence.
+    ``iou``: the one-to-one pairing with the largest total IoU, which forgives a slot order that
+    differs from the model's (e.g. near-equal areas that resizing reordered).
+    """
+    if how == "slot":
+        return [mask_iou(mask, outputs[k]) if k in outputs else 0.0 for k, mask in enumerate(inputs)]
+    if how != "iou":
+        raise ValueError(f"match must be 'slot' or 'iou', got {how!r}")
+    translated = list(outputs.values())
+    if not inputs or not translated:
+        return [0.0] * len(inputs)
+    from scipy.optimize import linear_sum_assignment  # only this matching mode needs scipy
+
+    table = np.array([[mask_iou(a, b) for b in translated] for a in inputs])
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    ious = [0.0] * len(inputs)
+    for row, col in zip(rows, cols, strict=True):
+        ious[row] = float(table[row, col])
+    return ious
+
+
+@dataclass
+class InstanceFidelity:
+    """Per-image instance statistics, summed over images by ``+=``."""
+
+    ious: list[float] = field(default_factory=list)
+    images: int = 0
+    count_kept: int = 0
+    empty_translated: int = 0
+
+    def add_image(self, inputs: list[np.ndarray], outputs: dict[int, np.ndarray], how: str = "slot") -> None:
+        """``inputs``: the translated input masks in model order; ``outputs``: translated masks by slot."""
+        non_empty = {slot: mask for slot, mask in outputs.items() if mask.any()}
+        self.ious.extend(match_instances(inputs, non_empty, how))
+        self.images += 1
+        self.count_kept += int(len(non_empty) == len(inputs))
+        self.empty_translated += max(len(inputs) - len(non_empty), 0)
+
+    @property
+    def mean_iou(self) -> float:
+        return float(np.mean(self.ious)) if self.ious else math.nan
+
+    @property
+    def count_kept_fraction(self) -> float:
+        return self.count_kept / self.images if self.images else math.nan
+
+
+# ---------------------------------------------------------------------------------------------- domain score
+def sobel_magnitude(images: Tensor) -> Tensor:
+    """Per-channel Sobel gradient magnitude of (N, C, H, W) images (replicate padding, same size)."""
+    kernel_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=images.dtype)
+    channels = images.shape[1]
+    kernels = torch.stack([kernel_x, kernel_x.t()])[:, None].repeat(channels, 1, 1, 1).to(images.device)
+    padded = nn.functional.pad(images, (1, 1, 1, 1), mode="replicate")
+    grad = nn.functional.conv2d(padded, kernels, groups=channels)  # (N, 2C): x and y gradient per channel
+    grad_x, grad_y = grad[:, 0::2], grad[:, 1::2]
+    return (grad_x.square() + grad_y.square() + 1e-12).sqrt()
+
+
+@torch.no_grad()
+def domain_score(classifier: nn.Module, inputs: Tensor, target_label: int, batch_size: int = 256) -> float:
+    """Fraction of ``inputs`` that ``classifier`` (one logit per input, > 0 means label 1) puts in
+    ``target_label``."""
+    if inputs.shape[0] == 0:
+        return math.nan
+    classifier.eval()
+    hits = 0
+    for start in range(0, inputs.shape[0], batch_size):
+        predicted = (classifier(inputs[start:start + batch_size]).reshape(-1) > 0).long()
+        hits += int((predicted == target_label).sum())
+    return hits / inputs.shape[0]
+
+
+# ---------------------------------------------------------------------------------------------- FID / KID
+def find_inception_weights(path: str | Path | None = None) -> Path:
+    """The Inception weights file: ``path`` when given, else torch hub's cache; raises
+    InceptionWeightsMissing with download instructions when it is not there."""
+    hub_file = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    candidate = Path(path) if path else hub_file
+    if candidate.is_file():
+        return candidate
+    where = f"--inception_weights {candidate} does not exist" if path else f"no {hub_file}"
+    raise InceptionWeightsMissing(
+        f"FID/KID skipped: {where}. Download {INCEPTION_URL} on a machine with internet and either put it "
+        f"at {hub_file} or pass --inception_weights <path to {INCEPTION_FILE}>")
+
+
+def inception_feature_extractor(weights: str | Path) -> nn.Module:
+    """torchmetrics' Inception v3 (2048 pool features of uint8 (N, 3, H, W) images) from a local file."""
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    return NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"],
+                              feature_extractor_weights_path=str(weights))
+
+
+class _PrecomputedFeatures(nn.Module):
+    """Lets torchmetrics take features extracted once (both metrics would otherwise run the network)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features
+
+
+@torch.no_grad()
+def extract_features(images: Tensor, feature_extractor: nn.Module, batch_size: int = 50) -> Tensor:
+    """(N, D) float64 features of uint8 (N, 3, H, W) images."""
+    feature_extractor.eval()
+    parts = [feature_extractor(images[start:start + batch_size]).reshape(min(batch_size, images.shape[0] - start), -1)
+             for start in range(0, images.shape[0], batch_size)]
+    return torch.cat(parts).double()
+
+
+def fid_and_kid(fake: Tensor, real: Tensor, feature_extractor: nn.Module, kid_subset_size: int = 1000,
+                kid_subsets: int = 100) -> dict[str, float]:
+    """FID and KID (mean, std) between uint8 (N, 3, H, W) image sets, computed by torchmetrics on the
+    features of ``feature_extractor`` (uint8 images in, (N, D) features out)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    if fake.shape[0] < 2 or real.shape[0] < 2:
+        raise ValueError(f"FID/KID need at least 2 images per set (got {fake.shape[0]} translated, "
+                         f"{real.shape[0]} real)")
+    fake_features = extract_features(fake, feature_extractor)
+    real_features = extract_features(real, feature_extractor)
+    passthrough = _PrecomputedFeatures(fake_features.shape[1])
+    subset = min(kid_subset_size, fake.shape[0], real.shape[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # KID's note that it keeps all features in memory
+        fid = FrechetInceptionDistance(feature=passthrough).double()
+        kid = KernelInceptionDistance(feature=passthrough, subsets=kid_subsets, subset_size=subset).double()
+    for features, is_real in ((real_features, True), (fake_features, False)):
+        fid.update(features, real=is_real)
+        kid.update(features, real=is_real)
+    kid_mean, kid_std = kid.compute()
+    return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std)}
+
+
+def to_uint8_batch(images: list[np.ndarray]) -> Tensor:
+    """uint8 (H, W, 3) arrays of one size -> uint8 tensor (N, 3, H, W)."""
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
