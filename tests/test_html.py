@@ -115,7 +115,9 @@ def test_save_images_writes_each_visual_and_each_translated_instance(tmp_path):
         with Image.open(images / f"img 7_{name}.png") as picture:
             assert picture.size == (SIZE, SIZE) and picture.mode == "RGB"
     instance_files = sorted(path.name for path in images.glob("img 7_*_seg_*.png"))
-    assert instance_files == ["img 7_fake_B_seg_0.png", "img 7_fake_B_seg_2.png"]   # only non-empty fake slots
+    # only non-empty slots of input and translated sets, never of reconstructions
+    assert instance_files == ["img 7_fake_B_seg_0.png", "img 7_fake_B_seg_2.png", "img 7_real_A_seg_0.png",
+                              "img 7_real_A_seg_1.png"]
     mask = np.asarray(Image.open(images / "img 7_fake_B_seg_2.png"))
     assert mask.dtype == np.uint8 and mask.shape == (SIZE, SIZE)
     assert (mask[20:30, 4:12] == 255).all() and mask.sum() == 255 * 10 * 8

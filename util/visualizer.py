@@ -37,8 +37,9 @@ def save_images(webpage: HTML, visuals: dict[str, Tensor], image_path: str | Pat
                 aspect_ratio: float = 1.0, width: int = 256, save_instance_masks: bool = True) -> None:
     """Save the visuals of one input as ``<stem>_<visual>.png`` and add them to the page as one row.
 
-    With ``save_instance_masks``, every non-empty slot of a translated mask set (``fake_*_seg``) is also
-    saved as a grey ``<stem>_<visual>_<k>.png`` (k = the instance slot) for evaluation tools.
+    With ``save_instance_masks``, every non-empty slot of an input or translated mask set (``real_*_seg``,
+    ``fake_*_seg``) is also saved as a grey ``<stem>_<visual>_<k>.png`` (k = the instance slot, the same
+    slot in both) so evaluation tools can pair each input instance with its translation exactly.
     """
     image_dir = webpage.get_image_dir()
     page_relative = Path(os.path.relpath(image_dir, webpage.web_dir)).as_posix()
@@ -52,7 +53,7 @@ def save_images(webpage: HTML, visuals: dict[str, Tensor], image_path: str | Pat
         ims.append(f"{page_relative}/{file_name}")
         txts.append(name)
         links.append(f"{page_relative}/{file_name}")
-        if save_instance_masks and name.startswith("fake_") and is_mask_visual(name):
+        if save_instance_masks and name.startswith(("real_", "fake_")) and is_mask_visual(name):
             for slot, mask in enumerate(sample):
                 if not is_empty_slot(mask):
                     save_image(mask2im(mask), image_dir / f"{stem}_{name}_{slot}.png", aspect_ratio)
