@@ -37,8 +37,8 @@ def weights(ck: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 def assert_same_weights(left: dict, right: dict) -> None:
     assert left.keys() == right.keys() and left
-    for name in left:
-        for key, value in left[name].items():
+    for name, state in left.items():
+        for key, value in state.items():
             assert torch.equal(value, right[name][key]), f"{name}:{key} differs"
 
 
@@ -107,7 +107,7 @@ def test_train_stops_before_any_work_on_a_broken_dataset(shapes, tmp_path, capsy
 
     broken = tmp_path / "broken"
     shutil.copytree(shapes, broken)
-    victim = sorted((broken / "trainA").iterdir())[0]
+    victim = min((broken / "trainA").iterdir())
     victim.write_bytes(b"")
     assert train.main(train_args(broken, tmp_path / "ck", "--max_steps 1")) == 2
     err = capsys.readouterr().err
