@@ -26,6 +26,7 @@ from data.check import check_dataset
 from data.image_folder import DatasetError
 from models import create_model
 from options.train_options import TrainOptions
+from util import distributed
 from util.checkpoint import CheckpointError, load_weights_only, save_atomic
 from util.visualizer import Visualizer
 
@@ -75,18 +76,29 @@ class StopRequest:
               f"(press Ctrl-C again to stop at once)", flush=True)
 
 
+class SilentVisualizer:
+    """What ranks other than 0 use under torchrun: rank 0 alone logs, displays and saves."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+    def state_dict(self) -> dict:
+        return {}
+
+
 class Trainer:
-    """The epoch loop with periodic logging, display and saving, and exact resume."""
+    """The epoch loop with periodic logging, display and saving, and exact resume (also under torchrun)."""
 
     def __init__(self, opt: argparse.Namespace):
         self.opt = opt
+        self.dist = distributed.init_distributed(opt)
         self.save_dir = Path(opt.checkpoints_dir) / opt.name
         if opt.seed is not None:
             seed_everything(opt.seed)
         self.dataset = create_dataset(opt)
         self.model = create_model(opt)
         self.model.setup(opt)
-        self.visualizer = Visualizer(opt)
+        self.visualizer = Visualizer(opt) if self.dist.is_main else SilentVisualizer()
         self.epoch = opt.epoch_count
         self.epoch_iter = 0          # batches finished in the current epoch
         self.total_iters = 0         # images seen in total (CycleGAN's counter for the frequencies)
@@ -95,12 +107,18 @@ class Trainer:
         if opt.continue_train:
             self.resume()
 
+    def log(self, message: str) -> None:
+        if self.dist.is_main:
+            print(message, flush=True)
+
     @property
     def last_epoch(self) -> int:
         return self.opt.niter + self.opt.niter_decay
 
     # ------------------------------------------------------------------ saving and resuming
     def save(self, tag: str | int) -> None:
+        if not self.dist.is_main:
+            return
         self.model.save_networks(tag)
         if tag == "latest":
             state = {"epoch": self.epoch, "epoch_iter": self.epoch_iter, "total_iters": self.total_iters,
@@ -121,13 +139,14 @@ class Trainer:
         self.epoch, self.epoch_iter = state["epoch"], state["epoch_iter"]
         self.total_iters, self.total_steps = state["total_iters"], state["total_steps"]
         self.epoch_rng, self.resume_rng = state["epoch_rng"], state["rng"]
-        print(f"resuming at epoch {self.epoch}, iteration {self.epoch_iter} of the epoch "
+        self.log(f"resuming at epoch {self.epoch}, iteration {self.epoch_iter} of the epoch "
               f"({self.total_steps} steps done)")
 
     def epoch_batches(self):
         """The epoch's batches; when resuming mid-epoch, replay the epoch's shuffling and data augmentation
         from its saved start state, skip the batches already trained on, then restore the RNG as it was."""
         set_rng_state(self.epoch_rng)
+        self.dataset.set_epoch(self.epoch)
         iterator = iter(self.dataset)
         resume_rng = getattr(self, "resume_rng", None)
         if resume_rng is not None:
@@ -150,7 +169,7 @@ class Trainer:
                     return self.stop(stop.signal_name)
                 if outcome == "max_steps":
                     self.save("latest")
-                    print(f"--max_steps {self.opt.max_steps} reached; saved 'latest'")
+                    self.log(f"--max_steps {self.opt.max_steps} reached; saved 'latest'")
                     return 0
         return 0
 
@@ -158,7 +177,7 @@ class Trainer:
         if self.epoch % self.opt.save_epoch_freq == 0:
             self.save(self.epoch)
         lr = self.model.update_learning_rate()
-        print(f"end of epoch {self.epoch} / {self.last_epoch}, learning rate now {lr:.7f}")
+        self.log(f"end of epoch {self.epoch} / {self.last_epoch}, learning rate now {lr:.7f}")
         self.epoch += 1
         self.epoch_iter = 0
         self.epoch_rng = rng_state()
@@ -169,11 +188,10 @@ class Trainer:
 
     def run_epoch(self, stop: StopRequest) -> str:
         """Train one epoch (or its remainder): "epoch done", "signal" or "max_steps"."""
-        opt = self.opt
         self.model.train()
-        batches_per_epoch = -(-len(self.dataset) // opt.batch_size)
+        batches_per_epoch = len(self.dataset.dataloader)
         progress = tqdm(total=batches_per_epoch, initial=self.epoch_iter, desc=f"epoch {self.epoch}",
-                        unit="batch", dynamic_ncols=True, disable=None)
+                        unit="batch", dynamic_ncols=True, disable=None if self.dist.is_main else True)
         t_data_start = time.time()
         try:
             for batch in self.epoch_batches():
@@ -189,7 +207,8 @@ class Trainer:
                 progress.update(1)
                 progress.set_postfix(img_s=f"{n_images / max(t_comp + t_data, 1e-9):.2f}", refresh=False)
                 self.periodic(previous_iters, t_comp / n_images, t_data / n_images, batches_per_epoch)
-                if stop.signal_name is not None:
+                if distributed.any_rank(stop.signal_name is not None, self.model.device):
+                    stop.signal_name = stop.signal_name or "SIGTERM"
                     return "signal"
                 if self.max_steps_reached() and self.epoch_iter < batches_per_epoch:
                     return "max_steps"
@@ -209,10 +228,11 @@ class Trainer:
             self.visualizer.display_current_results(model.get_current_visuals(), self.epoch,
                                                     save_result=crossed(opt.update_html_freq))
         if crossed(opt.print_freq):
-            losses = model.get_current_losses()
+            losses = distributed.mean_over_ranks(model.get_current_losses(), model.device)
             line = self.visualizer.print_current_losses(self.epoch, self.epoch_iter * opt.batch_size, losses,
                                                         t_comp, t_data)
-            tqdm.write(line)
+            if line is not None:
+                tqdm.write(line)
             self.visualizer.plot_current_losses(self.epoch, min(1.0, self.epoch_iter / batches_per_epoch), losses)
         if crossed(opt.save_latest_freq) and previous:
             self.save("latest")
@@ -221,7 +241,7 @@ class Trainer:
         if signal_name is None:
             return 0
         self.save("latest")
-        print(f"stopped by {signal_name}: saved 'latest' at epoch {self.epoch}, iteration {self.epoch_iter} to "
+        self.log(f"stopped by {signal_name}: saved 'latest' at epoch {self.epoch}, iteration {self.epoch_iter} to "
               f"{self.save_dir}; resume with the same command plus --continue_train")
         return 130 if signal_name == "SIGINT" else 143
 
@@ -231,6 +251,8 @@ def dataset_is_usable(opt: argparse.Namespace) -> bool:
     if opt.dataset_mode != "unaligned_seg" or opt.skip_data_check:
         return True
     report = check_dataset(opt.dataroot, (opt.phase,), opt.max_instances, fast=True)
+    if not distributed.is_main_process():
+        return not report.errors
     if report.errors:
         print(report.format(limit=20), file=sys.stderr)
         print(f"error: the dataset in {opt.dataroot} cannot be trained on; fix the files above "
@@ -242,15 +264,19 @@ def dataset_is_usable(opt: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    opt = TrainOptions().parse(argv)
+    opt = TrainOptions().parse(argv, save=distributed.is_main_process(), show=distributed.is_main_process())
     if not dataset_is_usable(opt):
         return 2
+    trainer = None
     try:
         trainer = Trainer(opt)
         return trainer.run()
     except (CheckpointError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if trainer is not None:
+            distributed.shutdown_distributed(trainer.dist)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler
 
 from .image_folder import DatasetError
 
@@ -187,7 +187,12 @@ class DatasetLoader:
 
 
 def create_dataset(opt: argparse.Namespace, sampler: Sampler | None = None) -> DatasetLoader:
-    """Build the dataset named by ``opt.dataset_mode`` and wrap it in a DatasetLoader."""
+    """Build the dataset named by ``opt.dataset_mode`` and wrap it in a DatasetLoader. Under torchrun each
+    rank reads its own shard through a DistributedSampler (call ``set_epoch`` every epoch)."""
     dataset = find_dataset_using_name(opt.dataset_mode)(opt)
-    print(f"dataset [{type(dataset).__name__}] was created with {len(dataset)} samples")
+    if sampler is None and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+        sampler = DistributedSampler(dataset, shuffle=not opt.serial_batches,
+                                     seed=opt.seed if getattr(opt, "seed", None) is not None else 0)
+    if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+        print(f"dataset [{type(dataset).__name__}] was created with {len(dataset)} samples")
     return DatasetLoader(dataset, opt, sampler)

@@ -17,7 +17,10 @@ import torch
 from torch import nn
 from torch.optim import lr_scheduler
 
+from util import distributed
 from util.checkpoint import CheckpointError, load_weights_only, save_atomic
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class BaseModel(ABC):
@@ -32,6 +35,9 @@ class BaseModel(ABC):
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[Any] = []
         self.image_paths: list[str] = []
+        self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]
+        self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.contiguous_format
+        self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -53,12 +59,44 @@ class BaseModel(ABC):
 
     # ------------------------------------------------------------------ set-up
     def setup(self, opt: argparse.Namespace) -> None:
-        """Create schedulers when training; load weights when testing or resuming."""
+        """Create schedulers when training; load weights when testing; memory format, torch.compile and
+        (under torchrun) the same starting weights on every rank."""
         if self.isTrain:
             self.schedulers = [make_scheduler(optimizer, opt) for optimizer in self.optimizers]
         if not self.isTrain:
             self.load_networks(opt.epoch)
         self.print_networks(opt.verbose)
+        distributed.broadcast_parameters(self.networks().values())
+        for name, net in self.networks().items():
+            net.to(memory_format=self.memory_format)
+            if getattr(opt, "compile", False):
+                setattr(self, f"net{name}", CompiledOrEager(net, name))
+
+    # ------------------------------------------------------------------ precision and updates
+    def autocast(self) -> torch.autocast:
+        """Mixed precision per ``--amp`` (bf16 or fp16, on CPU or GPU); a no-op for ``--amp none``."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    def step_optimizer(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor | None) -> None:
+        """Backward (loss scaled for fp16), average gradients over torchrun ranks, step.
+
+        ``loss`` is None on a rank with nothing to learn from in this step; it still joins the all-reduce
+        so the other ranks do not wait for it.
+        """
+        scaler = self.grad_scalers.setdefault(
+            id(optimizer), torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16))
+        if loss is not None:
+            scaler.scale(loss).backward()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        distributed.average_gradients(params)
+        if any(p.grad is not None for p in params):
+            scaler.step(optimizer)
+            scaler.update()
+        distributed.broadcast_buffers(self.networks().values())
 
     def networks(self) -> dict[str, nn.Module]:
         return {name: getattr(self, f"net{name}") for name in self.model_names}
@@ -93,6 +131,8 @@ class BaseModel(ABC):
         return self.optimizers[0].param_groups[0]["lr"] if self.optimizers else 0.0
 
     def print_networks(self, verbose: bool) -> None:
+        if not distributed.is_main_process():
+            return
         for name, net in self.networks().items():
             count = sum(p.numel() for p in net.parameters() if p.requires_grad)
             if verbose:
@@ -141,6 +181,27 @@ class BaseModel(ABC):
 
     def load_extra_state(self, state: dict) -> None:
         pass
+
+
+class CompiledOrEager(nn.Module):
+    """``torch.compile`` of a network that falls back to eager mode, with one warning, where compiling fails."""
+
+    def __init__(self, module: nn.Module, name: str):
+        super().__init__()
+        self.module = module
+        self.name = name
+        object.__setattr__(self, "compiled", torch.compile(module))  # not a registered submodule
+        self.failed = False
+
+    def forward(self, *args):
+        if not self.failed:
+            try:
+                return self.compiled(*args)
+            except Exception as err:  # noqa: BLE001 - any compiler failure means: run eagerly
+                self.failed = True
+                print(f"warning: --compile failed for net{self.name} ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0] if str(err) else ''}); running it without compiling")
+        return self.module(*args)
 
 
 def unwrap(net: nn.Module) -> nn.Module:

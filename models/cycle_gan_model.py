@@ -67,11 +67,11 @@ class CycleGanModel(BaseModel):
                                  opt.init_gain, spectral_norm=False, init_D="same_as_G").to(self.device)
 
     def set_input(self, batch: dict) -> None:
-        self.real_A_img = batch["A"].to(self.device)
+        self.real_A_img = self.to_device(batch["A"])
         self.image_paths = batch["A_paths"]
         self.has_B = "B" in batch
         if self.has_B:
-            self.real_B_img = batch["B"].to(self.device)
+            self.real_B_img = self.to_device(batch["B"])
 
     def forward(self) -> None:
         reverse = not self.has_B and self.opt.direction == "BtoA"
@@ -83,19 +83,23 @@ class CycleGanModel(BaseModel):
             self.rec_B_img = self.netG_A(self.fake_A_img)
 
     def optimize_parameters(self) -> None:
-        self.forward()
         self.set_requires_grad([self.netD_A, self.netD_B], False)
         self.optimizer_G.zero_grad(set_to_none=True)
-        self.backward_G()
-        self.optimizer_G.step()
+        with self.autocast():
+            self.forward()
+            loss_G = self.generator_loss()
+        self.step_optimizer(self.optimizer_G, loss_G)
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B_img, self.fake_B_pool.query(self.fake_B_img))
-        self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A_img, self.fake_A_pool.query(self.fake_A_img))
-        (self.loss_D_A + self.loss_D_B).backward()
-        self.optimizer_D.step()
+        with self.autocast():
+            self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B_img,
+                                                    self.fake_B_pool.query(self.fake_B_img))
+            self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A_img,
+                                                    self.fake_A_pool.query(self.fake_A_img))
+        self.step_optimizer(self.optimizer_D, self.loss_D_A + self.loss_D_B)
 
-    def backward_G(self) -> None:
+    def generator_loss(self) -> torch.Tensor:
+        """GAN + cycle + identity losses of both directions (CycleGAN's weights)."""
         opt = self.opt
         idt_weight = opt.lambda_idt
         # identity: G_A(b) = b and G_B(a) = a, weighted like CycleGAN
@@ -105,8 +109,8 @@ class CycleGanModel(BaseModel):
         self.loss_G_B = self.criterion_gan(self.netD_B(self.fake_A_img), True)
         self.loss_cycle_A = F.l1_loss(self.rec_A_img, self.real_A_img) * opt.lambda_A
         self.loss_cycle_B = F.l1_loss(self.rec_B_img, self.real_B_img) * opt.lambda_B
-        (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
-         + self.loss_idt_B).backward()
+        return (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
+                + self.loss_idt_B)
 
     def discriminator_loss(self, netD: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0))."""

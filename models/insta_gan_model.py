@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from util import distributed
 from util.image_pool import ImagePool
 
 from . import networks
@@ -58,8 +59,8 @@ def translate_sequential(generator: torch.nn.Module, image: Tensor, masks: Tenso
         if active.numel() == 0:
             break
         fake_image, fake_masks = generator(image[active], masks[active, group])
-        image[active] = fake_image
-        translated[active, group] = fake_masks
+        image[active] = fake_image.to(image.dtype)
+        translated[active, group] = fake_masks.to(translated.dtype)
     return image, translated
 
 
@@ -147,13 +148,13 @@ class InstaGanModel(BaseModel):
     # ------------------------------------------------------------------ input
     def set_input(self, batch: dict) -> None:
         select = self.opt.set_order if self.isTrain else "decreasing"
-        self.real_A_img = batch["A"].to(self.device)
-        self.real_A_seg = select_instances(batch["A_seg"].to(self.device), self.opt.ins_max, select)
+        self.real_A_img = self.to_device(batch["A"])
+        self.real_A_seg = select_instances(self.to_device(batch["A_seg"]), self.opt.ins_max, select)
         self.image_paths = batch["A_paths"]
         self.has_B = "B" in batch
         if self.has_B:
-            self.real_B_img = batch["B"].to(self.device)
-            self.real_B_seg = select_instances(batch["B_seg"].to(self.device), self.opt.ins_max, select)
+            self.real_B_img = self.to_device(batch["B"])
+            self.real_B_seg = select_instances(self.to_device(batch["B_seg"]), self.opt.ins_max, select)
 
     # ------------------------------------------------------------------ test-time translation
     def forward(self) -> None:
@@ -179,8 +180,9 @@ class InstaGanModel(BaseModel):
                       self._start_direction("B", self.real_B_img, self.real_B_seg)]
         totals = {name: [] for name in self.loss_names}
         for step, group in enumerate(instance_groups(self.opt.ins_max, self.opt.ins_per)):
-            steps = [self._translate_group(d, step, group) for d in directions]
-            if all(s is None for s in steps):
+            with self.autocast():
+                steps = [self._translate_group(d, step, group) for d in directions]
+            if not distributed.any_rank(any(s is not None for s in steps), self.device):
                 break
             for name, value in self._update(steps).items():
                 totals[name].append(value)
@@ -223,17 +225,17 @@ class InstaGanModel(BaseModel):
         self.set_requires_grad(discriminators, False)
         self.optimizer_G.zero_grad(set_to_none=True)
         losses: dict[str, Tensor] = {}
-        for s in active_steps:
-            losses.update(self._generator_losses(s))
-        sum(losses.values()).backward()
-        self.optimizer_G.step()
+        with self.autocast():
+            for s in active_steps:
+                losses.update(self._generator_losses(s))
+        self.step_optimizer(self.optimizer_G, sum(losses.values()) if losses else None)
         self.num_G_updates += 1
 
         self.set_requires_grad(discriminators, True)
         self.optimizer_D.zero_grad(set_to_none=True)
-        d_losses = {self._d_loss_name(s): self._discriminator_loss(s) for s in active_steps}
-        sum(d_losses.values()).backward()
-        self.optimizer_D.step()
+        with self.autocast():
+            d_losses = {self._d_loss_name(s): self._discriminator_loss(s) for s in active_steps}
+        self.step_optimizer(self.optimizer_D, sum(d_losses.values()) if d_losses else None)
 
         for s in active_steps:
             self._carry_over(s)
@@ -277,10 +279,11 @@ class InstaGanModel(BaseModel):
     def _carry_over(s: dict) -> None:
         """The translated image feeds the next step; translated masks accumulate for D (both detached)."""
         d, active, group = s["direction"], s["active"], s["group"]
-        d.current_image[active] = s["fake_image"].detach()
-        d.fake_masks[active, group] = s["fake_masks"].detach()
-        d.rec_masks[active, group] = s["rec_masks"].detach()
-        d.rec_image[active] = s["rec_image"].detach()
+        dtype = d.current_image.dtype  # under --amp the networks' outputs are bf16/fp16
+        d.current_image[active] = s["fake_image"].detach().to(dtype)
+        d.fake_masks[active, group] = s["fake_masks"].detach().to(dtype)
+        d.rec_masks[active, group] = s["rec_masks"].detach().to(dtype)
+        d.rec_image[active] = s["rec_image"].detach().to(dtype)
 
     def _store_visuals(self, directions: list[Direction]) -> None:
         for d in directions:

@@ -259,7 +259,7 @@ class SetResnetGenerator(nn.Module):
         fake_image = self.decoder_img(torch.cat([image_feature, set_feature], 1))
         fake_instances = self.decoder_seg(
             torch.cat([instance_feature, image_feature[sample], set_feature[sample]], 1))
-        fake_masks = masks.new_full(masks.shape, -1.0).index_put((sample, slot), fake_instances[:, 0])
+        fake_masks = fake_instances.new_full(masks.shape, -1.0).index_put((sample, slot), fake_instances[:, 0])
         return fake_image, fake_masks
 
 

@@ -60,6 +60,13 @@ class BaseOptions:
         g.add_argument("--no_dropout", action="store_true", help="accepted for compatibility; no net uses dropout")
         g.add_argument("--epoch", default="latest", help="which epoch to load: latest or a number")
 
+        g = parser.add_argument_group("speed")
+        g.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"],
+                       help="mixed precision (autocast) on GPU or CPU; fp16 adds loss scaling")
+        g.add_argument("--channels_last", action="store_true", help="channels-last memory format for convolutions")
+        g.add_argument("--compile", action="store_true",
+                       help="torch.compile the networks; falls back to eager mode with a warning where it fails")
+
         g = parser.add_argument_group("data")
         g.add_argument("--dataset_mode", default="unaligned_seg",
                        help=f"dataset to use: {', '.join(data.available_datasets())}")
@@ -112,8 +119,9 @@ class BaseOptions:
         except ValueError as err:
             raise OptionsError(f"--{option} {name}: {err}") from None
 
-    def parse(self, argv: list[str] | None = None, save: bool = True) -> argparse.Namespace:
-        """Parse, validate, print and (when ``save``) write ``<checkpoints_dir>/<name>/<phase>_opt.txt``."""
+    def parse(self, argv: list[str] | None = None, save: bool = True, show: bool = True) -> argparse.Namespace:
+        """Parse, validate, print (when ``show``) and write ``<checkpoints_dir>/<name>/<phase>_opt.txt``
+        (when ``save``)."""
         parser = self.build_parser(argv)
         opt = parser.parse_args(argv)
         opt.isTrain = self.is_train
@@ -123,7 +131,8 @@ class BaseOptions:
         self.validate(opt)
         opt.gpu_ids = self._resolve_gpu_ids(opt.gpu_ids)
         text = format_options(opt, parser)
-        print(text)
+        if show:
+            print(text)
         if save:
             save_options_text(opt, text)
         self.parser = parser

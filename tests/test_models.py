@@ -188,3 +188,22 @@ def test_save_and_load_networks_round_trip(tmp_path, model_name):
     for name, net in model.networks().items():
         theirs = fresh.networks()[name].state_dict()
         assert all(torch.equal(v, theirs[k]) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("model_name", ["insta_gan", "cycle_gan"])
+def test_bf16_autocast_on_cpu_runs_a_step_with_finite_losses(tmp_path, model_name):
+    model = create_model(make_opt(tmp_path, f"--model {model_name} --amp bf16 --channels_last --batch_size 2"))
+    model.setup(model.opt)
+    before = snapshot(model)
+    model.set_input(make_batch([2, 1], [1, 2]))
+    model.optimize_parameters()
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.get_current_losses().values())
+    after = snapshot(model)
+    assert all(torch.isfinite(p).all() for p in after.values())
+    assert sum(not torch.equal(before[n], after[n]) for n in before) > len(before) // 2
+
+
+def test_fp32_default_is_not_autocast(tmp_path):
+    model = create_model(make_opt(tmp_path))
+    with model.autocast():
+        assert not torch.is_autocast_enabled("cpu")
