@@ -25,6 +25,7 @@ from data import create_dataset
 from data.check import check_dataset
 from data.image_folder import DatasetError
 from models import create_model
+from models.base_model import NonFiniteLossError
 from options.train_options import TrainOptions
 from util import distributed
 from util.checkpoint import CheckpointError, load_weights_only, save_atomic
@@ -103,9 +104,13 @@ class Trainer:
         self.epoch_iter = 0          # batches finished in the current epoch
         self.total_iters = 0         # images seen in total (CycleGAN's counter for the frequencies)
         self.total_steps = 0         # optimize_parameters calls in total
+        self.bad_images: list[str] = []
+        self.skipped_steps = 0
+        self.last_saved = "none yet (nothing saved in this run)"
         self.epoch_rng = rng_state()
         if opt.continue_train:
             self.resume()
+        self.start_time = time.time()
 
     def log(self, message: str) -> None:
         if self.dist.is_main:
@@ -125,6 +130,8 @@ class Trainer:
                      "total_steps": self.total_steps, "epoch_rng": self.epoch_rng, "rng": rng_state(),
                      "model": self.model.training_state(), "visualizer": self.visualizer.state_dict()}
             save_atomic(state, self.save_dir / STATE_FILE)
+            self.last_saved = (f"{self.save_dir / 'latest_net_*.pth'} and {STATE_FILE} (epoch {self.epoch}, "
+                               f"iteration {self.epoch_iter})")
         self.visualizer.save_loss_plot()
 
     def resume(self) -> None:
@@ -133,12 +140,12 @@ class Trainer:
             raise CheckpointError(f"--continue_train: no training state {path}; train without --continue_train "
                                   f"first, or check --name and --checkpoints_dir")
         state = load_weights_only(path)
-        self.model.load_networks("latest")
-        self.model.load_training_state(state["model"])
+        self.model.load_training_state(state["model"], path)
         self.visualizer.load_state_dict(state["visualizer"])
         self.epoch, self.epoch_iter = state["epoch"], state["epoch_iter"]
         self.total_iters, self.total_steps = state["total_iters"], state["total_steps"]
         self.epoch_rng, self.resume_rng = state["epoch_rng"], state["rng"]
+        self.last_saved = f"{path} (epoch {self.epoch}, iteration {self.epoch_iter})"
         self.log(f"resuming at epoch {self.epoch}, iteration {self.epoch_iter} of the epoch "
               f"({self.total_steps} steps done)")
 
@@ -169,7 +176,8 @@ class Trainer:
                     return self.stop(stop.signal_name)
                 if outcome == "max_steps":
                     self.save("latest")
-                    self.log(f"--max_steps {self.opt.max_steps} reached; saved 'latest'")
+                    self.log(f"step or time budget reached after {self.total_steps} steps "
+                             f"({(time.time() - self.start_time) / 60:.1f} min); saved 'latest'")
                     return 0
         return 0
 
@@ -177,14 +185,16 @@ class Trainer:
         if self.epoch % self.opt.save_epoch_freq == 0:
             self.save(self.epoch)
         lr = self.model.update_learning_rate()
-        self.log(f"end of epoch {self.epoch} / {self.last_epoch}, learning rate now {lr:.7f}")
         self.epoch += 1
         self.epoch_iter = 0
         self.epoch_rng = rng_state()
         self.save("latest")
+        self.log(f"end of epoch {self.epoch - 1} / {self.last_epoch} (saved), learning rate now {lr:.7f}")
 
     def max_steps_reached(self) -> bool:
-        return 0 < self.opt.max_steps <= self.total_steps
+        """--max_steps or --max_minutes used up (ranks agree, so they stop at the same step)."""
+        over_time = 0 < self.opt.max_minutes * 60 <= time.time() - self.start_time
+        return distributed.any_rank(0 < self.opt.max_steps <= self.total_steps or over_time, self.model.device)
 
     def run_epoch(self, stop: StopRequest) -> str:
         """Train one epoch (or its remainder): "epoch done", "signal" or "max_steps"."""
@@ -197,8 +207,9 @@ class Trainer:
             for batch in self.epoch_batches():
                 t_data = time.time() - t_data_start
                 t_start = time.time()
-                self.model.set_input(batch)
-                self.model.optimize_parameters()
+                if not self.train_on(batch):
+                    t_data_start = time.time()
+                    continue
                 n_images = batch["A"].shape[0]
                 self.epoch_iter += 1
                 self.total_steps += 1
@@ -216,6 +227,33 @@ class Trainer:
         finally:
             progress.close()
         return "epoch done"
+
+    def train_on(self, batch: dict) -> bool:
+        """One optimisation step; False when the batch was skipped (unreadable images, or a NaN loss
+        with --nan_policy skip)."""
+        self.note_bad_images(batch.pop("bad_samples", []))
+        if "A" not in batch:
+            return False
+        self.model.set_input(batch)
+        try:
+            self.model.optimize_parameters()
+        except NonFiniteLossError as err:
+            if self.opt.nan_policy != "skip":
+                raise
+            self.skipped_steps += 1
+            self.log(f"warning: {err} at epoch {self.epoch}, iteration {self.epoch_iter + 1}: update skipped "
+                     f"({self.skipped_steps} so far, --nan_policy skip)")
+            return False
+        return True
+
+    def note_bad_images(self, messages: list[str]) -> None:
+        for message in messages:
+            self.bad_images.append(message)
+            self.log(f"warning: skipped an unreadable sample ({len(self.bad_images)} of at most "
+                     f"{self.opt.max_bad_images}): {message}")
+        if len(self.bad_images) > self.opt.max_bad_images:
+            raise DatasetError(f"more than --max_bad_images {self.opt.max_bad_images} unreadable samples, the last: "
+                               f"{self.bad_images[-1]}; run python -m data.check --dataroot {self.opt.dataroot}")
 
     def periodic(self, previous: int, t_comp: float, t_data: float, batches_per_epoch: int) -> None:
         """Display, log and save when the image counter crosses the frequencies (CycleGAN's semantics)."""
@@ -274,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteLossError as err:
+        print(f"error: {err} at epoch {trainer.epoch}, iteration {trainer.epoch_iter + 1} (step "
+              f"{trainer.total_steps + 1}); training stopped before that update. Last good checkpoint: "
+              f"{trainer.last_saved}. Lower --lr, try --amp none, or pass --nan_policy skip", file=sys.stderr)
+        return 3
     finally:
         if trainer is not None:
             distributed.shutdown_distributed(trainer.dist)

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    default_collate,
+)
 
 from .image_folder import DatasetError
 
@@ -108,11 +116,19 @@ class SeededSampler(Sampler):
             self.sampler.set_epoch(epoch)
 
 
-class SeededDataset(Dataset):
-    """Loads ``dataset[index]`` with torch's CPU RNG seeded by the sample's seed, then restores the RNG."""
+BAD_SAMPLE = "bad_sample"
 
-    def __init__(self, dataset: Dataset):
+
+class SeededDataset(Dataset):
+    """Loads ``dataset[index]`` with torch's CPU RNG seeded by the sample's seed, then restores the RNG.
+
+    With ``skip_bad``, a sample whose files cannot be read (e.g. a truncated image met mid-training) becomes a
+    marker that ``collate_skipping_bad`` leaves out of the batch and reports, instead of killing the run.
+    """
+
+    def __init__(self, dataset: Dataset, skip_bad: bool = False):
         self.dataset = dataset
+        self.skip_bad = skip_bad
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -121,7 +137,20 @@ class SeededDataset(Dataset):
         index, seed = item
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(seed)  # CPU only: leave CUDA RNG of the main process alone
-            return self.dataset[index]
+            try:
+                return self.dataset[index]
+            except DatasetError as err:
+                if not self.skip_bad:
+                    raise
+                return {BAD_SAMPLE: str(err)}
+
+
+def collate_skipping_bad(samples: list[dict]) -> dict:
+    """Collate the readable samples; ``batch["bad_samples"]`` lists the messages of those left out."""
+    good = [sample for sample in samples if BAD_SAMPLE not in sample]
+    batch = default_collate(good) if good else {}
+    batch["bad_samples"] = [sample[BAD_SAMPLE] for sample in samples if BAD_SAMPLE in sample]
+    return batch
 
 
 def make_dataloader(dataset: Dataset, opt: argparse.Namespace, sampler: Sampler | None = None) -> DataLoader:
@@ -138,9 +167,11 @@ def make_dataloader(dataset: Dataset, opt: argparse.Namespace, sampler: Sampler 
     # starting an epoch consumes the global RNG the same way in a fresh process as with persistent workers.
     generator = torch.Generator().manual_seed(_draw_seed())
     seeded = SeededSampler(sampler, shuffle_generator)
-    return DataLoader(SeededDataset(dataset), batch_size=opt.batch_size, sampler=seeded, num_workers=workers,
-                      drop_last=False, persistent_workers=workers > 0,
-                      pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker, generator=generator)
+    skip_bad = bool(getattr(opt, "max_bad_images", 0))
+    return DataLoader(SeededDataset(dataset, skip_bad), batch_size=opt.batch_size, sampler=seeded,
+                      num_workers=workers, drop_last=False, persistent_workers=workers > 0,
+                      pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker, generator=generator,
+                      collate_fn=collate_skipping_bad)
 
 
 def _original_message(err: DatasetError) -> str:

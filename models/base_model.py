@@ -23,6 +23,15 @@ from util.checkpoint import CheckpointError, load_weights_only, save_atomic
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or Inf; raised before the optimiser step, so the weights are still finite."""
+
+    def __init__(self, name: str, value: float):
+        super().__init__(f"loss {name} is {value}")
+        self.name = name
+        self.value = value
+
+
 class BaseModel(ABC):
     def __init__(self, opt: argparse.Namespace):
         self.opt = opt
@@ -80,6 +89,13 @@ class BaseModel(ABC):
 
     def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+
+    @staticmethod
+    def check_finite(losses: dict[str, torch.Tensor]) -> None:
+        """Raise NonFiniteLossError naming the first NaN/Inf loss (call before stepping)."""
+        for name, value in losses.items():
+            if not bool(torch.isfinite(value.detach()).all()):
+                raise NonFiniteLossError(name, float(value.detach().float().sum()))
 
     def step_optimizer(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor | None) -> None:
         """Backward (loss scaled for fp16), average gradients over torchrun ranks, step.
@@ -161,14 +177,18 @@ class BaseModel(ABC):
 
     # ------------------------------------------------------------------ full training state
     def training_state(self) -> dict:
-        """Everything beyond the weights that exact resume needs (optimisers, schedulers, extra state)."""
+        """Weights plus everything else exact resume needs (optimisers, schedulers, extra state), in one
+        file so that a crash between two files can never pair new weights with old optimiser state."""
         return {
+            "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
             "extra": self.extra_state(),
         }
 
-    def load_training_state(self, state: dict) -> None:
+    def load_training_state(self, state: dict, path: Path) -> None:
+        for name, net in self.networks().items():
+            load_state_checked(unwrap(net), state["networks"][name], path, self.opt)
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):

@@ -88,6 +88,8 @@ class CycleGanModel(BaseModel):
         with self.autocast():
             self.forward()
             loss_G = self.generator_loss()
+        self.check_finite({name: getattr(self, f"loss_{name}") for name in ("G_A", "G_B", "cycle_A", "cycle_B",
+                                                                            "idt_A", "idt_B")})
         self.step_optimizer(self.optimizer_G, loss_G)
         self.set_requires_grad([self.netD_A, self.netD_B], True)
         self.optimizer_D.zero_grad(set_to_none=True)
@@ -96,6 +98,7 @@ class CycleGanModel(BaseModel):
                                                     self.fake_B_pool.query(self.fake_B_img))
             self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A_img,
                                                     self.fake_A_pool.query(self.fake_A_img))
+        self.check_finite({"D_A": self.loss_D_A, "D_B": self.loss_D_B})
         self.step_optimizer(self.optimizer_D, self.loss_D_A + self.loss_D_B)
 
     def generator_loss(self) -> torch.Tensor:

@@ -228,6 +228,7 @@ class InstaGanModel(BaseModel):
         with self.autocast():
             for s in active_steps:
                 losses.update(self._generator_losses(s))
+        self.check_finite(losses)
         self.step_optimizer(self.optimizer_G, sum(losses.values()) if losses else None)
         self.num_G_updates += 1
 
@@ -235,6 +236,7 @@ class InstaGanModel(BaseModel):
         self.optimizer_D.zero_grad(set_to_none=True)
         with self.autocast():
             d_losses = {self._d_loss_name(s): self._discriminator_loss(s) for s in active_steps}
+        self.check_finite(d_losses)
         self.step_optimizer(self.optimizer_D, sum(d_losses.values()) if d_losses else None)
 
         for s in active_steps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .base_options import BaseOptions, OptionsError
 
@@ -30,6 +31,14 @@ class TrainOptions(BaseOptions):
         g.add_argument("--max_steps", type=int, default=0,
                        help="stop after this many optimisation calls in total (0 = run all epochs); "
                             "for short smoke runs and time-boxed benchmarks")
+        g.add_argument("--max_minutes", type=float, default=0,
+                       help="stop (saving 'latest') after this many minutes of training in this run (0 = no limit)")
+        g.add_argument("--nan_policy", default="stop", choices=["stop", "skip"],
+                       help="when a loss becomes NaN/Inf: stop (naming the loss and the last good checkpoint) "
+                            "or skip that update and go on")
+        g.add_argument("--max_bad_images", type=int, default=10,
+                       help="unreadable images met during training are skipped with a warning, up to this many "
+                            "(0 = stop at the first)")
         g.add_argument("--skip_data_check", action="store_true",
                        help="do not run the fast dataset check (python -m data.check) at start-up")
         g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
@@ -54,5 +63,9 @@ class TrainOptions(BaseOptions):
                                f"and their sum at least 1")
         if opt.lr <= 0:
             raise OptionsError(f"--lr must be positive (got {opt.lr})")
-        if opt.pool_size < 0 or opt.max_steps < 0:
-            raise OptionsError("--pool_size and --max_steps must not be negative")
+        if opt.pool_size < 0 or opt.max_steps < 0 or opt.max_minutes < 0 or opt.max_bad_images < 0:
+            raise OptionsError("--pool_size, --max_steps, --max_minutes and --max_bad_images must not be negative")
+        state = Path(opt.checkpoints_dir) / opt.name / "latest_state.pth"
+        if opt.continue_train and not state.is_file():
+            raise OptionsError(f"--continue_train: no training state {state}; train without --continue_train "
+                               f"first, or check --name and --checkpoints_dir")

@@ -75,9 +75,10 @@ def test_resume_continues_exactly(shapes, tmp_path, workers):
     assert (state["epoch"], state["epoch_iter"], state["total_steps"]) == (4, 0, 6)
 
 
-def test_continue_train_without_checkpoint_is_a_clear_error(shapes, tmp_path, capsys):
-    assert train.main(train_args(shapes, tmp_path / "none", "--continue_train")) == 2
-    assert "no training state" in capsys.readouterr().err
+def test_continue_train_without_checkpoint_fails_before_any_work(shapes, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        train.main(train_args(shapes, tmp_path / "none", "--continue_train"))
+    assert "no training state" in str(info.value) and "--continue_train" in str(info.value)
 
 
 def test_ctrl_c_saves_latest_and_exits_cleanly(shapes, tmp_path):
