@@ -47,6 +47,11 @@ class BaseModel(ABC):
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]
         self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.contiguous_format
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
+        if self.device.type == "cuda":
+            # fixed input sizes: let cuDNN pick the fastest kernels; TF32 matmuls/convs on Ampere and newer
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:

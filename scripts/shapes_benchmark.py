@@ -1,0 +1,205 @@
+"""The shapes benchmark: InstaGAN against CycleGAN (and two ablations) with the same budget, evaluated alike.
+
+    python scripts/shapes_benchmark.py --minutes 10                 # all rows, ~45 min on a 2-core CPU
+    python scripts/shapes_benchmark.py --minutes 2 --rows instagan cyclegan --out /tmp/quick.md
+
+Each row trains with train.py for the same wall-clock budget (``--max_minutes``), translates the held-out
+test split with test.py and scores it with evaluate.py; the table, the commands and a figure of sample
+translations (input, CycleGAN, InstaGAN, masks) go to ``docs/shapes_benchmark.md``. Run it alone: a second
+torch process on the same cores slows both several times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from evaluate import evaluate_results
+
+# Settings measured to learn the most within a short CPU budget (see docs/shapes_benchmark.md).
+NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
+TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --seed 0 --display_id 0 --print_freq 400"
+ROWS = {
+    "instagan": ("insta_gan", "--ins_max 4 --ins_per 2 --lambda_ctx 1"),
+    "cyclegan": ("cycle_gan", "--lambda_idt 1"),
+    "instagan_no_ctx": ("insta_gan", "--ins_max 4 --ins_per 2 --lambda_ctx 0"),
+    "instagan_one_step": ("insta_gan", "--ins_max 4 --ins_per 4 --lambda_ctx 1"),
+}
+LABELS = {
+    "instagan": "InstaGAN (sequential, ins_per 2)",
+    "cyclegan": "CycleGAN",
+    "instagan_no_ctx": "InstaGAN without context loss",
+    "instagan_one_step": "InstaGAN one-step (ins_per = ins_max)",
+}
+
+
+def run(command: str, log: Path) -> None:
+    print(f"$ {command}", flush=True)
+    with log.open("w") as handle:
+        subprocess.run(shlex.split(command), cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, check=True)
+
+
+def commands(row: str, args: argparse.Namespace) -> tuple[str, str]:
+    model, extra = ROWS[row]
+    size = f"--load_size {args.size} --crop_size {args.size}"
+    common = f"--dataroot {args.dataroot} --name shapes_{row} --model {model} --checkpoints_dir {args.workdir} {size} {NETS}"
+    ins = "--ins_max 4 --ins_per 2" if model == "insta_gan" else ""
+    train = f"{sys.executable} train.py {common} {extra} {TRAIN} --max_minutes {args.minutes} --num_threads 1"
+    test = (f"{sys.executable} test.py {common} {ins} --results_dir {args.workdir}/results "
+            f"--num_test {args.num_test}")
+    return train, test
+
+
+def steps_done(workdir: Path, row: str) -> int:
+    import torch
+
+    state = torch.load(workdir / f"shapes_{row}" / "latest_state.pth", weights_only=True)
+    return int(state["total_steps"])
+
+
+def benchmark_row(row: str, args: argparse.Namespace) -> dict:
+    train, test = commands(row, args)
+    logs = Path(args.workdir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    run(train, logs / f"{row}_train.log")
+    train_minutes = (time.time() - started) / 60
+    run(test, logs / f"{row}_test.log")
+    results = Path(args.workdir) / "results" / f"shapes_{row}" / "test_latest"
+    metrics = evaluate_results(results, args.dataroot, ins_max=4, fid=False, log=lambda _: None)
+    metrics.pop("per_image", None)
+    metrics.update(row=row, steps=steps_done(Path(args.workdir), row), train_minutes=round(train_minutes, 1),
+                   train_command=train, test_command=test)
+    (logs / f"{row}_metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
+    return metrics
+
+
+def fmt(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return "inf" if value == float("inf") else f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(results: list[dict]) -> str:
+    head = ("| model | steps (min) | domain score | shape score | mean IoU | count kept | empty masks | "
+            "bg PSNR dB | bg L1 |")
+    lines = [head, "|" + "---|" * 9]
+    for r in results:
+        masks = r["row"] != "cyclegan"
+        lines.append(
+            f"| {LABELS[r['row']]} | {r['steps']} ({r['train_minutes']}) | {fmt(r['domain_score'])} | "
+            f"{fmt(r['shape_score']) if masks else 'n/a'} | {fmt(r['mean_iou']) if masks else 'n/a'} | "
+            f"{fmt(r['instance_count_kept']) if masks else 'n/a'} | "
+            f"{fmt(r['empty_translated_masks']) if masks else 'n/a'} | {fmt(r['background_psnr'], 2)} | "
+            f"{fmt(r['background_l1'], 4)} |")
+    return "\n".join(lines)
+
+
+def sample_figure(args: argparse.Namespace, path: Path, count: int = 6, scale: int = 2) -> None:
+    """Rows of: input, input masks, CycleGAN, InstaGAN image, InstaGAN masks (from the saved result PNGs)."""
+    results = Path(args.workdir) / "results"
+    columns = [("shapes_instagan", "real_A_img", "input"), ("shapes_instagan", "real_A_seg", "input masks"),
+               ("shapes_cyclegan", "fake_B_img", "CycleGAN"), ("shapes_instagan", "fake_B_img", "InstaGAN"),
+               ("shapes_instagan", "fake_B_seg", "InstaGAN masks")]
+    image_dir = results / "shapes_instagan" / "test_latest" / "images"
+    stems = sorted(p.name[: -len("_real_A_img.png")] for p in image_dir.glob("*_real_A_img.png"))[:count]
+    cell = args.size * scale
+    canvas = Image.new("RGB", (cell * len(columns), 16 + cell * len(stems)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for col, (run_name, visual, title) in enumerate(columns):
+        draw.text((col * cell + 4, 2), title, fill="black")
+        for row, stem in enumerate(stems):
+            file = results / run_name / "test_latest" / "images" / f"{stem}_{visual}.png"
+            if file.is_file():
+                with Image.open(file) as image:
+                    canvas.paste(image.convert("RGB").resize((cell, cell), Image.NEAREST), (col * cell, 16 + row * cell))
+    canvas.save(path)
+
+
+def write_report(results: list[dict], args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    figure = out.with_suffix(".png")
+    if {"instagan", "cyclegan"} <= {r["row"] for r in results}:
+        sample_figure(args, figure)
+    lines = [
+        "# Shapes benchmark: InstaGAN vs CycleGAN",
+        "",
+        (f"Built-in shapes data ({args.size}x{args.size}, ellipses -> rectangles, 1-3 objects per image), "
+         f"every model trained for the same wall-clock budget of {args.minutes} minutes on this machine, then "
+         f"evaluated on {args.num_test} held-out test images with `evaluate.py` (FID/KID skipped: no Inception "
+         f"weights offline). Metrics: domain score = fraction of translated images a classifier trained on real "
+         f"A vs B calls B; shape score = the same for each translated mask; mean IoU between each input instance "
+         f"and its translated mask; count kept = images whose number of instances is unchanged; background "
+         f"PSNR/L1 on pixels outside the input and translated masks (CycleGAN has no masks: outside the input "
+         f"masks only)."),
+        "",
+        table(results),
+        "",
+        f"Machine: {machine()}. Recorded {time.strftime('%Y-%m-%d')}.",
+        "",
+        "## Commands",
+        "",
+        "Reproduce everything with:",
+        "",
+        f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
+        f"    python scripts/shapes_benchmark.py --minutes {args.minutes} --dataroot {args.dataroot}",
+        "",
+        "which runs, per row:",
+        "",
+    ]
+    for r in results:
+        lines += [f"- {LABELS[r['row']]}:", "", f"      {r['train_command']}", f"      {r['test_command']}", ""]
+    if figure.is_file():
+        lines += ["## Sample translations", "", f"![samples]({figure.name})", ""]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
+    print(f"wrote {out}")
+
+
+def machine() -> str:
+    import os
+    import platform
+
+    import torch
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, CPU only"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--dataroot", default="./datasets/shapes_64")
+    parser.add_argument("--workdir", default="./checkpoints/shapes_benchmark")
+    parser.add_argument("--num_test", type=int, default=200)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "shapes_benchmark.md"))
+    args = parser.parse_args(argv)
+    if not Path(args.dataroot, "trainA").is_dir():
+        run(f"{sys.executable} -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
+            Path("/dev/null"))
+    results = [benchmark_row(row, args) for row in args.rows]
+    write_report(results, args)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    sys.exit(main())
