@@ -8,6 +8,7 @@ loading, schedulers and the full training state for exact resume live here.
 from __future__ import annotations
 
 import argparse
+import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from pathlib import Path
@@ -19,6 +20,9 @@ from torch.optim import lr_scheduler
 
 from util import distributed
 from util.checkpoint import CheckpointError, load_weights_only, save_atomic
+from util.image_pool import ImagePool
+
+from .losses import GANLoss
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -227,6 +231,38 @@ class CompiledOrEager(nn.Module):
                 print(f"warning: --compile failed for net{self.name} ({type(err).__name__}: "
                       f"{str(err).splitlines()[0] if str(err) else ''}); running it without compiling")
         return self.module(*args)
+
+
+class TwoDomainGANModel(BaseModel):
+    """CycleGAN's arrangement, shared by InstaGAN and the CycleGAN baseline: G_A maps A -> B and D_A judges
+    domain B (G_B, D_B the reverse); image pools of fakes; one Adam for both Gs and one for both Ds."""
+
+    def build_networks(self, make_generator, make_discriminator) -> None:
+        """``make_generator(input_nc, output_nc)`` and ``make_discriminator(input_nc)`` build one network."""
+        opt = self.opt
+        self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
+        self.netG_A = make_generator(opt.input_nc, opt.output_nc).to(self.device)
+        self.netG_B = make_generator(opt.output_nc, opt.input_nc).to(self.device)
+        if not self.isTrain:
+            return
+        self.netD_A = make_discriminator(opt.output_nc).to(self.device)
+        self.netD_B = make_discriminator(opt.input_nc).to(self.device)
+        self.fake_A_pool = ImagePool(opt.pool_size)
+        self.fake_B_pool = ImagePool(opt.pool_size)
+        self.criterion_gan = GANLoss(opt.gan_mode)
+        betas = (opt.beta1, opt.beta2)
+        self.optimizer_G = torch.optim.Adam(
+            itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=opt.lr, betas=betas)
+        self.optimizer_D = torch.optim.Adam(
+            itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
+        self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def extra_state(self) -> dict:
+        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
+        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)
 
 
 def unwrap(net: nn.Module) -> nn.Module:

@@ -7,19 +7,15 @@ ignored, so both models can be trained and compared on the same data folder.
 from __future__ import annotations
 
 import argparse
-import itertools
 
 import torch
 from torch.nn import functional as F
 
-from util.image_pool import ImagePool
-
 from . import networks
-from .base_model import BaseModel
-from .losses import GANLoss
+from .base_model import TwoDomainGANModel
 
 
-class CycleGanModel(BaseModel):
+class CycleGanModel(TwoDomainGANModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(dataset_mode="unaligned" if is_train else "single_seg")
@@ -40,31 +36,17 @@ class CycleGanModel(BaseModel):
         super().__init__(opt)
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
         self.visual_names = ["real_A_img", "fake_B_img", "rec_A_img", "real_B_img", "fake_A_img", "rec_B_img"]
-        self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
-        self.netG_A = self._make_generator(opt.input_nc, opt.output_nc)
-        self.netG_B = self._make_generator(opt.output_nc, opt.input_nc)
-        if self.isTrain:
-            self.netD_A = self._make_discriminator(opt.output_nc)
-            self.netD_B = self._make_discriminator(opt.input_nc)
-            self.fake_A_pool = ImagePool(opt.pool_size)
-            self.fake_B_pool = ImagePool(opt.pool_size)
-            self.criterion_gan = GANLoss(opt.gan_mode)
-            betas = (opt.beta1, opt.beta2)
-            self.optimizer_G = torch.optim.Adam(
-                itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=opt.lr, betas=betas)
-            self.optimizer_D = torch.optim.Adam(
-                itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
-            self.optimizers = [self.optimizer_G, self.optimizer_D]
+        self.build_networks(self._make_generator, self._make_discriminator)
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
         return networks.define_G("resnet", input_nc, output_nc, opt.ngf, opt.n_blocks_G, opt.norm,
-                                 opt.init_type, opt.init_gain).to(self.device)
+                                 opt.init_type, opt.init_gain)
 
     def _make_discriminator(self, input_nc: int) -> torch.nn.Module:
         opt = self.opt
         return networks.define_D("patch", input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
-                                 opt.init_gain, spectral_norm=False, init_D="same_as_G").to(self.device)
+                                 opt.init_gain, spectral_norm=False, init_D="same_as_G")
 
     def set_input(self, batch: dict) -> None:
         self.real_A_img = self.to_device(batch["A"])
@@ -118,10 +100,3 @@ class CycleGanModel(BaseModel):
     def discriminator_loss(self, netD: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0))."""
         return 0.5 * (self.criterion_gan(netD(real), True) + self.criterion_gan(netD(fake.detach()), False))
-
-    def extra_state(self) -> dict:
-        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
-
-    def load_extra_state(self, state: dict) -> None:
-        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
-        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)

@@ -8,18 +8,16 @@ G and one D update per step. Aggregation is per sample, so any batch size works.
 from __future__ import annotations
 
 import argparse
-import itertools
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from util import distributed
-from util.image_pool import ImagePool
 
 from . import networks
-from .base_model import BaseModel
-from .losses import GANLoss, context_preserving_loss, reconstruction_loss
+from .base_model import TwoDomainGANModel
+from .losses import context_preserving_loss, reconstruction_loss
 
 
 def select_instances(masks: Tensor, ins_max: int, order: str) -> Tensor:
@@ -77,7 +75,7 @@ class Direction:
     rec_masks: Tensor        # reconstructed masks so far
 
 
-class InstaGanModel(BaseModel):
+class InstaGanModel(TwoDomainGANModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(dataset_mode="unaligned_seg" if is_train else "single_seg")
@@ -115,35 +113,21 @@ class InstaGanModel(BaseModel):
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "ctx_A", "D_B", "G_B", "cycle_B", "idt_B", "ctx_B"]
         self.visual_names = ["real_A_img", "real_A_seg", "fake_B_img", "fake_B_seg", "rec_A_img", "rec_A_seg",
                              "real_B_img", "real_B_seg", "fake_A_img", "fake_A_seg", "rec_B_img", "rec_B_seg"]
-        self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
-        self.netG_A = self._make_generator(opt.input_nc, opt.output_nc)
-        self.netG_B = self._make_generator(opt.output_nc, opt.input_nc)
+        self.build_networks(self._make_generator, self._make_discriminator)
         self.num_G_updates = 0
         self.with_reconstructions = self.isTrain or getattr(opt, "save_reconstructions", False)
         for name in self.loss_names:
             setattr(self, f"loss_{name}", 0.0)
-        if self.isTrain:
-            self.netD_A = self._make_discriminator(opt.output_nc)
-            self.netD_B = self._make_discriminator(opt.input_nc)
-            self.fake_A_pool = ImagePool(opt.pool_size)
-            self.fake_B_pool = ImagePool(opt.pool_size)
-            self.criterion_gan = GANLoss(opt.gan_mode)
-            betas = (opt.beta1, opt.beta2)
-            self.optimizer_G = torch.optim.Adam(
-                itertools.chain(self.netG_A.parameters(), self.netG_B.parameters()), lr=opt.lr, betas=betas)
-            self.optimizer_D = torch.optim.Adam(
-                itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
-            self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
         return networks.define_G("set_resnet", input_nc, output_nc, opt.ngf, opt.n_blocks_G, opt.norm,
-                                 opt.init_type, opt.init_gain).to(self.device)
+                                 opt.init_type, opt.init_gain)
 
     def _make_discriminator(self, input_nc: int) -> torch.nn.Module:
         opt = self.opt
         return networks.define_D("set_patch", input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
-                                 opt.init_gain, spectral_norm=True, init_D=opt.init_D).to(self.device)
+                                 opt.init_gain, spectral_norm=True, init_D=opt.init_D)
 
     # ------------------------------------------------------------------ input
     def set_input(self, batch: dict) -> None:
@@ -297,10 +281,8 @@ class InstaGanModel(BaseModel):
 
     # ------------------------------------------------------------------ resume
     def extra_state(self) -> dict:
-        return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict(),
-                "num_G_updates": self.num_G_updates}
+        return {**super().extra_state(), "num_G_updates": self.num_G_updates}
 
     def load_extra_state(self, state: dict) -> None:
-        self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
-        self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)
+        super().load_extra_state(state)
         self.num_G_updates = state["num_G_updates"]
