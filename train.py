@@ -108,6 +108,7 @@ class Trainer:
         self.skipped_steps = 0
         self.last_saved = "none yet (nothing saved in this run)"
         self.epoch_rng = rng_state()
+        self.resume_rng: dict | None = None   # RNG state at the saved step, restored after replaying the epoch
         if opt.continue_train:
             self.resume()
         self.start_time = time.time()
@@ -135,10 +136,7 @@ class Trainer:
         self.visualizer.save_loss_plot()
 
     def resume(self) -> None:
-        path = self.save_dir / STATE_FILE
-        if not path.is_file():
-            raise CheckpointError(f"--continue_train: no training state {path}; train without --continue_train "
-                                  f"first, or check --name and --checkpoints_dir")
+        path = self.save_dir / STATE_FILE  # its existence is checked when the options are parsed
         state = load_weights_only(path)
         self.model.load_training_state(state["model"], path)
         self.visualizer.load_state_dict(state["visualizer"])
@@ -147,7 +145,7 @@ class Trainer:
         self.epoch_rng, self.resume_rng = state["epoch_rng"], state["rng"]
         self.last_saved = f"{path} (epoch {self.epoch}, iteration {self.epoch_iter})"
         self.log(f"resuming at epoch {self.epoch}, iteration {self.epoch_iter} of the epoch "
-              f"({self.total_steps} steps done)")
+                 f"({self.total_steps} steps done)")
 
     def epoch_batches(self):
         """The epoch's batches; when resuming mid-epoch, replay the epoch's shuffling and data augmentation
@@ -155,11 +153,10 @@ class Trainer:
         set_rng_state(self.epoch_rng)
         self.dataset.set_epoch(self.epoch)
         iterator = iter(self.dataset)
-        resume_rng = getattr(self, "resume_rng", None)
-        if resume_rng is not None:
+        if self.resume_rng is not None:
             for _ in range(self.epoch_iter):
                 next(iterator)
-            set_rng_state(resume_rng)
+            set_rng_state(self.resume_rng)
             self.resume_rng = None
         return iterator
 
