@@ -11,7 +11,7 @@ NAME=${NAME:-shapes_instagan}
 if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
     SIZE=128; NET="--ngf 64 --ndf 64 --n_blocks_G 6"; RUN="--batch_size 8 --max_dataset_size 2000 --niter 4 --niter_decay 4"
 else
-    SIZE=64;  NET="--ngf 16 --ndf 16 --n_blocks_G 2"; RUN="--batch_size 4 --max_dataset_size 600 --niter 1 --niter_decay 1"
+    SIZE=64;  NET="--ngf 16 --ndf 16 --n_blocks_G 2"; RUN="--batch_size 4 --max_dataset_size 1000 --niter 1 --niter_decay 1 --amp bf16"
 fi
 DATA=./datasets/shapes_$SIZE
 "$PY" -m datasets.make_shapes_dataset --out "$DATA" --size "$SIZE"
