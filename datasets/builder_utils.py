@@ -160,6 +160,20 @@ class DatasetWriter:
         return "\n".join(lines)
 
 
+def add_instance_count_arguments(parser: argparse.ArgumentParser) -> None:
+    """--min_instances / --max_instances: the image-level filter shared by the instance-level builders."""
+    parser.add_argument("--min_instances", type=int, default=1, help="skip images with fewer instances (default: 1)")
+    parser.add_argument("--max_instances", type=int, default=None,
+                        help="skip images with more instances (default: no limit)")
+
+
+def add_output_size_arguments(parser: argparse.ArgumentParser, height: int = 450, width: int = 300) -> None:
+    """--height / --width of the written images (resize to cover, centre crop; 0 keeps the size)."""
+    parser.add_argument("--height", type=int, default=height,
+                        help=f"output height, 0 keeps the size (default: {height})")
+    parser.add_argument("--width", type=int, default=width, help=f"output width, 0 keeps the size (default: {width})")
+
+
 @dataclass(frozen=True)
 class SampleFilter:
     """Output geometry and the rules that decide which instances and images are kept."""

@@ -38,6 +38,7 @@ from datasets.builder_utils import (
     BuilderError,
     DatasetWriter,
     SampleFilter,
+    add_output_size_arguments,
     add_sample,
     check_fraction,
     check_output_size,
@@ -61,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_fraction", type=float, default=0.1,
                         help="share of the annotated images that form test (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/test split (default: 0)")
-    parser.add_argument("--height", type=int, default=450, help="output height, 0 keeps the size (default: 450)")
-    parser.add_argument("--width", type=int, default=300, help="output width, 0 keeps the size (default: 300)")
+    add_output_size_arguments(parser)
     parser.add_argument("--min_area", type=float, default=0.0,
                         help="treat a class covering less than this fraction of the written image as absent "
                              "(default: 0)")

@@ -42,6 +42,7 @@ from datasets.builder_utils import (
     BuilderError,
     DatasetWriter,
     SampleFilter,
+    add_instance_count_arguments,
     add_sample,
     check_fraction,
     require_dir,
@@ -68,10 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="phase folder prefix (default: test for a *val* annotation file, train for *train*)")
     parser.add_argument("--crowd", choices=CROWD_CHOICES, default="skip-image",
                         help="what to do with iscrowd annotations (default: skip-image)")
-    parser.add_argument("--min_instances", type=int, default=1,
-                        help="skip images with fewer instances (default: 1)")
-    parser.add_argument("--max_instances", type=int, default=None,
-                        help="skip images with more instances (default: no limit)")
+    add_instance_count_arguments(parser)
     parser.add_argument("--min_area", type=float, default=0.0,
                         help="drop instances covering less than this fraction of the written image (default: 0)")
     parser.add_argument("--size", type=int, default=256,

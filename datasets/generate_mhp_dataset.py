@@ -40,6 +40,8 @@ from datasets.builder_utils import (
     BuilderError,
     DatasetWriter,
     SampleFilter,
+    add_instance_count_arguments,
+    add_output_size_arguments,
     add_sample,
     check_fraction,
     check_output_size,
@@ -70,13 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test_fraction", type=float, default=0.1,
                         help="share of images for test when the root has no list files (default: 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of that split (default: 0)")
-    parser.add_argument("--height", type=int, default=450, help="output height, 0 keeps the size (default: 450)")
-    parser.add_argument("--width", type=int, default=300, help="output width, 0 keeps the size (default: 300)")
+    add_output_size_arguments(parser)
     parser.add_argument("--min_area", type=float, default=0.0,
                         help="drop instances covering less than this fraction of the written image (default: 0)")
-    parser.add_argument("--min_instances", type=int, default=1, help="skip images with fewer instances (default: 1)")
-    parser.add_argument("--max_instances", type=int, default=None,
-                        help="skip images with more instances (default: no limit)")
+    add_instance_count_arguments(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the phases' folders if they already hold files")
     return parser

@@ -54,6 +54,12 @@ def conv_bias(norm_type: str) -> bool:
     return norm_type != "batch"
 
 
+def _check_generator_args(input_nc: int, output_nc: int, ngf: int, n_blocks: int) -> None:
+    _check_positive(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
+    if n_blocks < 0:
+        raise ValueError(f"--n_blocks_G must not be negative (got {n_blocks})")
+
+
 def _padding_layer(padding_type: str, size: int) -> nn.Module:
     if padding_type == "reflect":
         return nn.ReflectionPad2d(size)
@@ -234,9 +240,7 @@ class SetResnetGenerator(nn.Module):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                  n_blocks: int = 9, padding_type: str = "reflect"):
         super().__init__()
-        _check_positive(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
-        if n_blocks < 0:
-            raise ValueError(f"--n_blocks_G must not be negative (got {n_blocks})")
+        _check_generator_args(input_nc, output_nc, ngf, n_blocks)
         self.encoder_img = nn.Sequential(*_resnet_encoder_layers(input_nc, ngf, norm, n_blocks, padding_type))
         self.encoder_seg = nn.Sequential(*_resnet_encoder_layers(1, ngf, norm, n_blocks, padding_type))
         self.decoder_img = nn.Sequential(*_resnet_decoder_layers(2 * ngf, output_nc, norm))
@@ -303,9 +307,7 @@ class ResnetGenerator(nn.Module):
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance",
                  n_blocks: int = 9, padding_type: str = "reflect"):
         super().__init__()
-        _check_positive(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
-        if n_blocks < 0:
-            raise ValueError(f"--n_blocks_G must not be negative (got {n_blocks})")
+        _check_generator_args(input_nc, output_nc, ngf, n_blocks)
         self.model = nn.Sequential(*_resnet_encoder_layers(input_nc, ngf, norm, n_blocks, padding_type),
                                    *_resnet_decoder_layers(ngf, output_nc, norm))
 
