@@ -39,6 +39,10 @@ def run_test(opt) -> Path:
     model.setup(opt)
     if opt.eval:
         model.eval()
+    elif opt.norm == "batch":
+        print("note: --norm batch without --eval normalises every test batch by its own statistics, which "
+              "discards each image's mean colour when --batch_size is 1; add --eval to use the statistics "
+              "gathered in training", file=sys.stderr)
     web_dir = results_dir(opt)
     webpage = HTML(web_dir, f"{opt.name}: {opt.phase}, epoch {opt.epoch}")
     webpage.add_header(f"{opt.name} ({opt.model}), {opt.phase} split, epoch {opt.epoch}, ins_max {getattr(opt, 'ins_max', '-')}")

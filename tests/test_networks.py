@@ -186,6 +186,21 @@ def test_batch_norm_generator_trains_on_a_batch(rng):
     assert fake_image.shape == (2, 3, 32, 32) and fake_masks.shape == (2, 2, 32, 32)
 
 
+def test_instance_norm_removes_the_colour_of_a_flat_image_in_the_first_layer_and_batch_norm_in_eval_keeps_it():
+    # Why the shapes backgrounds are pale and plain, and why a batch-norm model is tested with --eval.
+    red, blue = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    red[:, 0], blue[:, 2] = 0.8, 0.8
+    first_layer = {}
+    for norm in ("instance", "batch"):
+        torch.manual_seed(0)
+        net = define_G("set_resnet", ngf=4, n_blocks=1, norm=norm).double().eval()
+        pad_conv_norm = net.encoder_img[:3]
+        with torch.no_grad():
+            first_layer[norm] = [pad_conv_norm(image.double()) for image in (red, blue)]
+    assert all(features.abs().max() < 1e-6 for features in first_layer["instance"])  # nothing left to decode
+    assert (first_layer["batch"][0] - first_layer["batch"][1]).abs().mean() > 1e-2
+
+
 # ---------------------------------------------------------------------------------------------- discriminator
 def test_discriminator_is_permutation_invariant_and_sees_the_masks(small_D, rng):
     image, masks = random_image(rng, 2), random_masks(rng, [3, 1], slots=4)

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import test as test_script
 import train
@@ -59,6 +61,20 @@ def test_train_moves_the_losses_and_test_writes_one_row_per_input(shapes, tmp_pa
     page = (results / "run" / "test_latest" / "index.html").read_text()
     assert page.count("<tr") == 2
     assert (results / "run" / "test_latest" / "images").glob("*_fake_B_seg_0.png")
+
+
+def test_test_py_uses_training_statistics_of_batch_norm_only_with_eval(shapes, tmp_path, capsys):
+    ck, results = tmp_path / "ck", tmp_path / "results"
+    assert train.main(train_args(shapes, ck, "--norm batch --batch_size 2 --max_steps 2")) == 0
+    common = f"--dataroot {shapes} --checkpoints_dir {ck} --name run {TINY} --norm batch --num_test 1"
+    capsys.readouterr()
+    assert test_script.main(f"{common} --results_dir {results}/train_mode".split()) == 0
+    assert "add --eval" in capsys.readouterr().err
+    assert test_script.main(f"{common} --results_dir {results}/eval_mode --eval".split()) == 0
+    assert "add --eval" not in capsys.readouterr().err
+    translated = [np.asarray(Image.open(next((results / mode).rglob("*_fake_B_img.png"))), dtype=float)
+                  for mode in ("train_mode", "eval_mode")]
+    assert np.abs(translated[0] - translated[1]).mean() > 0.5  # running statistics, not the test image's own
 
 
 @pytest.mark.parametrize("workers", [0, 2])
