@@ -146,6 +146,25 @@ def test_object_is_drawn_where_its_mask_is(dataset):
         assert np.mean(like_inside) > 0.95 and np.mean(like_outside) < 0.03  # a one-pixel shift gives ~0.2
 
 
+def test_backgrounds_are_pale_plain_and_vary_little_between_images(dataset):
+    # A generator with the paper's instance norm cannot see a flat background's colour (docs/shapes_benchmark.md),
+    # so the backgrounds must be reproducible from their shared look: pale, nearly grey, nearly flat.
+    root, _, meta = dataset
+    means = []
+    for domain in "AB":
+        for record in meta["phases"]["train"][domain]:
+            image = np.asarray(Image.open(root / record["image"])).astype(float) / 255
+            objects = np.zeros(image.shape[:2], dtype=bool)
+            for obj in record["objects"]:
+                objects |= load_mask(root / obj["mask"]) == 255
+            background = image[~grow(objects, 2)]
+            assert background.std(axis=0).max() < 0.04, record["image"]
+            means.append(background.mean(axis=0))
+    means = np.array(means)
+    assert means.min() > 0.7 and (means.max(axis=1) - means.min(axis=1)).max() < 0.12
+    assert 0.015 < means.std(axis=0).max() < 0.05  # varied, but one average colour is within ~28 dB of them
+
+
 def rotated_box_fill(mask: np.ndarray, angle_deg: float) -> float:
     """Mask area over the area of its bounding box aligned with the object's own axes."""
     rows, cols = np.nonzero(mask)
