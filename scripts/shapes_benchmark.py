@@ -42,6 +42,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "cyclegan_batch_norm": ("cycle_gan", "batch", "--lambda_idt 1"),
     "instagan_ctx5": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 5"),
 }
+DEFAULT_ROWS = list(ROWS)[:4]
 LABELS = {
     "instagan": "InstaGAN (sequential, ins_per 2)",
     "cyclegan": "CycleGAN",
@@ -174,7 +175,8 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
         f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
         f"    python scripts/shapes_benchmark.py --minutes {args.minutes} --dataroot {args.dataroot}"
-        + ("" if args.nets == NETS else f" --nets '{args.nets}'"),
+        + ("" if args.nets == NETS else f" --nets '{args.nets}'")
+        + ("" if args.rows == DEFAULT_ROWS else f" --rows {' '.join(args.rows)}"),
         "",
         "which runs, per row:",
         "",
@@ -212,7 +214,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS)[:4],
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS,
                         help="rows to run (default: InstaGAN, CycleGAN and the paper's two ablations)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--dataroot", default="./datasets/shapes_64")

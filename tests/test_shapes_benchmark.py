@@ -20,6 +20,7 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     rows = [line for line in report.splitlines() if line.startswith(("| InstaGAN", "| CycleGAN"))]
     assert len(rows) == 2 and rows[1].split("|")[4].strip() == "n/a"  # CycleGAN has no shape score
     assert "--norm instance" in report and "--eval" in report and "--nets '--ngf 4" in report
+    assert "--rows instagan cyclegan" in report  # the reproduce line names the rows that were run
     results = json.loads(out.with_suffix(".json").read_text())
     assert [r["row"] for r in results] == ["instagan", "cyclegan"]
     assert all(r["steps"] >= 1 and r["num_images"] == 3 for r in results)
