@@ -28,10 +28,8 @@ from models import create_model
 from models.base_model import NonFiniteLossError
 from options.train_options import TrainOptions
 from util import distributed
-from util.checkpoint import CheckpointError, load_weights_only, save_atomic
+from util.checkpoint import STATE_FILE, CheckpointError, load_weights_only, save_atomic
 from util.visualizer import Visualizer
-
-STATE_FILE = "latest_state.pth"
 
 
 def seed_everything(seed: int) -> None:

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluate import evaluate_results
+from scripts.benchmark import cpu_model_name
+from util.checkpoint import STATE_FILE
 from util.domain_classifier import ClassifierSettings
 
 # Settings measured to learn the most within a short CPU budget (see docs/shapes_benchmark.md). The main rows keep
@@ -76,7 +78,7 @@ def commands(row: str, args: argparse.Namespace) -> tuple[str, str]:
 def steps_done(workdir: Path, row: str) -> int:
     import torch
 
-    state = torch.load(workdir / f"shapes_{row}" / "latest_state.pth", weights_only=True)
+    state = torch.load(workdir / f"shapes_{row}" / STATE_FILE, weights_only=True)
     return int(state["total_steps"])
 
 
@@ -202,13 +204,10 @@ def kept_notes(out: Path) -> str:
 
 def machine() -> str:
     import os
-    import platform
 
     import torch
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, CPU only"
+    return f"{cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, CPU only"
 
 
 def main(argv: list[str] | None = None) -> int:

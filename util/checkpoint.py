@@ -10,6 +10,9 @@ from typing import Any
 
 import torch
 
+# The one file exact resume reads (train.py writes it beside latest_net_*.pth).
+STATE_FILE = "latest_state.pth"
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
