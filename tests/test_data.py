@@ -189,7 +189,8 @@ def test_masks_stay_aligned_with_their_image_over_random_draws(tmp_path, load_h,
         sample = dataset[0]
         for d in "AB":
             image, seg = sample[d], sample[f"{d}_seg"]
-            assert image.shape == (3, crop_h, crop_w) if "crop" in preprocess else (3, load_h, load_w)
+            expected = (3, crop_h, crop_w) if "crop" in preprocess else (3, load_h, load_w)
+            assert image.shape == expected, f"{d} image of {preprocess}: {tuple(image.shape)} != {expected}"
             torch.testing.assert_close(seg[:2], image[:2], atol=1e-5, rtol=0)
             assert torch.all(seg[2:] == -1)
         outputs.add(sample["A"].numpy().tobytes())
