@@ -8,4 +8,6 @@ if [ -f scripts/setup_test_env.sh ]; then
     bash scripts/setup_test_env.sh .venv/bin/python
 fi
 .venv/bin/ruff check .
-exec .venv/bin/python -m pytest -q tests "$@"
+# -rfEs: the summary lists failures, errors AND each skip with its reason (under CI=true a test that lacks a
+# real component fails instead of skipping: see skip_or_fail in tests/conftest.py).
+exec .venv/bin/python -m pytest -q -rfEs tests "$@"
