@@ -1,7 +1,9 @@
 """Shared fixtures for tests that need a real visdom server or a headless chromium.
 
-Both skip (with the reason and the fix) where the machine cannot provide them; ``scripts/setup_test_env.sh``
-installs chromium and the offline visdom assets.
+Where the machine cannot provide a real component (visdom server, chromium, visdom's offline assets) the test
+goes through ``skip_or_fail``: it skips locally, with the reason and the fix, and FAILS under CI (``CI=true``),
+so a CI run cannot pass with those tests silently skipped. ``scripts/setup_test_env.sh`` installs chromium
+and the offline visdom assets.
 """
 
 from __future__ import annotations
@@ -16,12 +18,29 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from browser import find_chromium
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_TIMEOUT = 30.0
+
+
+def running_in_ci() -> bool:
+    """True where the environment says this is a CI run (``CI=true``, as GitHub Actions and GitLab set it)."""
+    return os.environ.get("CI", "").strip().lower() == "true"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """A test cannot get a real component it needs: skip locally, fail under CI (``CI=true``).
+
+    ``reason`` says what is missing and how to provide it; it is the skip reason (listed by ``pytest -rs``)
+    or the failure message."""
+    if running_in_ci():
+        pytest.fail(f"{reason}\n(CI=true: a test that needs a real component fails instead of skipping; "
+                    f"run `bash scripts/setup_test_env.sh` in the CI job)", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -91,7 +110,7 @@ def _server_command(port: int, env_path: Path) -> list[str]:
 def visdom_server(tmp_path_factory):
     """A visdom server on a free localhost port for the whole session: yields (server URL, port)."""
     if importlib.util.find_spec("visdom") is None:
-        pytest.skip("visdom is not installed; run scripts/setup_env.sh")
+        skip_or_fail("visdom is not installed; run `bash scripts/setup_env.sh --test`")
     port = free_port()
     work_dir = tmp_path_factory.mktemp("visdom")
     log_path = work_dir / "server.log"
@@ -101,7 +120,7 @@ def visdom_server(tmp_path_factory):
     try:
         reason = _wait_until_serving(process, port, log_path)
         if reason:
-            pytest.skip(reason)
+            skip_or_fail(reason)
         yield "http://127.0.0.1", port
     finally:
         _stop(process)
@@ -129,6 +148,6 @@ def chromium() -> str:
     """Path of a headless-capable chromium binary."""
     path = find_chromium()
     if path is None:
-        pytest.skip("chromium not found on PATH (or $CHROMIUM); run `bash scripts/setup_test_env.sh`, "
-                    "which installs Debian's chromium with apt")
+        skip_or_fail("chromium not found on PATH (or $CHROMIUM); run `bash scripts/setup_test_env.sh`, "
+                     "which installs Debian's chromium with apt")
     return path

@@ -16,7 +16,7 @@ import uuid
 import pytest
 import torch
 from browser import Browser
-from conftest import free_port, load_asset_script, visdom_assets_missing
+from conftest import free_port, load_asset_script, skip_or_fail, visdom_assets_missing
 from PIL import Image
 
 from util.visualizer import Visualizer
@@ -234,7 +234,7 @@ def test_no_html_writes_no_page(tmp_path):
 def test_dashboard_renders_offline_in_chromium(live_visualizer, chromium, tmp_path):
     reason = visdom_assets_missing()
     if reason:
-        pytest.skip(reason)
+        skip_or_fail(reason)
     send_losses(live_visualizer)
     live_visualizer.display_current_results(make_visuals(), epoch=2, save_result=False)
     opt = live_visualizer.opt
