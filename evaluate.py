@@ -32,10 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from data.image_folder import DatasetError, index_mask_files, list_image_files
-from data.unaligned_seg_dataset import domain_letters
 from util import domain_classifier as dc
 from util import metrics
+from util.image_files import DatasetError, domain_letters, index_mask_files, list_image_files
 
 FAKE_IMAGE_SUFFIX = "_fake_B_img.png"
 REAL_IMAGE_SUFFIX = "_real_A_img.png"

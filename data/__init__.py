@@ -26,7 +26,7 @@ from torch.utils.data import (
     default_collate,
 )
 
-from .image_folder import DatasetError
+from util.image_files import DatasetError
 
 __all__ = [
     "DatasetError",

@@ -32,10 +32,11 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
-from .image_folder import DatasetError, index_mask_files, list_image_files
+from util.image_files import DatasetError, index_mask_files, list_image_files
+from util.masks import EMPTY_SLOT
 
-__all__ = ["BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "get_joint_transform", "load_image", "load_masks",
-           "pad_masks", "split_transformed"]
+__all__ = ["BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "get_joint_transform", "load_image",
+           "load_masks", "pad_masks", "pick_b_index", "split_transformed"]
 
 PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -102,7 +103,7 @@ def load_masks(paths: list[Path], size: tuple[int, int], image_path: str | Path 
 
 def pad_masks(masks: Tensor, slots: int) -> Tensor:
     """Fill up to ``slots`` channels with empty (all -1) masks."""
-    padding = masks.new_full((slots - masks.shape[0], *masks.shape[1:]), -1.0)
+    padding = masks.new_full((slots - masks.shape[0], *masks.shape[1:]), EMPTY_SLOT)
     return torch.cat([masks, padding])
 
 
@@ -180,6 +181,11 @@ def split_transformed(transform: Callable[[Tensor], Tensor], image: Tensor, mask
 
 
 # ------------------------------------------------------------------------------------------------ domain
+def pick_b_index(index: int, len_b: int, serial: bool) -> int:
+    """B follows A's index with serial batches, else it is drawn at random (torch RNG: reproducible)."""
+    return index % len_b if serial else int(torch.randint(len_b, ()).item())
+
+
 class DomainFolder:
     """One domain on disk: images in ``<dataroot>/<phase><letter>`` and, with masks, ``..._seg``.
 

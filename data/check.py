@@ -31,8 +31,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from util.image_files import MASK_NAME, index_mask_files, is_image_file
+from util.masks import MASK_INSTANCE, MASK_THRESHOLD
+
 from .base_dataset import PIL_ERRORS
-from .image_folder import MASK_NAME, index_mask_files, is_image_file
 
 __all__ = ["Finding", "Report", "check_dataset", "main"]
 
@@ -275,12 +277,12 @@ def _check_mask_pixels(path: Path, mask: Image.Image, report: Report) -> None:
         report.add(path, "warning", "empty-mask",
                    "mask is all 0 (no instance pixel); remove it or draw the instance in 255")
         return
-    if brightest < 128:
+    if brightest < MASK_THRESHOLD:
         report.add(path, "warning", "empty-mask",
                    f"mask has no pixel above {brightest}, so the loader sees almost no instance; masks must use "
                    f"255 for the instance (0/1 masks: multiply by 255)")
         return
-    in_between = (grey > NEAR_BLACK_WHITE) & (grey < 255 - NEAR_BLACK_WHITE)
+    in_between = (grey > NEAR_BLACK_WHITE) & (grey < MASK_INSTANCE - NEAR_BLACK_WHITE)
     share = float(in_between.mean())
     if share > MAX_GREY_SHARE:
         report.add(path, "warning", "non-binary-mask",

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .base_dataset import BaseDataset, DomainFolder, get_joint_transform
-from .unaligned_seg_dataset import domain_letters, pick_b_index
+from util.image_files import domain_letters
+
+from .base_dataset import BaseDataset, DomainFolder, get_joint_transform, pick_b_index
 
 
 class UnalignedDataset(BaseDataset):

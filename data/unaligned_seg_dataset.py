@@ -13,19 +13,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import torch
+from util.image_files import domain_letters
 
-from .base_dataset import BaseDataset, DomainFolder, get_joint_transform
-
-
-def domain_letters(opt: argparse.Namespace) -> tuple[str, str]:
-    """Folder letters of the source and target domain."""
-    return ("B", "A") if opt.direction == "BtoA" else ("A", "B")
-
-
-def pick_b_index(index: int, len_b: int, serial: bool) -> int:
-    """B follows A's index with serial batches, else it is drawn at random (torch RNG: reproducible)."""
-    return index % len_b if serial else int(torch.randint(len_b, ()).item())
+from .base_dataset import BaseDataset, DomainFolder, get_joint_transform, pick_b_index
 
 
 class UnalignedSegDataset(BaseDataset):

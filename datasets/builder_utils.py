@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from util.image_files import mask_file_name
+from util.masks import binarize_mask, mask_to_grey, save_mask
+
 DOMAINS = ("A", "B")
 
 
@@ -84,9 +87,9 @@ def resize_and_center_crop(image: Image.Image, masks: Sequence[np.ndarray], heig
     out_image = image.resize((new_w, new_h), Image.Resampling.BICUBIC).crop(box)
     out_masks = []
     for mask in masks:
-        grey = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255)
+        grey = Image.fromarray(mask_to_grey(mask))
         grey = grey.resize((new_w, new_h), Image.Resampling.NEAREST).crop(box)
-        out_masks.append(np.asarray(grey) > 127)
+        out_masks.append(binarize_mask(np.asarray(grey)))
     return out_image, out_masks
 
 
@@ -137,8 +140,7 @@ class DatasetWriter:
         check_name(name)
         image.convert("RGB").save(self.folder(domain) / f"{name}.png")
         for k, mask in enumerate(masks):
-            grey = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8))
-            grey.save(self.folder(domain, seg=True) / f"{name}_{k}.png")
+            save_mask(mask, self.folder(domain, seg=True) / mask_file_name(name, k))
         self.written[domain] += 1
         self.instances[domain] += len(masks)
 

@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from data.image_folder import index_mask_files, list_image_files
-
-from .metrics import sobel_magnitude
+from .image_files import index_mask_files, list_image_files
+from .masks import mask_to_grey
+from .metrics import read_mask, sobel_magnitude
 
 KINDS = ("image", "mask")
 CACHE_FORMAT = 2  # bump when the net or its input preparation changes: old caches then retrain
@@ -92,14 +92,13 @@ def mask_input(mask: np.ndarray, side: int) -> Tensor | None:
     extent = max(crop.shape) + 2 * max(1, round(0.1 * max(crop.shape)))
     square = np.zeros((extent, extent), dtype=np.uint8)
     top, left = (extent - crop.shape[0]) // 2, (extent - crop.shape[1]) // 2
-    square[top:top + crop.shape[0], left:left + crop.shape[1]] = crop * 255
+    square[top:top + crop.shape[0], left:left + crop.shape[1]] = mask_to_grey(crop)
     resized = Image.fromarray(square).resize((side, side), Image.BILINEAR)
     return torch.from_numpy(np.asarray(resized, dtype=np.float32))[None] / 127.5 - 1.0
 
 
 def mask_file_input(path: str | Path, side: int) -> Tensor | None:
-    with Image.open(path) as image:
-        return mask_input(np.asarray(image.convert("L")) >= 128, side)
+    return mask_input(read_mask(path), side)
 
 
 def stack_inputs(items: list[Tensor | None], kind: str, side: int) -> Tensor:
