@@ -12,7 +12,9 @@ under the names visdom's own download step (``visdom/server/build.py``) looks fo
     python scripts/prepare_visdom_assets.py --from-dir DIR   # air-gapped: use tarballs made elsewhere with
                                                              #   npm pack (DIR/<name>-<version>.tgz)
 
-Run it with the Python of the environment that has visdom installed (e.g. .venv/bin/python).
+Run it with the Python of the environment that has visdom installed (e.g. .venv/bin/python), by path as
+above or as ``python -m scripts.prepare_visdom_assets`` from the repository root. It imports nothing from
+the project, so that it works by path (scripts/setup_test_env.sh) and when loaded from its file (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -141,6 +143,8 @@ def read_members(tarball: Path, members: set[str]) -> dict[str, bytes]:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
+    """Temporary file and rename; a minimal stand-in for ``util.fileio.write_bytes_atomic``, which this file
+    cannot import (see the module docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=".part-", dir=path.parent)
     try:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
 import dominate
 from dominate import tags
+
+from .fileio import write_text_atomic
 
 _PAGE_STYLE = """
 body { font-family: sans-serif; }
@@ -60,14 +60,4 @@ class HTML:
 
     def save(self) -> Path:
         """Write ``index.html`` (atomically, so a browser or a crash never sees half a page); returns its path."""
-        path = self.web_dir / "index.html"
-        handle, temp_name = tempfile.mkstemp(prefix=".index-", suffix=".html", dir=self.web_dir)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                stream.write(self.doc.render())
-            os.chmod(temp_name, 0o644)
-            os.replace(temp_name, path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomic(self.web_dir / "index.html", self.doc.render())
