@@ -18,7 +18,9 @@ Only the photos with a pixel-level annotation are used. Choices:
     0 x 0 keeps the source size.
   * An image whose mask covers less than ``--min_area`` of the written image is skipped.
 
-Needs scipy (scipy.io.loadmat) to read the .mat files.
+Needs scipy (scipy.io.loadmat) to read the .mat files. Run from the repository root:
+
+    python -m datasets.generate_ccp_dataset --root clothing-co-parsing --out datasets/jeans2skirt_ccp
 """
 
 from __future__ import annotations
@@ -30,9 +32,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datasets.builder_utils import (
     BuilderError,
@@ -51,7 +50,7 @@ from datasets.builder_utils import (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="generate_ccp_dataset.py",
+        prog="python -m datasets.generate_ccp_dataset",
         description="Build <out>/<phase>A|B[_seg] from Clothing Co-Parsing (see the module docstring).")
     parser.add_argument("--root", type=Path, required=True,
                         help="the CCP folder (holding photos/, annotations/pixel-level/, label_list.mat)")

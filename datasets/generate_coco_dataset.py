@@ -17,11 +17,11 @@ Choices:
     the instances left are outside [--min_instances, --max_instances]. Masks are written largest
     first.
   * ``--phase`` defaults to ``test`` for a *val* annotation file and ``train`` for a *train* one,
-    so train and test come from two calls:
+    so train and test come from two calls (from the repository root):
 
-    python datasets/generate_coco_dataset.py --annotations annotations/instances_train2017.json \\
+    python -m datasets.generate_coco_dataset --annotations annotations/instances_train2017.json \\
         --images train2017 --cat1 sheep --cat2 giraffe --out datasets/sheep2giraffe
-    python datasets/generate_coco_dataset.py --annotations annotations/instances_val2017.json \\
+    python -m datasets.generate_coco_dataset --annotations annotations/instances_val2017.json \\
         --images val2017 --cat1 sheep --cat2 giraffe --out datasets/sheep2giraffe
 """
 
@@ -34,9 +34,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datasets.builder_utils import (
     BuilderError,
@@ -55,7 +52,7 @@ CROWD_CHOICES = ("skip-image", "ignore", "include")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="generate_coco_dataset.py",
+        prog="python -m datasets.generate_coco_dataset",
         description="Build <out>/<phase>A|B[_seg] from COCO instance annotations (see the module docstring).")
     parser.add_argument("--annotations", type=Path, required=True,
                         help="COCO instances JSON, e.g. annotations/instances_train2017.json")

@@ -20,6 +20,10 @@ likewise ``--cat2_id`` for B. Choices:
     requested list files, all images are split into train/test by ``--test_fraction``/``--seed``.
   * Instances are measured on the written image, as in generate_coco_dataset.py (--min_area,
     --min_instances, --max_instances). Masks are written in person order.
+
+Run from the repository root:
+
+    python -m datasets.generate_mhp_dataset --root LV-MHP-v1 --out datasets/pants2skirt_mhp
 """
 
 from __future__ import annotations
@@ -32,9 +36,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-
-if __package__ in (None, ""):  # run as a script: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datasets.builder_utils import (
     BuilderError,
@@ -59,7 +60,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="generate_mhp_dataset.py",
+        prog="python -m datasets.generate_mhp_dataset",
         description="Build <out>/<phase>A|B[_seg] from LV-MHP v1 (see the module docstring).")
     parser.add_argument("--root", type=Path, required=True,
                         help="the LV-MHP-v1 folder (holding images/, annotations/, train_list.txt, test_list.txt)")

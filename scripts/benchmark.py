@@ -1,10 +1,10 @@
 """Training speed, peak memory and data-loading speed of InstaGAN over a grid of settings.
 
-    python scripts/benchmark.py --quick                       # tiny CPU grid, under 2 minutes
-    python scripts/benchmark.py --grid memory --json mem.json  # peak memory vs instances, sequential vs one-step
-    python scripts/benchmark.py --grid cpu-precision           # 128x128, default nets, fp32 vs bf16
-    python scripts/benchmark.py --grid gpu --device cuda --json gpu.json
-    python scripts/benchmark.py --grid loading                 # DataLoader images/s beside training images/s
+    python -m scripts.benchmark --quick                       # tiny CPU grid, under 2 minutes
+    python -m scripts.benchmark --grid memory --json mem.json  # peak memory vs instances, sequential vs one-step
+    python -m scripts.benchmark --grid cpu-precision           # 128x128, default nets, fp32 vs bf16
+    python -m scripts.benchmark --grid gpu --device cuda --json gpu.json
+    python -m scripts.benchmark --grid loading                 # DataLoader images/s beside training images/s
 
 Every grid point trains in a fresh subprocess: the model is built through the real code (TrainOptions,
 models.create_model, model.setup) and fed synthetic batches with exactly N disjoint instances per image;
@@ -37,13 +37,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as a script: make the project root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import torch
 
+from util.machine import cpu_model_name
+from util.masks import EMPTY_SLOT
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = Path(__file__).resolve()
+MODULE = "scripts.benchmark"  # workers run as ``python -m scripts.benchmark`` in PROJECT_ROOT
 PRECISIONS = ("none", "bf16", "fp16")
 DEFAULT_NETS = {"ngf": 64, "ndf": 64, "n_blocks_G": 9}
 DEMO_CPU_NETS = {"ngf": 16, "ndf": 16, "n_blocks_G": 2}  # scripts/shapes_demo.sh on a CPU
@@ -188,7 +188,7 @@ def disjoint_instance_masks(batch_size: int, count: int, size: int, slots: int,
     cell_h, cell_w = size // rows, size // cols
     if min(cell_h, cell_w) < 2:
         raise BenchmarkError(f"{count} instances do not fit in {size}x{size} px; raise --sizes or lower --instances")
-    masks = torch.full((batch_size, slots, size, size), -1.0)
+    masks = torch.full((batch_size, slots, size, size), EMPTY_SLOT)
     for sample, slot in itertools.product(range(batch_size), range(count)):
         top, left = (slot // cols) * cell_h, (slot % cols) * cell_w
         height = int(torch.randint(cell_h // 2, cell_h + 1, (), generator=generator))
@@ -333,7 +333,7 @@ def run_in_fresh_process(spec: dict[str, Any], threads: int) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with tempfile.TemporaryDirectory() as work:
         result_path = Path(work) / "result.json"
-        command = [sys.executable, str(SCRIPT), "--worker", json.dumps(spec), "--worker_result", str(result_path)]
+        command = [sys.executable, "-m", MODULE, "--worker", json.dumps(spec), "--worker_result", str(result_path)]
         done = subprocess.run(command, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
         if done.returncode == 0 and result_path.is_file():
             return json.loads(result_path.read_text())
@@ -387,14 +387,6 @@ def machine_info(threads: int) -> dict[str, Any]:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = torch.version.cuda
     return info
-
-
-def cpu_model_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 # ---------------------------------------------------------------- reporting
@@ -603,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + ops)
     if args.json:
         write_json(args.json, {"grid": args.grid, "description": named_grids()[args.grid].description,
-                               "command": " ".join(["python", "scripts/benchmark.py", *(argv or sys.argv[1:])]),
+                               "command": " ".join(["python", "-m", MODULE, *(argv or sys.argv[1:])]),
                                "machine": machine_info(args.threads), "steps": grid.steps, "warmup": grid.warmup,
                                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
                                "wall_seconds": time.time() - started, "rows": rows})

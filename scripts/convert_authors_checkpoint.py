@@ -1,6 +1,6 @@
 """Convert checkpoints of the authors' InstaGAN code (PyTorch 0.4) into this project's format.
 
-    python scripts/convert_authors_checkpoint.py --src ./pretrained/pants2skirt_mhp \
+    python -m scripts.convert_authors_checkpoint --src ./pretrained/pants2skirt_mhp \
         --dst ./checkpoints/pants2skirt_mhp_instagan [--epoch latest] [--ngf 64 --ndf 64 --n_blocks_G 9 --n_layers_D 3]
 
 ``--src`` is a folder holding ``<epoch>_net_G_A.pth``, ``_G_B``, ``_D_A``, ``_D_B`` (any that exist are
@@ -13,21 +13,17 @@ parametrisation); running-statistics keys of instance norm layers are dropped.
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import re
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-if __package__ in (None, ""):  # run as a script: make the project root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from models.networks import SetPatchDiscriminator, SetResnetGenerator
+from util.checkpoint import save_atomic
 
 NET_NAMES = ("G_A", "G_B", "D_A", "D_B")
 NORM_STAT_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -173,26 +169,13 @@ def find_sources(sources: list[Path], epoch: str) -> dict[str, Path]:
     return found
 
 
-def save_state(state: dict[str, Tensor], path: Path) -> None:
-    """Write via a temporary file and rename, so an interrupted run leaves no truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(state, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def convert(options: argparse.Namespace) -> list[Path]:
     """Convert every source file; returns the written paths."""
     written = []
     for net_name, source in find_sources(options.src, options.epoch).items():
         net = convert_into(build_network(net_name, options), load_authors_file(source), source, options)
         target = options.dst / f"{options.epoch}_net_{net_name}.pth"
-        save_state(net.state_dict(), target)
+        save_atomic(net.state_dict(), target)  # an interrupted run leaves no truncated checkpoint
         written.append(target)
     return written
 

@@ -1,7 +1,7 @@
 """The shapes benchmark: InstaGAN against CycleGAN (and two ablations) with the same budget, evaluated alike.
 
-    python scripts/shapes_benchmark.py --minutes 10                 # all rows, ~45 min on a 2-core CPU
-    python scripts/shapes_benchmark.py --minutes 2 --rows instagan cyclegan --out /tmp/quick.md
+    python -m scripts.shapes_benchmark --minutes 10                 # all rows, ~45 min on a 2-core CPU
+    python -m scripts.shapes_benchmark --minutes 2 --rows instagan cyclegan --out /tmp/quick.md
 
 Each row trains with train.py for the same wall-clock budget (``--max_minutes``), translates the held-out
 test split with test.py and scores it with evaluate.py; the table, the commands and a figure of sample
@@ -22,13 +22,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 from evaluate import evaluate_results
-from scripts.benchmark import cpu_model_name
 from util.checkpoint import STATE_FILE
 from util.domain_classifier import ClassifierSettings
+from util.machine import cpu_model_name
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Settings measured to learn the most within a short CPU budget (see docs/shapes_benchmark.md). The main rows keep
 # the paper's instance norm; the *_batch_norm rows show the alternative (tested with --eval).
@@ -176,7 +175,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "Reproduce everything with:",
         "",
         f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
-        f"    python scripts/shapes_benchmark.py --minutes {args.minutes} --dataroot {args.dataroot}"
+        f"    python -m scripts.shapes_benchmark --minutes {args.minutes} --dataroot {args.dataroot}"
         + ("" if args.nets == NETS else f" --nets '{args.nets}'")
         + ("" if args.rows == DEFAULT_ROWS else f" --rows {' '.join(args.rows)}"),
         "",

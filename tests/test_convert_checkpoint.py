@@ -85,8 +85,8 @@ def test_cli_round_trip_gives_identical_outputs(tmp_path):
     nets = make_nets(seed=0)
     write_authors_checkpoints(tmp_path / "authors", nets)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "convert_authors_checkpoint.py"), "--src", str(tmp_path / "authors"),
-         "--dst", str(tmp_path / "ours"), *SIZES], capture_output=True, text=True, cwd=tmp_path, check=False)
+        [sys.executable, "-m", "scripts.convert_authors_checkpoint", "--src", str(tmp_path / "authors"),
+         "--dst", str(tmp_path / "ours"), *SIZES], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
     for name, original in nets.items():
         loaded = SetResnetGenerator(ngf=4, n_blocks=1) if name.startswith("G") else SetPatchDiscriminator(ndf=4, n_layers=2)
