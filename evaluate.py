@@ -2,8 +2,9 @@
 
     python evaluate.py --results ./results/shapes_instagan/test_latest --dataroot ./datasets/shapes --ins_max 4
 
-Reads, per input ``<stem>``, ``images/<stem>_real_A_img.png``, ``<stem>_fake_B_img.png`` and the translated
-masks ``<stem>_fake_B_seg_<k>.png`` that test.py writes, the input masks from
+Reads, per input ``<stem>``, the input and translated images and the translated masks (one
+``<stem>_<visual>_<k>.png`` per instance) that test.py writes, found through the roles in its
+``visuals.json`` (``real_A_img``, ``fake_B_img``, ``fake_B_seg`` for InstaGAN), the input masks from
 ``<dataroot>/<phase><source>_seg`` and the real target images from ``<dataroot>/<phase><target>``.
 Pass the same ``--phase``, ``--direction``, ``--ins_max`` and ``--max_instances`` as to test.py. Prints a
 table and writes JSON (``--json``, default ``<results>/metrics.json``; an unchanged background gives
@@ -35,23 +36,34 @@ from torch import nn
 from util import domain_classifier as dc
 from util import metrics
 from util.image_files import DatasetError, domain_letters, index_mask_files, list_image_files
-
-FAKE_IMAGE_SUFFIX = "_fake_B_img.png"
-REAL_IMAGE_SUFFIX = "_real_A_img.png"
+from util.results_manifest import read_roles
 
 
 class EvaluationError(RuntimeError):
     """A missing or inconsistent input, described in one line with the fix."""
 
 
-def find_image_dir(results_dir: str | Path) -> Path:
+def find_image_dir(results_dir: str | Path, output_image: str) -> Path:
     """The folder holding test.py's images: ``<results>/images`` or ``<results>`` itself."""
     results = Path(results_dir)
     for folder in (results / "images", results):
-        if folder.is_dir() and any(folder.glob(f"*{FAKE_IMAGE_SUFFIX}")):
+        if folder.is_dir() and any(folder.glob(f"*_{output_image}.png")):
             return folder
-    raise EvaluationError(f"no *{FAKE_IMAGE_SUFFIX} in {results} or {results / 'images'}: pass --results the "
+    raise EvaluationError(f"no *_{output_image}.png in {results} or {results / 'images'}: pass --results the "
                           f"page folder test.py wrote (<results_dir>/<name>/<phase>_<epoch>)")
+
+
+def result_roles(results_dir: str | Path) -> dict[str, str]:
+    """Which saved visuals are the input and its translation (test.py's visuals.json)."""
+    try:
+        roles = read_roles(results_dir)
+    except ValueError as err:
+        raise EvaluationError(str(err)) from None
+    missing = [role for role in ("input_image", "output_image") if role not in roles]
+    if missing:
+        raise EvaluationError(f"{results_dir}: visuals.json names no {missing[0]}; the model's result_roles must "
+                              f"declare input_image and output_image")
+    return roles
 
 
 def index_slot_files(image_dir: Path, visual: str) -> dict[str, dict[int, Path]]:
@@ -76,7 +88,8 @@ def read_translated_masks(files: dict[int, Path], size: tuple[int, int], ins_max
 class InputMasks:
     """The input masks of each stem, as the model saw them (resized to the result size, model order)."""
 
-    def __init__(self, image_dir: Path, dataroot: Path, folder: str, max_instances: int, ins_max: int):
+    def __init__(self, image_dir: Path, dataroot: Path, folder: str, max_instances: int, ins_max: int,
+                 saved_visual: str | None):
         self.image_dir = image_dir
         self.max_instances = max_instances
         self.ins_max = ins_max
@@ -85,7 +98,7 @@ class InputMasks:
             raise EvaluationError(f"no folder {seg}: the input masks are read from <dataroot>/<phase><source>_seg; "
                                   f"check --dataroot, --phase and --direction")
         self.files = index_mask_files(seg)
-        self.saved = index_slot_files(image_dir, "real_A_seg")
+        self.saved = index_slot_files(image_dir, saved_visual) if saved_visual else {}
         self.warned_aspect = False
 
     def load(self, stem: str, size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -149,18 +162,20 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
     """All metrics of one results folder as a flat dict (see the module docstring for the inputs)."""
     start = time.perf_counter()
     dataroot = Path(dataroot)
-    image_dir = find_image_dir(results_dir)
+    roles = result_roles(results_dir)
+    fake_suffix, real_suffix = f"_{roles['output_image']}.png", f"_{roles['input_image']}.png"
+    image_dir = find_image_dir(results_dir, roles["output_image"])
     source, target = domain_letters(argparse.Namespace(direction=direction))
-    input_masks = InputMasks(image_dir, dataroot, f"{phase}{source}", max_instances, ins_max)
-    stems = sorted(path.name[: -len(FAKE_IMAGE_SUFFIX)] for path in image_dir.glob(f"*{FAKE_IMAGE_SUFFIX}"))
-    translated_files = index_slot_files(image_dir, "fake_B_seg")
+    input_masks = InputMasks(image_dir, dataroot, f"{phase}{source}", max_instances, ins_max, roles.get("input_masks"))
+    stems = sorted(path.name[: -len(fake_suffix)] for path in image_dir.glob(f"*{fake_suffix}"))
+    translated_files = index_slot_files(image_dir, roles["output_masks"]) if "output_masks" in roles else {}
     background, fidelity = metrics.BackgroundError(), metrics.InstanceFidelity()
     fakes, fake_masks, per_image = [], [], []
     for stem in stems:
-        real_path = image_dir / f"{stem}{REAL_IMAGE_SUFFIX}"
+        real_path = image_dir / f"{stem}{real_suffix}"
         if not real_path.is_file():
-            raise EvaluationError(f"missing {real_path} beside {stem}{FAKE_IMAGE_SUFFIX}: rerun test.py to write it")
-        fake = metrics.read_rgb(image_dir / f"{stem}{FAKE_IMAGE_SUFFIX}")
+            raise EvaluationError(f"missing {real_path} beside {stem}{fake_suffix}: rerun test.py to write it")
+        fake = metrics.read_rgb(image_dir / f"{stem}{fake_suffix}")
         size = fake.shape[:2]
         all_inputs, kept_inputs = input_masks.load(stem, size)
         outputs = read_translated_masks(translated_files.get(stem, {}), size, ins_max)
@@ -193,7 +208,7 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
             log(str(err))
     settings = classifier_settings or dc.ClassifierSettings()
     target_label = 1 if target == "B" else 0
-    fake_paths = [image_dir / f"{stem}{FAKE_IMAGE_SUFFIX}" for stem in stems]
+    fake_paths = [image_dir / f"{stem}{fake_suffix}" for stem in stems]
     for enabled, kind, inputs, key in ((domain_score, "image", fake_paths, "domain"),
                                        (shape_score, "mask", fake_masks, "shape")):
         if not enabled:

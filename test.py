@@ -15,11 +15,12 @@ from pathlib import Path
 import torch
 
 from data import create_dataset
-from data.image_folder import DatasetError
 from models import create_model
 from options.test_options import TestOptions
 from util.checkpoint import CheckpointError
 from util.html import HTML
+from util.image_files import DatasetError
+from util.results_manifest import write_manifest
 from util.visualizer import save_images
 
 
@@ -44,6 +45,8 @@ def run_test(opt) -> Path:
               "discards each image's mean colour when --batch_size is 1; add --eval to use the statistics "
               "gathered in training", file=sys.stderr)
     web_dir = results_dir(opt)
+    write_manifest(web_dir, opt.model, model.visual_names, model.result_roles)  # what evaluate.py reads
+    per_instance = [model.result_roles[role] for role in ("input_masks", "output_masks") if role in model.result_roles]
     webpage = HTML(web_dir, f"{opt.name}: {opt.phase}, epoch {opt.epoch}")
     webpage.add_header(f"{opt.name} ({opt.model}), {opt.phase} split, epoch {opt.epoch}, ins_max {getattr(opt, 'ins_max', '-')}")
     done = 0
@@ -55,7 +58,8 @@ def run_test(opt) -> Path:
             if done >= opt.num_test:
                 break
             single = {name: tensor[index:index + 1] for name, tensor in visuals.items()}
-            save_images(webpage, single, path, aspect_ratio=opt.aspect_ratio, width=opt.display_winsize)
+            save_images(webpage, single, model.visual_names, path, aspect_ratio=opt.aspect_ratio,
+                        width=opt.display_winsize, per_instance=per_instance)
             done += 1
         if done >= opt.num_test:
             break

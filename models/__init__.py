@@ -35,5 +35,7 @@ def get_option_setter(name: str) -> Callable:
 
 
 def create_model(opt):
-    """Instantiate the model named by ``opt.model``."""
-    return find_model_using_name(opt.model)(opt)
+    """Instantiate the model named by ``opt.model`` and check its declarations (see models/base_model.py)."""
+    model = find_model_using_name(opt.model)(opt)
+    model.check_declarations()
+    return model

@@ -1,8 +1,22 @@
-"""The model contract every model file implements (CycleGAN's, kept small).
+"""The model contract every model file implements.
 
-A subclass sets ``loss_names``, ``visual_names`` and ``model_names`` (networks are attributes
-``net<name>``), and implements ``set_input``, ``forward`` and ``optimize_parameters``. Saving,
-loading, schedulers and the full training state for exact resume live here.
+A model declares what it has and what it minimises; this class does the rest:
+
+- ``model_names``: networks, as attributes ``net<name>``; saved, loaded and compiled here.
+- ``visual_names``: ``{name: IMAGE or MASKS}``, the tensors shown on the dashboard and the result pages.
+- ``result_roles``: which visuals evaluation compares: ``input_image`` and ``output_image`` (the translation),
+  and for mask models ``input_masks`` and ``output_masks`` (test.py writes them to ``visuals.json``).
+- ``loss_names``: the losses it reports.
+- ``optimizers``: the optimisers it built (a list, as in CycleGAN).
+- ``set_input(batch)`` and ``forward()`` (test-time translation, run without gradients by ``test()``).
+- ``training_updates()``: a generator that yields one :class:`Update` (an optimiser and the named losses
+  whose sum it minimises) per optimiser step. The code between two ``yield``\\ s runs under ``--amp``
+  autocast, and ``optimize_parameters`` applies each update before the generator resumes: finite check
+  (agreed across torchrun ranks), loss scaling for fp16, backward into that optimiser's parameters only,
+  gradient averaging across ranks, stepping, zeroing. A model never calls ``backward`` or ``step``.
+
+Saving, loading, schedulers and the full training state for exact resume (the fp16 loss scalers
+included) live here too. ``docs/writing_a_model.md`` walks through the smallest complete model.
 """
 
 from __future__ import annotations
@@ -11,16 +25,19 @@ import argparse
 import itertools
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.optim import lr_scheduler
 
 from util import distributed
 from util.checkpoint import CheckpointError, load_weights_only, save_atomic
 from util.image_pool import ImagePool
+from util.util import IMAGE, MASKS, VISUAL_KINDS  # models declare their visuals' kinds with these
 
 from .losses import GANLoss
 
@@ -28,7 +45,8 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or Inf; raised before the optimiser step, so the weights are still finite."""
+    """A loss became NaN or Inf; raised before the optimiser step, so the weights are still finite.
+    Under torchrun every rank raises at the same update (``name`` says where it happened)."""
 
     def __init__(self, name: str, value: float):
         super().__init__(f"loss {name} is {value}")
@@ -36,7 +54,31 @@ class NonFiniteLossError(FloatingPointError):
         self.value = value
 
 
+class ModelContractError(TypeError):
+    """A model file breaks the contract above; the message names the model and the fix."""
+
+
+@dataclass
+class Update:
+    """One optimiser step: ``optimizer`` minimises the sum of ``losses`` (already weighted).
+
+    Empty ``losses`` mean this process has nothing to learn from at this step; under torchrun it still
+    joins the gradient average so the other ranks do not wait for it.
+    """
+
+    optimizer: torch.optim.Optimizer
+    losses: dict[str, Tensor] = field(default_factory=dict)
+
+
 class BaseModel(ABC):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "optimize_parameters" in vars(cls):
+            raise ModelContractError(
+                f"{cls.__name__} overrides optimize_parameters; yield Update(optimizer, losses) from "
+                f"training_updates() instead, so that autocast, loss scaling, gradient averaging across ranks and "
+                f"the NaN check are applied (see docs/writing_a_model.md)")
+
     def __init__(self, opt: argparse.Namespace):
         self.opt = opt
         self.isTrain = opt.isTrain
@@ -44,13 +86,15 @@ class BaseModel(ABC):
         self.save_dir = Path(opt.checkpoints_dir) / opt.name
         self.loss_names: list[str] = []
         self.model_names: list[str] = []
-        self.visual_names: list[str] = []
+        self.visual_names: dict[str, str] = {}
+        self.result_roles: dict[str, str] = {}
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[Any] = []
         self.image_paths: list[str] = []
         self.amp_dtype = AMP_DTYPES[getattr(opt, "amp", "none")]
         self.memory_format = torch.channels_last if getattr(opt, "channels_last", False) else torch.contiguous_format
-        self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
+        self.grad_scalers: list[torch.amp.GradScaler] = []
+        self.loss_totals: dict[str, list[Tensor]] = {}
         if self.device.type == "cuda":
             # fixed input sizes: let cuDNN pick the fastest kernels; TF32 matmuls/convs on Ampere and newer
             torch.backends.cudnn.benchmark = True
@@ -70,10 +114,31 @@ class BaseModel(ABC):
     def set_input(self, batch: dict) -> None: ...
 
     @abstractmethod
-    def forward(self) -> None: ...
+    def forward(self) -> None:
+        """Test-time translation of the current input into the visuals."""
 
     @abstractmethod
-    def optimize_parameters(self) -> None: ...
+    def training_updates(self) -> Iterator[Update]:
+        """Yield the updates of one training step in order (see the module docstring)."""
+
+    def check_declarations(self) -> None:
+        """Fail at construction, naming the model and the fix, when its declarations are incomplete."""
+        model = type(self).__name__
+        if not isinstance(self.visual_names, dict):
+            raise ModelContractError(f"{model}.visual_names must map each visual to its kind, e.g. "
+                                     f"{{'real_A': IMAGE, 'real_A_seg': MASKS}} (from models.base_model)")
+        wrong = {name: kind for name, kind in self.visual_names.items() if kind not in VISUAL_KINDS}
+        if wrong:
+            raise ModelContractError(f"{model}.visual_names: kinds {wrong} are neither IMAGE ({IMAGE!r}) nor "
+                                     f"MASKS ({MASKS!r})")
+        missing = [name for name in self.model_names if not hasattr(self, f"net{name}")]
+        if missing:
+            raise ModelContractError(f"{model}: model_names lists {missing} but there is no net{missing[0]}")
+        unknown = {role: name for role, name in self.result_roles.items() if name not in self.visual_names}
+        if unknown:
+            raise ModelContractError(f"{model}.result_roles {unknown} name visuals not in visual_names")
+        if self.isTrain and not self.optimizers:
+            raise ModelContractError(f"{model}: no optimiser in self.optimizers; training needs at least one")
 
     # ------------------------------------------------------------------ set-up
     def setup(self, opt: argparse.Namespace) -> None:
@@ -90,38 +155,75 @@ class BaseModel(ABC):
             if getattr(opt, "compile", False):
                 setattr(self, f"net{name}", CompiledOrEager(net, name))
 
-    # ------------------------------------------------------------------ precision and updates
+    # ------------------------------------------------------------------ the update, owned here
+    def optimize_parameters(self) -> None:
+        """One training step: run ``training_updates`` under autocast and apply every update it yields."""
+        self.loss_totals = {}
+        updates = self.training_updates()
+        while True:
+            with self.autocast():
+                update = next(updates, None)
+            if update is None:
+                return
+            self.apply_update(update)
+
+    def apply_update(self, update: Update) -> None:
+        """Finite check, backward (scaled for fp16) into the optimiser's parameters only, gradient average
+        over ranks, step, zero."""
+        optimizer = update.optimizer
+        scaler = self._grad_scaler(optimizer)
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+        if any(p.grad is not None for p in params):
+            raise ModelContractError(f"{type(self).__name__}: gradients were already set before the update was "
+                                     f"applied; do not call backward() in training_updates, yield the losses")
+        self.check_finite(update.losses)
+        if update.losses:
+            scaler.scale(sum(update.losses.values())).backward(inputs=params)
+        distributed.average_gradients(params)
+        if any(p.grad is not None for p in params):
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        distributed.broadcast_buffers(self.networks().values())
+        self._record_losses(update.losses)
+
+    def check_finite(self, losses: dict[str, Tensor]) -> None:
+        """Raise NonFiniteLossError naming the first NaN/Inf loss, on every rank when any rank has one."""
+        bad_name, bad_value = None, 0.0
+        if losses:
+            values = torch.stack([value.detach().float().sum() for value in losses.values()])
+            finite = torch.isfinite(values)
+            if not bool(finite.all()):  # one device sync for all losses
+                index = int((~finite).nonzero()[0])
+                bad_name, bad_value = list(losses)[index], float(values[index])
+        if distributed.any_rank(bad_name is not None, self.device):
+            raise NonFiniteLossError(bad_name or "(on another rank)", bad_value if bad_name else float("nan"))
+
+    def _grad_scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler:
+        """The optimiser's loss scaler (active for ``--amp fp16`` only), in the order of ``self.optimizers``."""
+        index = next((i for i, o in enumerate(self.optimizers) if o is optimizer), None)
+        if index is None:
+            raise ModelContractError(f"{type(self).__name__}: an Update names an optimiser that is not in "
+                                     f"self.optimizers; append every optimiser there")
+        enabled = self.amp_dtype == torch.float16
+        while len(self.grad_scalers) < len(self.optimizers):
+            self.grad_scalers.append(torch.amp.GradScaler(self.device.type, enabled=enabled))
+        return self.grad_scalers[index]
+
+    def _record_losses(self, losses: dict[str, Tensor]) -> None:
+        for name, value in losses.items():
+            if name not in self.loss_names:
+                raise ModelContractError(f"{type(self).__name__} yielded loss {name!r}, which is not in its "
+                                         f"loss_names {self.loss_names}; declare it there")
+            self.loss_totals.setdefault(name, []).append(value.detach())
+
     def autocast(self) -> torch.autocast:
         """Mixed precision per ``--amp`` (bf16 or fp16, on CPU or GPU); a no-op for ``--amp none``."""
         return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
-    def to_device(self, tensor: torch.Tensor) -> torch.Tensor:
+    def to_device(self, tensor: Tensor) -> Tensor:
         return tensor.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-
-    @staticmethod
-    def check_finite(losses: dict[str, torch.Tensor]) -> None:
-        """Raise NonFiniteLossError naming the first NaN/Inf loss (call before stepping)."""
-        for name, value in losses.items():
-            if not bool(torch.isfinite(value.detach()).all()):
-                raise NonFiniteLossError(name, float(value.detach().float().sum()))
-
-    def step_optimizer(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor | None) -> None:
-        """Backward (loss scaled for fp16), average gradients over torchrun ranks, step.
-
-        ``loss`` is None on a rank with nothing to learn from in this step; it still joins the all-reduce
-        so the other ranks do not wait for it.
-        """
-        scaler = self.grad_scalers.setdefault(
-            id(optimizer), torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16))
-        if loss is not None:
-            scaler.scale(loss).backward()
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        distributed.average_gradients(params)
-        if any(p.grad is not None for p in params):
-            scaler.step(optimizer)
-            scaler.update()
-        distributed.broadcast_buffers(self.networks().values())
 
     def networks(self) -> dict[str, nn.Module]:
         return {name: getattr(self, f"net{name}") for name in self.model_names}
@@ -135,17 +237,19 @@ class BaseModel(ABC):
             net.train()
 
     def test(self) -> None:
-        """Forward pass without gradients (test.py)."""
-        with torch.no_grad():
+        """Forward pass without gradients, under ``--amp`` autocast (test.py)."""
+        with torch.no_grad(), self.autocast():
             self.forward()
 
     # ------------------------------------------------------------------ reporting
     def get_current_visuals(self) -> OrderedDict:
+        """``{name: tensor}`` of the declared visuals that exist now (``visual_names`` says their kinds)."""
         return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
 
     def get_current_losses(self) -> OrderedDict:
-        return OrderedDict((name, float(torch.as_tensor(getattr(self, f"loss_{name}")).detach()))
-                           for name in self.loss_names)
+        """Each declared loss averaged over the updates of the last step (0.0 when it was not computed)."""
+        return OrderedDict((name, float(torch.stack(self.loss_totals[name]).float().mean())
+                            if name in self.loss_totals else 0.0) for name in self.loss_names)
 
     def get_image_paths(self) -> list[str]:
         return self.image_paths
@@ -164,12 +268,6 @@ class BaseModel(ABC):
                 print(net)
             print(f"[Network {name}] {count / 1e6:.3f} M trainable parameters")
 
-    @staticmethod
-    def set_requires_grad(nets: list[nn.Module], requires_grad: bool) -> None:
-        for net in nets:
-            for param in net.parameters():
-                param.requires_grad_(requires_grad)
-
     # ------------------------------------------------------------------ weights
     def network_path(self, epoch: int | str, name: str) -> Path:
         return self.save_dir / f"{epoch}_net_{name}.pth"
@@ -186,12 +284,14 @@ class BaseModel(ABC):
 
     # ------------------------------------------------------------------ full training state
     def training_state(self) -> dict:
-        """Weights plus everything else exact resume needs (optimisers, schedulers, extra state), in one
-        file so that a crash between two files can never pair new weights with old optimiser state."""
+        """Weights plus everything else exact resume needs (optimisers, schedulers, fp16 loss scalers, extra
+        state), in one file so that a crash between two files can never pair new weights with old optimiser
+        state."""
         return {
             "networks": {name: unwrap(net).state_dict() for name, net in self.networks().items()},
             "optimizers": [o.state_dict() for o in self.optimizers],
             "schedulers": [s.state_dict() for s in self.schedulers],
+            "grad_scalers": [self._grad_scaler(o).state_dict() for o in self.optimizers],
             "extra": self.extra_state(),
         }
 
@@ -202,6 +302,9 @@ class BaseModel(ABC):
             optimizer.load_state_dict(saved)
         for scheduler, saved in zip(self.schedulers, state["schedulers"]):
             scheduler.load_state_dict(saved)
+        for optimizer, saved in zip(self.optimizers, state.get("grad_scalers", [])):  # older files have none
+            if saved:
+                self._grad_scaler(optimizer).load_state_dict(saved)
         self.load_extra_state(state["extra"])
 
     def extra_state(self) -> dict:

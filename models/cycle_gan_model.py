@@ -7,12 +7,13 @@ ignored, so both models can be trained and compared on the same data folder.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 
 import torch
 from torch.nn import functional as F
 
 from . import networks
-from .base_model import TwoDomainGANModel
+from .base_model import IMAGE, TwoDomainGANModel, Update
 
 
 class CycleGanModel(TwoDomainGANModel):
@@ -35,7 +36,9 @@ class CycleGanModel(TwoDomainGANModel):
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
-        self.visual_names = ["real_A_img", "fake_B_img", "rec_A_img", "real_B_img", "fake_A_img", "rec_B_img"]
+        self.visual_names = {name: IMAGE for name in ("real_A_img", "fake_B_img", "rec_A_img", "real_B_img",
+                                                      "fake_A_img", "rec_B_img")}
+        self.result_roles = {"input_image": "real_A_img", "output_image": "fake_B_img"}
         self.build_networks(self._make_generator, self._make_discriminator)
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
@@ -64,38 +67,26 @@ class CycleGanModel(TwoDomainGANModel):
             self.fake_A_img = self.netG_B(self.real_B_img)
             self.rec_B_img = self.netG_A(self.fake_A_img)
 
-    def optimize_parameters(self) -> None:
-        self.set_requires_grad([self.netD_A, self.netD_B], False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        with self.autocast():
-            self.forward()
-            loss_G = self.generator_loss()
-        self.check_finite({name: getattr(self, f"loss_{name}") for name in ("G_A", "G_B", "cycle_A", "cycle_B",
-                                                                            "idt_A", "idt_B")})
-        self.step_optimizer(self.optimizer_G, loss_G)
-        self.set_requires_grad([self.netD_A, self.netD_B], True)
-        self.optimizer_D.zero_grad(set_to_none=True)
-        with self.autocast():
-            self.loss_D_A = self.discriminator_loss(self.netD_A, self.real_B_img,
-                                                    self.fake_B_pool.query(self.fake_B_img))
-            self.loss_D_B = self.discriminator_loss(self.netD_B, self.real_A_img,
-                                                    self.fake_A_pool.query(self.fake_A_img))
-        self.check_finite({"D_A": self.loss_D_A, "D_B": self.loss_D_B})
-        self.step_optimizer(self.optimizer_D, self.loss_D_A + self.loss_D_B)
+    def training_updates(self) -> Iterator[Update]:
+        """One G update on both directions' losses, then one D update on the pooled fakes."""
+        self.forward()
+        yield Update(self.optimizer_G, self.generator_losses())
+        yield Update(self.optimizer_D, {
+            "D_A": self.discriminator_loss(self.netD_A, self.real_B_img, self.fake_B_pool.query(self.fake_B_img)),
+            "D_B": self.discriminator_loss(self.netD_B, self.real_A_img, self.fake_A_pool.query(self.fake_A_img))})
 
-    def generator_loss(self) -> torch.Tensor:
+    def generator_losses(self) -> dict[str, torch.Tensor]:
         """GAN + cycle + identity losses of both directions (CycleGAN's weights)."""
         opt = self.opt
-        idt_weight = opt.lambda_idt
-        # identity: G_A(b) = b and G_B(a) = a, weighted like CycleGAN
-        self.loss_idt_A = F.l1_loss(self.netG_A(self.real_B_img), self.real_B_img) * opt.lambda_B * idt_weight
-        self.loss_idt_B = F.l1_loss(self.netG_B(self.real_A_img), self.real_A_img) * opt.lambda_A * idt_weight
-        self.loss_G_A = self.criterion_gan(self.netD_A(self.fake_B_img), True)
-        self.loss_G_B = self.criterion_gan(self.netD_B(self.fake_A_img), True)
-        self.loss_cycle_A = F.l1_loss(self.rec_A_img, self.real_A_img) * opt.lambda_A
-        self.loss_cycle_B = F.l1_loss(self.rec_B_img, self.real_B_img) * opt.lambda_B
-        return (self.loss_G_A + self.loss_G_B + self.loss_cycle_A + self.loss_cycle_B + self.loss_idt_A
-                + self.loss_idt_B)
+        idt = opt.lambda_idt
+        return {
+            "G_A": self.criterion_gan(self.netD_A(self.fake_B_img), True),          # (D_A(G_A(a)) - 1)^2
+            "G_B": self.criterion_gan(self.netD_B(self.fake_A_img), True),
+            "cycle_A": opt.lambda_A * F.l1_loss(self.rec_A_img, self.real_A_img),  # |G_B(G_A(a)) - a|_1
+            "cycle_B": opt.lambda_B * F.l1_loss(self.rec_B_img, self.real_B_img),
+            "idt_A": opt.lambda_B * idt * F.l1_loss(self.netG_A(self.real_B_img), self.real_B_img),  # |G_A(b) - b|
+            "idt_B": opt.lambda_A * idt * F.l1_loss(self.netG_B(self.real_A_img), self.real_A_img),
+        }
 
     def discriminator_loss(self, netD: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0))."""

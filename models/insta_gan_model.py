@@ -8,6 +8,7 @@ G and one D update per step. Aggregation is per sample, so any batch size works.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,7 @@ from torch import Tensor
 from util import distributed
 
 from . import networks
-from .base_model import TwoDomainGANModel
+from .base_model import IMAGE, MASKS, TwoDomainGANModel, Update
 from .losses import context_preserving_loss, reconstruction_loss
 
 
@@ -111,13 +112,15 @@ class InstaGanModel(TwoDomainGANModel):
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "ctx_A", "D_B", "G_B", "cycle_B", "idt_B", "ctx_B"]
-        self.visual_names = ["real_A_img", "real_A_seg", "fake_B_img", "fake_B_seg", "rec_A_img", "rec_A_seg",
-                             "real_B_img", "real_B_seg", "fake_A_img", "fake_A_seg", "rec_B_img", "rec_B_seg"]
+        self.visual_names = {
+            "real_A_img": IMAGE, "real_A_seg": MASKS, "fake_B_img": IMAGE, "fake_B_seg": MASKS,
+            "rec_A_img": IMAGE, "rec_A_seg": MASKS, "real_B_img": IMAGE, "real_B_seg": MASKS,
+            "fake_A_img": IMAGE, "fake_A_seg": MASKS, "rec_B_img": IMAGE, "rec_B_seg": MASKS}
+        self.result_roles = {"input_image": "real_A_img", "input_masks": "real_A_seg",
+                             "output_image": "fake_B_img", "output_masks": "fake_B_seg"}
         self.build_networks(self._make_generator, self._make_discriminator)
         self.num_G_updates = 0
         self.with_reconstructions = self.isTrain or getattr(opt, "save_reconstructions", False)
-        for name in self.loss_names:
-            setattr(self, f"loss_{name}", 0.0)
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
@@ -158,20 +161,21 @@ class InstaGanModel(TwoDomainGANModel):
                                                                       ins_per)
 
     # ------------------------------------------------------------------ training
-    def optimize_parameters(self) -> None:
-        """Sequential mini-batch: for each instance group, one G update and one D update (SPEC section 5)."""
+    def training_updates(self) -> Iterator[Update]:
+        """Sequential mini-batch (SPEC section 5): per instance group, translate both directions, update G on
+        their losses, then D; the translated image and masks carry over to the next group."""
         directions = [self._start_direction("A", self.real_A_img, self.real_A_seg),
                       self._start_direction("B", self.real_B_img, self.real_B_seg)]
-        totals = {name: [] for name in self.loss_names}
         for step, group in enumerate(instance_groups(self.opt.ins_max, self.opt.ins_per)):
-            with self.autocast():
-                steps = [self._translate_group(d, step, group) for d in directions]
-            if not distributed.any_rank(any(s is not None for s in steps), self.device):
+            steps = [s for s in (self._translate_group(d, step, group) for d in directions) if s is not None]
+            if not distributed.any_rank(bool(steps), self.device):
                 break
-            for name, value in self._update(steps).items():
-                totals[name].append(value)
-        for name, values in totals.items():
-            setattr(self, f"loss_{name}", sum(values) / len(values) if values else 0.0)
+            generator_losses = {name: loss for s in steps for name, loss in self._generator_losses(s).items()}
+            yield Update(self.optimizer_G, generator_losses)
+            self.num_G_updates += 1
+            yield Update(self.optimizer_D, {self._d_loss_name(s): self._discriminator_loss(s) for s in steps})
+            for s in steps:
+                self._carry_over(s)
         self._store_visuals(directions)
 
     @staticmethod
@@ -202,31 +206,6 @@ class InstaGanModel(TwoDomainGANModel):
     def _discriminator_for(self, src: str) -> torch.nn.Module:
         """D judging the translation of domain-``src`` inputs (D_A judges B, CycleGAN's naming)."""
         return self.netD_A if src == "A" else self.netD_B
-
-    def _update(self, steps: list[dict | None]) -> dict[str, float]:
-        active_steps = [s for s in steps if s is not None]
-        discriminators = [self.netD_A, self.netD_B]
-        self.set_requires_grad(discriminators, False)
-        self.optimizer_G.zero_grad(set_to_none=True)
-        losses: dict[str, Tensor] = {}
-        with self.autocast():
-            for s in active_steps:
-                losses.update(self._generator_losses(s))
-        self.check_finite(losses)
-        self.step_optimizer(self.optimizer_G, sum(losses.values()) if losses else None)
-        self.num_G_updates += 1
-
-        self.set_requires_grad(discriminators, True)
-        self.optimizer_D.zero_grad(set_to_none=True)
-        with self.autocast():
-            d_losses = {self._d_loss_name(s): self._discriminator_loss(s) for s in active_steps}
-        self.check_finite(d_losses)
-        self.step_optimizer(self.optimizer_D, sum(d_losses.values()) if d_losses else None)
-
-        for s in active_steps:
-            self._carry_over(s)
-        losses.update(d_losses)
-        return {name: float(value.detach()) for name, value in losses.items()}
 
     @staticmethod
     def _d_loss_name(s: dict) -> str:

@@ -136,6 +136,7 @@ class BaseOptions:
         if save:
             save_options_text(opt, text)
         self.parser = parser
+        self.text = text
         return opt
 
     @staticmethod

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from util.checkpoint import STATE_FILE
 
 from .base_options import BaseOptions, OptionsError
 
@@ -67,7 +64,3 @@ class TrainOptions(BaseOptions):
             raise OptionsError(f"--lr must be positive (got {opt.lr})")
         if opt.pool_size < 0 or opt.max_steps < 0 or opt.max_minutes < 0 or opt.max_bad_images < 0:
             raise OptionsError("--pool_size, --max_steps, --max_minutes and --max_bad_images must not be negative")
-        state = Path(opt.checkpoints_dir) / opt.name / STATE_FILE
-        if opt.continue_train and not state.is_file():
-            raise OptionsError(f"--continue_train: no training state {state}; train without --continue_train "
-                               f"first, or check --name and --checkpoints_dir")

@@ -1,5 +1,7 @@
-"""Run by tests/test_distributed.py under torchrun: trains, then saves this rank's weights for comparison."""
+"""Run by tests/test_distributed.py under torchrun: trains, then saves this rank's weights for comparison.
+With NAN_ON_RANK1_AT_BATCH=N, rank 1's N-th batch is poisoned with NaNs."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -7,18 +9,34 @@ import torch
 
 import train
 from models.base_model import unwrap
-from options.train_options import TrainOptions
 from util import distributed
+
+
+def poison_rank1(run: train.TrainingRun, batch_number: int) -> None:
+    """Rank 1 alone gets an all-NaN image in its batch_number-th batch, so only its losses are NaN."""
+    if run.dist.rank != 1:
+        return
+    set_input, seen = run.model.set_input, [0]
+
+    def poisoned(batch: dict) -> None:
+        seen[0] += 1
+        if seen[0] == batch_number:
+            batch = {**batch, "A": torch.full_like(batch["A"], float("nan"))}
+        set_input(batch)
+
+    run.model.set_input = poisoned
 
 
 def main() -> int:
     out_dir, argv = Path(sys.argv[1]), sys.argv[2:]
-    opt = TrainOptions().parse(argv, save=distributed.is_main_process(), show=distributed.is_main_process())
-    trainer = train.Trainer(opt)
-    status = trainer.run()
-    weights = {name: unwrap(net).state_dict() for name, net in trainer.model.networks().items()}
-    torch.save(weights, out_dir / f"weights_rank{trainer.dist.rank}.pt")
-    distributed.shutdown_distributed(trainer.dist)
+    opt = train.parse_options(argv)
+    run = train.TrainingRun(opt)
+    if os.environ.get("NAN_ON_RANK1_AT_BATCH"):
+        poison_rank1(run, int(os.environ["NAN_ON_RANK1_AT_BATCH"]))
+    status = train.train(run)
+    weights = {name: unwrap(net).state_dict() for name, net in run.model.networks().items()}
+    torch.save(weights, out_dir / f"weights_rank{run.dist.rank}.pt")
+    distributed.shutdown_distributed(run.dist)
     return status
 
 

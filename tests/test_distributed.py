@@ -16,8 +16,8 @@ TINY = ("--load_size 32 --crop_size 32 --ngf 4 --ndf 4 --n_blocks_G 1 --n_layers
         "--ins_max 2 --ins_per 1 --num_threads 0 --print_freq 1 --batch_size 2 --niter 2 --niter_decay 1 --seed 5")
 
 
-def torchrun(script: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+def torchrun(script: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **extra_env)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script, *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
 
@@ -70,3 +70,19 @@ def test_train_py_runs_under_torchrun(shapes, tmp_path):
                                  f"--max_steps 2".split())
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert (tmp_path / "plain" / "latest_net_G_A.pth").is_file()
+
+
+def test_nan_skip_is_agreed_by_every_rank(shapes, tmp_path):
+    """A NaN loss on rank 1 alone: both ranks skip that update together, stay identical and go on."""
+    ck, out = tmp_path / "ck", tmp_path / "out"
+    out.mkdir()
+    args = f"--dataroot {shapes} --checkpoints_dir {ck} --name nan {TINY} --max_steps 3 --nan_policy skip".split()
+    done = torchrun("tests/ddp_worker.py", str(out), *args, NAN_ON_RANK1_AT_BATCH="2")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("update skipped") == 1, done.stdout[-3000:]
+    assert "(on another rank)" in done.stdout   # rank 0 logs; the NaN was rank 1's
+    rank0, rank1 = load_ranks(out)
+    assert_identical(rank0, rank1)
+    assert all(torch.isfinite(v).all() for state in rank0.values() for v in state.values() if v.is_floating_point())
+    state = torch.load(ck / "nan" / "latest_state.pth", weights_only=True)
+    assert state["total_steps"] == 3   # the skipped batch is not counted; training went on to 3 steps

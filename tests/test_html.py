@@ -11,7 +11,7 @@ from browser import Browser
 from PIL import Image
 
 from util.html import HTML
-from util.util import instance_color, mask2im, masks2im, save_image, tensor2im, visual2im
+from util.util import IMAGE, MASKS, instance_color, mask2im, masks2im, save_image, tensor2im, visual2im
 from util.visualizer import save_images
 
 SIZE = 32
@@ -55,6 +55,11 @@ class PageStructure(HTMLParser):
         if self._in_caption:
             self.rows[-1][-1]["caption"] += data
 
+
+
+def kinds_by_suffix(visuals: dict) -> dict[str, str]:
+    """InstaGAN's convention, for these tests: ``*_seg`` visuals are mask sets."""
+    return {name: MASKS if name.endswith("_seg") else IMAGE for name in visuals}
 
 def parse_page(path) -> PageStructure:
     parser = PageStructure()
@@ -109,13 +114,14 @@ def test_save_images_writes_each_visual_and_each_translated_instance(tmp_path):
         "fake_B_seg": make_masks(4, {0: (slice(2, 10), slice(2, 10)), 2: (slice(20, 30), slice(4, 12))}),
         "rec_A_seg": make_masks(4, {0: (slice(0, 8), slice(0, 8))}),
     }
-    save_images(page, visuals, "/data/testA/img 7.png")
+    save_images(page, visuals, kinds_by_suffix(visuals), "/data/testA/img 7.png",
+                per_instance=["real_A_seg", "fake_B_seg"])
     images = tmp_path / "web" / "images"
     for name in visuals:
         with Image.open(images / f"img 7_{name}.png") as picture:
             assert picture.size == (SIZE, SIZE) and picture.mode == "RGB"
     instance_files = sorted(path.name for path in images.glob("img 7_*_seg_*.png"))
-    # only non-empty slots of input and translated sets, never of reconstructions
+    # only non-empty slots of the sets named in per_instance (input and translation), not of reconstructions
     assert instance_files == ["img 7_fake_B_seg_0.png", "img 7_fake_B_seg_2.png", "img 7_real_A_seg_0.png",
                               "img 7_real_A_seg_1.png"]
     mask = np.asarray(Image.open(images / "img 7_fake_B_seg_2.png"))
@@ -130,7 +136,7 @@ def test_save_images_can_skip_instance_files_and_takes_first_of_a_batch(tmp_path
     page = HTML(tmp_path / "web", "results")
     batch = torch.stack([torch.full((3, SIZE, SIZE), 1.0), torch.full((3, SIZE, SIZE), -1.0)])
     visuals = {"fake_B_img": batch, "fake_B_seg": make_masks(2, {0: (slice(0, 4), slice(0, 4))})}
-    save_images(page, visuals, ["x/first.jpg", "x/second.jpg"], save_instance_masks=False, aspect_ratio=2.0)
+    save_images(page, visuals, kinds_by_suffix(visuals), ["x/first.jpg", "x/second.jpg"], aspect_ratio=2.0)
     images = tmp_path / "web" / "images"
     assert sorted(path.name for path in images.iterdir()) == ["first_fake_B_img.png", "first_fake_B_seg.png"]
     with Image.open(images / "first_fake_B_img.png") as picture:
@@ -169,13 +175,24 @@ def test_masks2im_blends_soft_values():
     assert np.abs(picture[0, 0].astype(int) - expected).max() <= 1
 
 
-def test_mask2im_and_visual2im_dispatch():
+def test_mask2im_and_visual2im_dispatch_on_the_declared_kind():
     mask = torch.tensor([[-1.0, 1.0], [0.0, 1.0]])
     assert mask2im(mask).tolist() == [[0, 255], [128, 255]]
-    masks = make_masks(2, {1: (slice(0, 4), slice(0, 4))})
-    assert (visual2im("fake_B_seg", masks) == masks2im(masks)).all()
+    masks = make_masks(3, {1: (slice(0, 4), slice(0, 4))})
+    assert (visual2im(MASKS, masks) == masks2im(masks)).all()
     image = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
-    assert (visual2im("fake_B_img", image) == tensor2im(image)).all()
+    assert (visual2im(IMAGE, image) == tensor2im(image)).all()
+    with pytest.raises(ValueError, match="neither"):
+        visual2im("seg", masks)
+
+
+def test_save_images_renders_each_visual_by_its_declared_kind_not_its_name(tmp_path):
+    page = HTML(tmp_path / "web", "results")
+    layout = make_masks(3, {0: (slice(0, 8), slice(0, 8))})   # 3 slots: would fail as an image
+    save_images(page, {"layout": layout}, {"layout": MASKS}, "x/a.png", per_instance=["layout"])
+    picture = np.asarray(Image.open(tmp_path / "web" / "images" / "a_layout.png"))
+    assert (picture == masks2im(layout)).all()
+    assert (tmp_path / "web" / "images" / "a_layout_0.png").is_file()
 
 
 def test_save_image_aspect_ratio_and_grey(tmp_path):
@@ -193,7 +210,7 @@ def test_results_page_loads_every_image_in_chromium(tmp_path, chromium):
         image = torch.rand(1, 3, SIZE, SIZE) * 2 - 1
         visuals = {"real_A_img": image, "real_A_seg": make_masks(2, {0: (slice(0, 8), slice(0, 8))}),
                    "fake_B_img": -image, "fake_B_seg": make_masks(2, {1: (slice(8, 16), slice(0, 8))})}
-        save_images(page, visuals, f"/data/{stem}.png")
+        save_images(page, visuals, kinds_by_suffix(visuals), f"/data/{stem}.png")
     path = page.save()
     with Browser(chromium) as browser:
         browser.open(path.as_uri())

@@ -207,3 +207,167 @@ def test_fp32_default_is_not_autocast(tmp_path):
     model = create_model(make_opt(tmp_path))
     with model.autocast():
         assert not torch.is_autocast_enabled("cpu")
+
+
+# ---------------------------------------------------------------------- the model contract
+def first_update_losses(tmp_path, extra: str) -> dict[str, float]:
+    """Losses of the first generator update of a fresh, seeded model (nothing stepped yet)."""
+    torch.manual_seed(0)
+    model = create_model(make_opt(tmp_path, f"--batch_size 2 {extra}"))
+    model.set_input(make_batch([3, 2], [2, 3]))
+    update = next(model.training_updates())
+    return {name: float(value.detach()) for name, value in update.losses.items()}
+
+
+def test_instagan_loss_weights_scale_each_term_as_documented(tmp_path):
+    base = first_update_losses(tmp_path, "--lambda_A 10 --lambda_B 10 --lambda_idt 1 --lambda_ctx 1")
+    double_a = first_update_losses(tmp_path, "--lambda_A 20 --lambda_B 10 --lambda_idt 1 --lambda_ctx 1")
+    triple_ctx = first_update_losses(tmp_path, "--lambda_A 10 --lambda_B 10 --lambda_idt 1 --lambda_ctx 3")
+    half_idt = first_update_losses(tmp_path, "--lambda_A 10 --lambda_B 10 --lambda_idt 0.5 --lambda_ctx 1")
+    # lambda_A weighs the A-input terms: cycle_A, ctx_A and idt_B (G_B leaving A inputs unchanged)
+    for name in ("cycle_A", "ctx_A", "idt_B"):
+        assert double_a[name] == pytest.approx(2 * base[name], rel=1e-5), name
+    for name in ("G_A", "G_B", "cycle_B", "ctx_B", "idt_A"):
+        assert double_a[name] == pytest.approx(base[name], rel=1e-6), name
+    for name in ("ctx_A", "ctx_B"):
+        assert triple_ctx[name] == pytest.approx(3 * base[name], rel=1e-5), name
+    assert triple_ctx["cycle_A"] == pytest.approx(base["cycle_A"], rel=1e-6)
+    for name in ("idt_A", "idt_B"):
+        assert half_idt[name] == pytest.approx(0.5 * base[name], rel=1e-5), name
+    assert base["ctx_A"] > 0 and base["idt_B"] > 0 and base["cycle_A"] > 0
+
+
+def test_cycle_gan_identity_is_weighted_by_the_other_domains_lambda(tmp_path):
+    base = first_update_losses(tmp_path, "--model cycle_gan --lambda_A 10 --lambda_B 10 --lambda_idt 0.5")
+    double_b = first_update_losses(tmp_path, "--model cycle_gan --lambda_A 10 --lambda_B 20 --lambda_idt 0.5")
+    assert double_b["idt_A"] == pytest.approx(2 * base["idt_A"], rel=1e-5)      # |G_A(b) - b| * lambda_B
+    assert double_b["cycle_B"] == pytest.approx(2 * base["cycle_B"], rel=1e-5)
+    assert double_b["idt_B"] == pytest.approx(base["idt_B"], rel=1e-6)
+
+
+def record_calls(net: torch.nn.Module) -> list[tuple]:
+    calls: list[tuple] = []
+    net.register_forward_hook(lambda module, inputs, output: calls.append(
+        ([x.detach().clone() for x in inputs], [y.detach().clone() for y in output]
+         if isinstance(output, tuple) else output.detach().clone())))
+    return calls
+
+
+def test_translated_image_feeds_the_next_step_and_translated_masks_accumulate_for_d(tmp_path):
+    model = create_model(make_opt(tmp_path, "--batch_size 2 --ins_max 4 --ins_per 2"))
+    model.set_input(make_batch([4, 4], [4, 4]))
+    g_calls, d_calls = record_calls(model.netG_A), record_calls(model.netD_A)
+    model.optimize_parameters()
+    # G_A per step: translate A, reconstruct B's translation, identity of B -> calls 0 and 3 translate A
+    (step0_in, step0_out), (step1_in, step1_out) = g_calls[0], g_calls[3]
+    assert torch.equal(step0_in[0], model.real_A_img)
+    assert torch.equal(step1_in[0], step0_out[0]), "step 1 must translate the image step 0 produced"
+    assert torch.equal(step1_in[1], model.real_A_seg[:, 2:4])
+    assert torch.equal(model.fake_B_img, step1_out[0])
+    # D_A per step: G's adversarial term on [fake image, all masks translated so far], then real, then fake
+    step0_masks, step1_masks = d_calls[0][0][1], d_calls[3][0][1]
+    assert torch.equal(step0_masks[:, :2], step0_out[1]) and torch.all(step0_masks[:, 2:] == -1)
+    assert torch.equal(step1_masks[:, :2], step0_out[1]), "step 0's translated masks must stay in D's input"
+    assert torch.equal(step1_masks[:, 2:], step1_out[1])
+    assert torch.equal(model.fake_B_seg, torch.cat([step0_out[1], step1_out[1]], 1))
+
+
+def test_each_update_steps_only_its_own_optimiser_and_leaves_no_gradients(tmp_path):
+    model = create_model(make_opt(tmp_path, "--model template --batch_size 2"))
+    model.set_input(make_batch([1, 1], [1, 1]))
+    updates = model.training_updates()
+    before = snapshot(model)
+    model.apply_update(next(updates))
+    after_g = snapshot(model)
+    changed = {name for name in before if not torch.equal(before[name], after_g[name])}
+    assert changed and all(name.startswith("G.") for name in changed)
+    assert all(p.grad is None for net in model.networks().values() for p in net.parameters())
+    model.apply_update(next(updates))
+    after_d = snapshot(model)
+    changed = {name for name in before if not torch.equal(after_g[name], after_d[name])}
+    assert changed and all(name.startswith("D.") for name in changed)
+
+
+def test_a_model_that_overrides_optimize_parameters_is_refused():
+    from models.base_model import BaseModel, ModelContractError
+
+    with pytest.raises(ModelContractError, match="training_updates"):
+        class HandRolled(BaseModel):
+            def optimize_parameters(self):
+                pass
+
+
+def test_a_model_that_calls_backward_itself_is_stopped_before_stepping(tmp_path):
+    from models.base_model import ModelContractError, Update
+
+    model = create_model(make_opt(tmp_path, "--model template"))
+    model.set_input(make_batch([1], [1]))
+    model.forward()
+    loss = model.netG(model.real_A).mean()
+    loss.backward()
+    with pytest.raises(ModelContractError, match="backward"):
+        model.apply_update(Update(model.optimizer_G, {"G_l1": loss}))
+
+
+def test_an_undeclared_loss_or_optimiser_is_named(tmp_path):
+    from models.base_model import ModelContractError, Update
+
+    model = create_model(make_opt(tmp_path, "--model template"))
+    model.set_input(make_batch([1], [1]))
+    model.forward()
+    with pytest.raises(ModelContractError, match="'G_extra'.*loss_names"):
+        model.apply_update(Update(model.optimizer_G, {"G_extra": model.fake_B.abs().mean()}))
+    stray = torch.optim.SGD(model.netG.parameters(), lr=0.1)
+    with pytest.raises(ModelContractError, match="self.optimizers"):
+        model.apply_update(Update(stray, {"G_l1": model.fake_B.abs().mean()}))
+
+
+def test_visual_kinds_must_be_declared(tmp_path):
+    from models.base_model import ModelContractError
+
+    model = create_model(make_opt(tmp_path, "--model template"))
+    model.visual_names = ["real_A", "fake_B"]
+    with pytest.raises(ModelContractError, match="IMAGE"):
+        model.check_declarations()
+    model.visual_names = {"real_A": "picture"}
+    with pytest.raises(ModelContractError, match="picture"):
+        model.check_declarations()
+
+
+def test_a_nan_loss_raises_before_any_weight_changes(tmp_path):
+    from models.base_model import NonFiniteLossError
+
+    model = create_model(make_opt(tmp_path, "--batch_size 2"))
+    batch = make_batch([2, 1], [1, 2])
+    batch["A"][0, 0, 0, 0] = float("nan")
+    model.set_input(batch)
+    before = snapshot(model)
+    with pytest.raises(NonFiniteLossError, match="is nan"):
+        model.optimize_parameters()
+    after = snapshot(model)
+    assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def test_fp16_scales_the_loss_and_the_scaler_state_is_resumed(tmp_path):
+    model = create_model(make_opt(tmp_path, "--amp fp16 --batch_size 2"))
+    model.setup(model.opt)
+    model.set_input(make_batch([2, 1], [1, 2]))
+    model.optimize_parameters()
+    scalers = model.grad_scalers
+    assert len(scalers) == 2 and all(s.is_enabled() and s.get_scale() > 1 for s in scalers)
+    scalers[0].update(new_scale=1024.0)   # as after overflows had backed it off
+    state = model.training_state()
+    fresh = create_model(make_opt(tmp_path, "--amp fp16 --batch_size 2"))
+    fresh.setup(fresh.opt)
+    fresh.load_training_state(state, tmp_path / "state.pth")
+    assert fresh.grad_scalers[0].get_scale() == 1024.0
+    assert fresh.grad_scalers[1].get_scale() == scalers[1].get_scale()
+
+
+def test_the_template_model_in_the_docs_is_the_file():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    doc = (root / "docs" / "writing_a_model.md").read_text()
+    block = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    assert block == (root / "models" / "template_model.py").read_text()

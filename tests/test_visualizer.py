@@ -19,6 +19,7 @@ from browser import Browser
 from conftest import free_port, load_asset_script, skip_or_fail, visdom_assets_missing
 from PIL import Image
 
+from util.util import IMAGE, MASKS
 from util.visualizer import Visualizer
 
 IMAGE_SIZE = 32
@@ -40,6 +41,9 @@ def make_visuals(batch: int = 2) -> dict[str, torch.Tensor]:
     masks[:, 0, 2:12, 2:12] = 1.0
     masks[:, 1, 18:30, 16:28] = 1.0
     return {"real_A_img": image, "real_A_seg": masks, "fake_B_img": -image, "fake_B_seg": masks.flip(-1)}
+
+
+KINDS = {"real_A_img": IMAGE, "real_A_seg": MASKS, "fake_B_img": IMAGE, "fake_B_seg": MASKS}
 
 
 def send_losses(visualizer: Visualizer) -> None:
@@ -91,7 +95,7 @@ def test_loss_plot_reaches_server_with_one_line_per_loss(live_visualizer):
 
 def test_visuals_reach_server_as_one_image_grid_and_labels(live_visualizer):
     visuals = make_visuals()
-    live_visualizer.display_current_results(visuals, epoch=3, save_result=False)
+    live_visualizer.display_current_results(visuals, KINDS, epoch=3, save_result=False)
     grid = window(live_visualizer, live_visualizer.display_id)
     assert grid["type"] == "image"
     prefix = "data:image/png;base64,"
@@ -123,7 +127,7 @@ def test_lost_server_mid_run_warns_once_and_never_hangs(live_visualizer, capsys)
 
         def train_on():
             send_losses(live_visualizer)
-            live_visualizer.display_current_results(make_visuals(), epoch=1, save_result=False)
+            live_visualizer.display_current_results(make_visuals(), KINDS, epoch=1, save_result=False)
 
         assert finishes_within(5.0, train_on), "a dashboard that never answers stalled training"
     assert live_visualizer.vis is None
@@ -137,7 +141,7 @@ def test_no_server_warns_once_with_the_fix_and_goes_on(tmp_path, capsys):
     started = time.monotonic()
     visualizer = Visualizer(make_opt(tmp_path, display_id=1, display_port=port))
     send_losses(visualizer)
-    visualizer.display_current_results(make_visuals(), epoch=1, save_result=True)
+    visualizer.display_current_results(make_visuals(), KINDS, epoch=1, save_result=True)
     assert time.monotonic() - started < 5.0
     warnings = warnings_in(capsys.readouterr().err)
     assert len(warnings) == 1
@@ -190,7 +194,7 @@ def test_save_loss_plot_writes_a_png_next_to_the_log(tmp_path):
     assert path == tmp_path / "ckpt" / "experiment" / "loss_plot.png"
     with Image.open(path) as picture:
         assert picture.format == "PNG" and picture.width > 100 and picture.height > 100
-    assert not list(path.parent.glob(".loss_plot-*"))   # no temporary file left behind
+    assert not list(path.parent.glob(".loss_plot.png.*"))   # no temporary file left behind
 
 
 def test_plot_history_round_trips_through_a_weights_only_checkpoint(tmp_path):
@@ -213,8 +217,8 @@ def test_training_page_lists_saved_epochs_newest_first(tmp_path):
     visualizer = Visualizer(make_opt(tmp_path))
     visuals = make_visuals()
     for epoch in (1, 2):
-        visualizer.display_current_results(visuals, epoch, save_result=True)
-    visualizer.display_current_results(visuals, 3, save_result=False)   # not saved: no epoch 3 entry
+        visualizer.display_current_results(visuals, KINDS, epoch, save_result=True)
+    visualizer.display_current_results(visuals, KINDS, 3, save_result=False)   # not saved: no epoch 3 entry
     web = tmp_path / "ckpt" / "experiment" / "web"
     for epoch in (1, 2):
         for name in visuals:
@@ -226,7 +230,7 @@ def test_training_page_lists_saved_epochs_newest_first(tmp_path):
 
 def test_no_html_writes_no_page(tmp_path):
     visualizer = Visualizer(make_opt(tmp_path, no_html=True))
-    visualizer.display_current_results(make_visuals(), 1, save_result=True)
+    visualizer.display_current_results(make_visuals(), KINDS, 1, save_result=True)
     assert not (tmp_path / "ckpt" / "experiment" / "web").exists()
 
 
@@ -236,7 +240,7 @@ def test_dashboard_renders_offline_in_chromium(live_visualizer, chromium, tmp_pa
     if reason:
         skip_or_fail(reason)
     send_losses(live_visualizer)
-    live_visualizer.display_current_results(make_visuals(), epoch=2, save_result=False)
+    live_visualizer.display_current_results(make_visuals(), KINDS, epoch=2, save_result=False)
     opt = live_visualizer.opt
     with Browser(chromium) as browser:
         browser.open(f"{opt.display_server}:{opt.display_port}/env/{opt.display_env}")

@@ -15,6 +15,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+# The kinds of visual a model declares in its ``visual_names``.
+IMAGE = "image"   # images (B, C, H, W) in [-1, 1]
+MASKS = "masks"   # instance-mask sets (B, K, H, W) in [-1, 1], empty slots all -1
+VISUAL_KINDS = (IMAGE, MASKS)
+
 # A slot counts as empty when no pixel rises above -1 by more than this (float noise, not a faint instance).
 EMPTY_SLOT_TOLERANCE = 1e-4
 
@@ -63,7 +68,7 @@ def tensor2im(image: Tensor) -> np.ndarray:
         array = np.repeat(array, 3, axis=0)
     if array.shape[0] != 3:
         raise ValueError(f"tensor2im: expected 1 or 3 channels, got {array.shape[0]} (shape {tuple(array.shape)}); "
-                         f"instance-mask sets go through masks2im (visual names ending in '_seg')")
+                         f"instance-mask sets go through masks2im (visuals declared as MASKS)")
     return _to_uint8((array.transpose(1, 2, 0) + 1.0) / 2.0)
 
 
@@ -94,14 +99,12 @@ def mask2im(mask: Tensor) -> np.ndarray:
     return _to_uint8((array + 1.0) / 2.0)
 
 
-def is_mask_visual(name: str) -> bool:
-    """Visual names ending in ``_seg`` hold instance-mask sets; the others hold images."""
-    return name.endswith("_seg")
-
-
-def visual2im(name: str, tensor: Tensor) -> np.ndarray:
-    """A named visual -> uint8 (H, W, 3): mask sets are coloured per instance, images mapped to 0..255."""
-    return masks2im(tensor) if is_mask_visual(name) else tensor2im(tensor)
+def visual2im(kind: str, tensor: Tensor) -> np.ndarray:
+    """A visual of a declared kind -> uint8 (H, W, 3): mask sets are coloured per instance, images mapped to
+    0..255."""
+    if kind not in VISUAL_KINDS:
+        raise ValueError(f"visual2im: kind {kind!r} is neither {IMAGE!r} nor {MASKS!r}")
+    return masks2im(tensor) if kind == MASKS else tensor2im(tensor)
 
 
 def save_image(array: np.ndarray, path: str | Path, aspect_ratio: float = 1.0) -> None:

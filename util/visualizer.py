@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -19,8 +18,9 @@ import requests
 import visdom
 from torch import Tensor
 
+from .fileio import atomic_write
 from .html import HTML
-from .util import is_empty_slot, is_mask_visual, mask2im, mkdirs, save_image, visual2im
+from .util import MASKS, is_empty_slot, mask2im, mkdirs, save_image, visual2im
 
 # Seconds one dashboard request may take; visdom itself waits forever on a server that never answers.
 DEFAULT_REQUEST_TIMEOUT = 5.0
@@ -33,13 +33,15 @@ def _image_stem(image_path: str | Path | Sequence[str | Path]) -> str:
     return Path(image_path).stem
 
 
-def save_images(webpage: HTML, visuals: dict[str, Tensor], image_path: str | Path | Sequence[str | Path],
-                aspect_ratio: float = 1.0, width: int = 256, save_instance_masks: bool = True) -> None:
+def save_images(webpage: HTML, visuals: dict[str, Tensor], kinds: dict[str, str],
+                image_path: str | Path | Sequence[str | Path], aspect_ratio: float = 1.0, width: int = 256,
+                per_instance: Sequence[str] = ()) -> None:
     """Save the visuals of one input as ``<stem>_<visual>.png`` and add them to the page as one row.
 
-    With ``save_instance_masks``, every non-empty slot of an input or translated mask set (``real_*_seg``,
-    ``fake_*_seg``) is also saved as a grey ``<stem>_<visual>_<k>.png`` (k = the instance slot, the same
-    slot in both) so evaluation tools can pair each input instance with its translation exactly.
+    ``kinds`` says which visuals are images and which mask sets (the model's ``visual_names``). Every
+    non-empty slot of the mask visuals named in ``per_instance`` is also saved as a grey
+    ``<stem>_<visual>_<k>.png`` (k = the instance slot, the same slot in input and translation) so
+    evaluation tools can pair each input instance with its translation exactly.
     """
     image_dir = webpage.get_image_dir()
     page_relative = Path(os.path.relpath(image_dir, webpage.web_dir)).as_posix()
@@ -49,11 +51,11 @@ def save_images(webpage: HTML, visuals: dict[str, Tensor], image_path: str | Pat
     for name, tensor in visuals.items():
         sample = tensor[0] if tensor.ndim == 4 else tensor
         file_name = f"{stem}_{name}.png"
-        save_image(visual2im(name, sample), image_dir / file_name, aspect_ratio)
+        save_image(visual2im(kinds[name], sample), image_dir / file_name, aspect_ratio)
         ims.append(f"{page_relative}/{file_name}")
         txts.append(name)
         links.append(f"{page_relative}/{file_name}")
-        if save_instance_masks and name.startswith(("real_", "fake_")) and is_mask_visual(name):
+        if name in per_instance and kinds[name] == MASKS:
             for slot, mask in enumerate(sample):
                 if not is_empty_slot(mask):
                     save_image(mask2im(mask), image_dir / f"{stem}_{name}_{slot}.png", aspect_ratio)
@@ -168,10 +170,11 @@ class Visualizer:
         self.saved = False
 
     # ------------------------------------------------------------------ visuals
-    def display_current_results(self, visuals: dict[str, Tensor], epoch: int, save_result: bool) -> None:
+    def display_current_results(self, visuals: dict[str, Tensor], kinds: dict[str, str], epoch: int,
+                                save_result: bool) -> None:
         """Show the first sample of every visual in one visdom grid; with ``save_result`` (or the first time
         after ``reset``) also save them as ``web/images/epoch<NNN>_<name>.png`` and rewrite ``web/index.html``."""
-        images = {name: visual2im(name, tensor) for name, tensor in visuals.items()}
+        images = {name: visual2im(kinds[name], tensor) for name, tensor in visuals.items()}
         if not images:
             return
         self._send(lambda vis: self._show_grid(vis, images, epoch))
@@ -297,13 +300,4 @@ class Visualizer:
         axes.set(xlabel="epoch", ylabel="loss", title=f"{self.name} loss over time")
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        mkdirs(self.run_dir)
-        handle, temp_name = tempfile.mkstemp(prefix=".loss_plot-", suffix=".png", dir=self.run_dir)
-        os.close(handle)
-        try:
-            figure.savefig(temp_name, format="png")
-            os.replace(temp_name, self.plot_path)
-        except BaseException:
-            Path(temp_name).unlink(missing_ok=True)
-            raise
-        return self.plot_path
+        return atomic_write(self.plot_path, lambda stream: figure.savefig(stream, format="png"))
