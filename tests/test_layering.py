@@ -30,8 +30,6 @@ SKIPPED_DIRS = {".venv", ".git", "tests", "checkpoints", "results", "__pycache__
 ATOMIC_WRITE_HOME = "util/fileio.py"
 # Files allowed their own rename-over-the-target, with the reason.
 ATOMIC_WRITE_EXCEPTIONS = {
-    # TEMPORARY: switched to util.fileio.atomic_write in a separate change; remove this entry then.
-    "util/visualizer.py": "pending switch to util.fileio",
     # Runs by path (scripts/setup_test_env.sh) and is loaded from its file (tests/conftest.py): cannot import util.
     "scripts/prepare_visdom_assets.py": "must not import the project",
 }
