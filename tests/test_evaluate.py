@@ -40,6 +40,18 @@ def save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array.astype(np.uint8) * 255 if array.dtype == bool else array).save(path)
 
 
+GREY = 100   # a flat image's value
+STEP = 51    # 51 / 255 = 0.2 on the 0..1 scale the metrics use
+
+
+def flat_image(value: int = GREY, size: int = SIZE) -> np.ndarray:
+    return np.full((size, size, 3), value, dtype=np.uint8)
+
+
+def psnr_db(mse: float) -> float:
+    return 10 * math.log10(1 / mse)
+
+
 # ---------------------------------------------------------------------------------------------- background
 def test_identical_images_give_infinite_psnr_and_zero_l1():
     image = noise_image(0)
@@ -48,23 +60,52 @@ def test_identical_images_give_infinite_psnr_and_zero_l1():
     assert error.psnr == math.inf
 
 
-def test_background_change_lowers_psnr_but_instance_change_does_not():
+def test_instance_change_leaves_the_background_perfect():
     image, instance = noise_image(1), square(4, 4, 10)
     inside = image.copy()
     inside[instance] = 255 - inside[instance]
-    assert metrics.background_error(image, inside, [instance]).psnr == math.inf
-    outside = image.copy()
-    outside[20:, 20:] = 0
-    changed = metrics.background_error(image, outside, [instance])
-    assert changed.psnr < 30 and changed.l1 > 0
+    error = metrics.background_error(image, inside, [instance])
+    assert error.psnr == math.inf and error.l1 == 0.0
+
+
+def test_whole_background_shifted_by_0_2_gives_l1_0_2_and_psnr_14_db():
+    image, instance = flat_image(), square(4, 4, 10)
+    output = image + STEP
+    error = metrics.background_error(image, output, [instance])
+    assert error.values == (SIZE * SIZE - 100) * 3   # every channel of every background pixel, none inside
+    assert error.l1 == pytest.approx(0.2)
+    assert error.psnr == pytest.approx(psnr_db(0.2**2)) and error.psnr == pytest.approx(13.979, abs=1e-3)
+
+
+def test_background_change_of_known_area_gives_its_share_of_the_error():
+    image, instance = flat_image(), square(4, 4, 10)   # 100 instance pixels, 924 background pixels
+    output = image.copy()
+    output[instance] = 255                              # the instance may change freely
+    output[20:32, 20:32] += STEP                        # 144 background pixels change by 0.2
+    error = metrics.background_error(image, output, [instance])
+    share = 144 / 924
+    assert error.l1 == pytest.approx(0.2 * share)
+    assert error.psnr == pytest.approx(psnr_db(0.2**2 * share)) and error.psnr == pytest.approx(22.05, abs=0.01)
 
 
 def test_translated_masks_also_exclude_pixels_from_the_background():
-    image, before, after = noise_image(2), square(2, 2, 6), square(20, 20, 8)
+    image, before, after = flat_image(200), square(2, 2, 6), square(20, 20, 8)
     output = image.copy()
-    output[after] = 0  # the instance moved there: not background any more
-    assert metrics.background_error(image, output, [before]).psnr < math.inf
+    output[after] -= STEP  # the instance moved there: not background any more
+    only_input = metrics.background_error(image, output, [before])
+    assert only_input.l1 == pytest.approx(0.2 * 64 / (SIZE * SIZE - 36))
     assert metrics.background_error(image, output, [before, after]).psnr == math.inf
+
+
+def test_background_errors_of_several_images_pool_their_pixels():
+    """The run's figure weighs every background pixel equally, not every image."""
+    instance = square(4, 4, 10)
+    changed = metrics.background_error(flat_image(), flat_image() + STEP, [instance])     # 924 pixels off by 0.2
+    total = metrics.BackgroundError()
+    total += changed
+    total += metrics.background_error(flat_image(), flat_image(), [])                    # 1024 pixels exact
+    assert total.l1 == pytest.approx(0.2 * 924 / (924 + 1024))
+    assert total.psnr == pytest.approx(psnr_db(0.2**2 * 924 / (924 + 1024)))
 
 
 def test_psnr_of_known_error():
@@ -74,6 +115,13 @@ def test_psnr_of_known_error():
 # ---------------------------------------------------------------------------------------------- instances
 def test_iou_of_half_overlapping_squares_is_one_third():
     assert metrics.mask_iou(square(0, 0, 8), square(0, 4, 8)) == pytest.approx(1 / 3)
+
+
+def test_iou_of_known_overlaps():
+    assert metrics.mask_iou(square(0, 0, 8), square(0, 2, 8)) == pytest.approx(48 / 80)   # shifted by 2 columns
+    assert metrics.mask_iou(square(0, 0, 8), square(2, 2, 4)) == pytest.approx(16 / 64)   # nested
+    assert metrics.mask_iou(square(0, 0, 8), square(16, 16, 8)) == 0.0                    # apart
+    assert metrics.mask_iou(square(0, 0, 8), square(0, 0, 8)) == 1.0
 
 
 def test_input_masks_follow_the_model_order_largest_first_capped():
@@ -133,12 +181,28 @@ class ChannelStats(nn.Module):
         return torch.cat([unit.mean((2, 3)), unit[:, :, ::8, ::8].flatten(1)], 1)
 
 
-def test_fid_and_kid_plumbing_with_stand_in_extractor():
+def polynomial_kid(fake: np.ndarray, real: np.ndarray) -> float:
+    """KID by its definition: unbiased MMD^2 with the kernel (x.y / d + 1)^3, all samples in one subset."""
+    def kernel(a, b):
+        return (a @ b.T / a.shape[1] + 1) ** 3
+
+    n = fake.shape[0]
+    within = (kernel(fake, fake).sum() - np.trace(kernel(fake, fake)) + kernel(real, real).sum()
+              - np.trace(kernel(real, real))) / (n * (n - 1))
+    return float(within - 2 * kernel(fake, real).mean())
+
+
+def test_fid_and_kid_of_a_known_shift_with_stand_in_extractor():
     images = torch.from_numpy(np.stack([noise_image(seed, 16) // 2 for seed in range(12)])).permute(0, 3, 1, 2)
     same = metrics.fid_and_kid(images, images.clone(), ChannelStats(), kid_subsets=5)
     shifted = metrics.fid_and_kid(images + 100, images, ChannelStats(), kid_subsets=5)
-    assert abs(same["fid"]) < 1e-3
-    assert shifted["fid"] > 1.0 and shifted["kid_mean"] > same["kid_mean"] + 0.1
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6)
+    # +100 grey levels move each of the 15 features (3 channel means, 2x2x3 pixels) by 100/255 and leave the
+    # covariance as it was: FID = |mean difference|^2
+    assert shifted["fid"] == pytest.approx(15 * (100 / 255) ** 2, rel=1e-6)
+    features = [ChannelStats()(batch).double().numpy() for batch in (images + 100, images)]
+    assert shifted["kid_mean"] == pytest.approx(polynomial_kid(*features), rel=1e-6)
+    assert same["kid_mean"] == pytest.approx(polynomial_kid(features[1], features[1]), abs=1e-9)
 
 
 def test_missing_inception_weights_say_where_to_get_them(tmp_path, monkeypatch):
@@ -170,8 +234,9 @@ def make_dataset(root: Path, n_train: int = 6, n_test: int = 4) -> None:
                 save_png(image, root / f"{phase}{letter}" / f"img{index}.png")
 
 
-def make_results(dataroot: Path, page: Path, drop_slot_of: str | None = None) -> Path:
-    """A test.py-style folder whose 'translation' is the input itself (masks in largest-first slots)."""
+def make_results(dataroot: Path, page: Path, drop_slot_of: str | None = None, translated_from: str = "A") -> Path:
+    """A test.py-style folder whose 'translation' is the input itself (masks in largest-first slots), or, with
+    ``translated_from="B"``, the real B image and masks of the same name (a perfect translation)."""
     images = page / "images"
     images.mkdir(parents=True)
     (page / "index.html").write_text("<html></html>")
@@ -179,8 +244,9 @@ def make_results(dataroot: Path, page: Path, drop_slot_of: str | None = None) ->
         stem = path.stem
         picture = np.asarray(Image.open(path).convert("RGB"))
         save_png(picture, images / f"{stem}_real_A_img.png")
-        save_png(picture, images / f"{stem}_fake_B_img.png")
-        masks = [metrics.read_mask(p) for p in sorted((dataroot / "testA_seg").glob(f"{stem}_*.png"))]
+        translated = dataroot / f"test{translated_from}"
+        save_png(np.asarray(Image.open(translated / path.name).convert("RGB")), images / f"{stem}_fake_B_img.png")
+        masks = [metrics.read_mask(p) for p in sorted((dataroot / f"{translated.name}_seg").glob(f"{stem}_*.png"))]
         for slot, mask in enumerate(metrics.order_like_model(masks, ins_max=4)):
             if stem == drop_slot_of and slot == 1:
                 continue
@@ -194,7 +260,7 @@ def test_classifier_cache_is_reused_and_refreshed_when_data_change(tmp_path):
     logs: list[str] = []
     net, first = dc.load_or_train(tmp_path, "image", TINY, log=logs.append)
     assert first.trained and Path(first.cache_path).is_file()
-    assert 0.0 <= first.val_accuracy <= 1.0
+    assert first.train_samples == {"A": 6, "B": 6}
     again, second = dc.load_or_train(tmp_path, "image", TINY, log=logs.append)
     assert not second.trained and second.val_accuracy == first.val_accuracy
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True))
@@ -234,18 +300,105 @@ def test_evaluate_end_to_end_writes_documented_json(tmp_path, monkeypatch, capsy
     assert result["fid"] is None and metrics.INCEPTION_URL in result["skipped"]["fid"]
     assert result["instance_count_kept"] == 0.75 and result["empty_translated_masks"] == 1
     assert result["mean_iou"] == pytest.approx(5 / 6)
-    assert 0.0 <= result["domain_score"] <= 1.0 and 0.0 <= result["shape_score"] <= 1.0
+    assert set(result["skipped"]) == {"fid"}   # both classifiers ran (their scores: the labelled-data test below)
+
+
+def make_hand_results(root: Path) -> tuple[Path, Path]:
+    """Two flat grey inputs with known masks and a 'translation' whose every error is known (see the test)."""
+    dataroot, images = root / "data", root / "page" / "images"
+    inputs = {"img0": [square(4, 4, 8), square(20, 20, 6)], "img1": [square(0, 0, 10)]}
+    for stem, masks in inputs.items():
+        save_png(flat_image(), dataroot / "testA" / f"{stem}.png")
+        save_png(flat_image(), images / f"{stem}_real_A_img.png")
+        for k, mask in enumerate(masks):
+            save_png(mask, dataroot / "testA_seg" / f"{stem}_{k}.png")
+    fake = flat_image()
+    fake[24:32, 0:8] += STEP      # 64 background pixels off by 0.2
+    fake[4:12, 6:14] = 255        # inside the translated instance: not background
+    save_png(fake, images / "img0_fake_B_img.png")
+    save_png(square(4, 6, 8), images / "img0_fake_B_seg_0.png")    # slot 0 (the larger input) moved 2 columns
+    save_png(square(20, 20, 6), images / "img0_fake_B_seg_1.png")   # slot 1 kept exactly
+    save_png(flat_image(), images / "img1_fake_B_img.png")          # img1: background kept, instance lost
+    return dataroot, root / "page"
+
+
+def test_evaluate_reports_hand_computed_background_iou_and_counts(tmp_path, capsys):
+    dataroot, page = make_hand_results(tmp_path)
+    assert evaluate.main(["--results", str(page), "--dataroot", str(dataroot), "--no_fid", "--no_domain_score",
+                          "--no_shape_score"]) == 0
+    result = json.loads((page / "metrics.json").read_text())
+    # img0 background: 1024 pixels less the input masks (64 + 36) and the moved mask's 16 new pixels = 908
+    img0, img1 = result["per_image"]
+    assert img0["background_l1"] == pytest.approx(0.2 * 64 / 908)
+    assert img0["background_psnr"] == pytest.approx(psnr_db(0.04 * 64 / 908))
+    assert img1["background_l1"] == 0.0 and img1["background_psnr"] == math.inf
+    # the run's figures pool img0's 908 and img1's 924 background pixels
+    assert result["background_l1"] == pytest.approx(0.2 * 64 / (908 + 924))
+    assert result["background_psnr"] == pytest.approx(psnr_db(0.04 * 64 / (908 + 924)))
+    # IoU per input instance in slot order: moved square 48/80, kept square 1, lost instance 0
+    assert img0["ious"] == pytest.approx([0.6, 1.0]) and img1["ious"] == [0.0]
+    assert result["mean_iou"] == pytest.approx((0.6 + 1.0 + 0.0) / 3)
+    assert result["instance_count_kept"] == 0.5           # img0 kept both instances, img1 lost its only one
+    assert result["empty_translated_masks"] == 1 and result["num_input_instances"] == 3
+    assert (img0["input_instances"], img0["translated_instances"]) == (2, 2)
+    assert (img1["input_instances"], img1["translated_instances"]) == (1, 0)
+    assert "background PSNR" in capsys.readouterr().out
+
+
+def make_labelled_dataset(root: Path) -> None:
+    """Domains no classifier can confuse: A = dark noise with one disc mask, B = bright noise with one square."""
+    rng = np.random.default_rng(0)
+    for phase, count in (("train", 8), ("test", 3)):
+        for letter in "AB":
+            for index in range(count):
+                low = 0 if letter == "A" else 190
+                side = 8 + (3 * index) % 10
+                top, left = (int(v) for v in rng.integers(0, SIZE - side, 2))
+                mask = disc(top + side // 2, left + side // 2, side // 2) if letter == "A" else square(top, left, side)
+                save_png(rng.integers(low, low + 66, (SIZE, SIZE, 3)).astype(np.uint8),
+                         root / f"{phase}{letter}" / f"img{index}.png")
+                save_png(mask, root / f"{phase}{letter}_seg" / f"img{index}_0.png")
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("labelled")
+    make_labelled_dataset(root)
+    return root
+
+
+@pytest.mark.parametrize("translated_from, expected", [("A", 0.0), ("B", 1.0)])
+def test_domain_and_shape_scores_say_which_domain_the_results_look_like(labelled, tmp_path, translated_from,
+                                                                        expected):
+    """An unchanged input (still A) scores 0, results that are real B images and masks score 1."""
+    page = make_results(labelled, tmp_path / "page", translated_from=translated_from)
+    assert evaluate.main(["--results", str(page), "--dataroot", str(labelled), "--no_fid", "--classifier_size",
+                          "32", "--classifier_steps", "40"]) == 0
+    result = json.loads((page / "metrics.json").read_text())
+    assert result["domain_classifier_val_accuracy"] == 1.0 and result["shape_classifier_val_accuracy"] == 1.0
+    assert result["domain_score"] == expected, "share of translated images the image classifier calls B"
+    assert result["shape_score"] == expected, "share of translated masks the mask classifier calls B"
 
 
 def test_evaluate_results_api_with_stand_in_extractor(tmp_path):
-    dataroot, page = tmp_path / "data", tmp_path / "page"
+    dataroot = tmp_path / "data"
     make_dataset(dataroot)
-    make_results(dataroot, page)
-    result = evaluate.evaluate_results(page, dataroot, feature_extractor=ChannelStats(), domain_score=False,
-                                       shape_score=False, kid_subset_size=2, log=lambda _: None)
-    assert result["fid"] is not None and result["fid"] > 0  # translated A vs real B differ
-    assert result["mean_iou"] == 1.0 and result["instance_count_kept"] == 1.0
-    assert result["domain_score"] is None
+    scores = {}
+    for translated_from in "AB":
+        page = make_results(dataroot, tmp_path / f"page_{translated_from}", translated_from=translated_from)
+        scores[translated_from] = evaluate.evaluate_results(
+            page, dataroot, feature_extractor=ChannelStats(), domain_score=False, shape_score=False,
+            kid_subset_size=2, log=lambda _: None)
+    # FID compares the translated images with the real test B images: 0 for a perfect translation,
+    # the FID of test A against test B for results that are the unchanged inputs
+    assert scores["B"]["fid"] == pytest.approx(0.0, abs=1e-6)
+    test_sets = [metrics.to_uint8_batch([metrics.read_rgb(path) for path in sorted((dataroot / f"test{d}").glob("*"))])
+                 for d in "AB"]
+    expected = metrics.fid_and_kid(*test_sets, ChannelStats(), kid_subset_size=2)["fid"]
+    assert expected > 0.1 and scores["A"]["fid"] == pytest.approx(expected, rel=1e-9)
+    identity = scores["A"]
+    assert identity["mean_iou"] == 1.0 and identity["instance_count_kept"] == 1.0
+    assert identity["background_l1"] == 0.0 and identity["domain_score"] is None
 
 
 def test_wrong_ins_max_and_wrong_folder_are_clear_errors(tmp_path, capsys):
