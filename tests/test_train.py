@@ -1,5 +1,6 @@
 """train.py and test.py end to end on tiny shapes data: losses move, exact resume, Ctrl-C, results page."""
 
+import json
 import os
 import re
 import signal
@@ -60,7 +61,12 @@ def test_train_moves_the_losses_and_test_writes_one_row_per_input(shapes, tmp_pa
                             f"{TINY} --ins_max 4 --ins_per 2 --num_test 2".split()) == 0
     page = (results / "run" / "test_latest" / "index.html").read_text()
     assert page.count("<tr") == 2
-    assert (results / "run" / "test_latest" / "images").glob("*_fake_B_seg_0.png")
+    images = results / "run" / "test_latest" / "images"
+    assert any(images.glob("*_fake_B_seg_0.png")) and any(images.glob("*_real_A_seg_0.png"))
+    manifest = json.loads((results / "run" / "test_latest" / "visuals.json").read_text())
+    assert manifest["roles"] == {"input_image": "real_A_img", "input_masks": "real_A_seg",
+                                 "output_image": "fake_B_img", "output_masks": "fake_B_seg"}
+    assert manifest["visuals"]["fake_B_seg"] == "masks" and manifest["visuals"]["fake_B_img"] == "image"
 
 
 def test_test_py_uses_training_statistics_of_batch_norm_only_with_eval(shapes, tmp_path, capsys):
@@ -77,11 +83,11 @@ def test_test_py_uses_training_statistics_of_batch_norm_only_with_eval(shapes, t
     assert np.abs(translated[0] - translated[1]).mean() > 0.5  # running statistics, not the test image's own
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resume_continues_exactly(shapes, tmp_path, workers):
+@pytest.mark.parametrize(("workers", "amp"), [(0, "none"), (2, "none"), (0, "fp16")])
+def test_resume_continues_exactly(shapes, tmp_path, workers, amp):
     # 4 images, batch 2: 2 steps per epoch; stopping after 3 steps interrupts the second epoch mid-way
     common = f"--max_dataset_size 4 --batch_size 2 --niter 2 --niter_decay 2 --seed 3 --set_order random " \
-             f"--pool_size 2 --num_threads {workers}"
+             f"--pool_size 2 --num_threads {workers} --amp {amp}"
     once, split = tmp_path / "once", tmp_path / "split"
     assert train.main(train_args(shapes, once, f"{common} --max_steps 6")) == 0
     assert train.main(train_args(shapes, split, f"{common} --max_steps 3")) == 0
@@ -89,6 +95,8 @@ def test_resume_continues_exactly(shapes, tmp_path, workers):
     assert_same_weights(weights(once), weights(split))
     state = torch.load(split / "run" / "latest_state.pth", weights_only=True)
     assert (state["epoch"], state["epoch_iter"], state["total_steps"]) == (4, 0, 6)
+    scalers = state["model"]["grad_scalers"]
+    assert len(scalers) == 2 and all(bool(s) == (amp == "fp16") for s in scalers)   # fp16: the loss scale resumes
 
 
 def test_continue_train_without_checkpoint_fails_before_any_work(shapes, tmp_path):
