@@ -176,6 +176,10 @@ class BaseModel(ABC):
         if any(p.grad is not None for p in params):
             raise ModelContractError(f"{type(self).__name__}: gradients were already set before the update was "
                                      f"applied; do not call backward() in training_updates, yield the losses")
+        undeclared = [name for name in update.losses if name not in self.loss_names]
+        if undeclared:
+            raise ModelContractError(f"{type(self).__name__} yielded loss {undeclared[0]!r}, which is not in its "
+                                     f"loss_names {self.loss_names}; declare it there")
         self.check_finite(update.losses)
         if update.losses:
             scaler.scale(sum(update.losses.values())).backward(inputs=params)
@@ -185,7 +189,8 @@ class BaseModel(ABC):
             scaler.update()
         optimizer.zero_grad(set_to_none=True)
         distributed.broadcast_buffers(self.networks().values())
-        self._record_losses(update.losses)
+        for name, value in update.losses.items():
+            self.loss_totals.setdefault(name, []).append(value.detach())
 
     def check_finite(self, losses: dict[str, Tensor]) -> None:
         """Raise NonFiniteLossError naming the first NaN/Inf loss, on every rank when any rank has one."""
@@ -209,13 +214,6 @@ class BaseModel(ABC):
         while len(self.grad_scalers) < len(self.optimizers):
             self.grad_scalers.append(torch.amp.GradScaler(self.device.type, enabled=enabled))
         return self.grad_scalers[index]
-
-    def _record_losses(self, losses: dict[str, Tensor]) -> None:
-        for name, value in losses.items():
-            if name not in self.loss_names:
-                raise ModelContractError(f"{type(self).__name__} yielded loss {name!r}, which is not in its "
-                                         f"loss_names {self.loss_names}; declare it there")
-            self.loss_totals.setdefault(name, []).append(value.detach())
 
     def autocast(self) -> torch.autocast:
         """Mixed precision per ``--amp`` (bf16 or fp16, on CPU or GPU); a no-op for ``--amp none``."""

@@ -315,8 +315,10 @@ def test_an_undeclared_loss_or_optimiser_is_named(tmp_path):
     model = create_model(make_opt(tmp_path, "--model template"))
     model.set_input(make_batch([1], [1]))
     model.forward()
+    before = snapshot(model)
     with pytest.raises(ModelContractError, match="'G_extra'.*loss_names"):
         model.apply_update(Update(model.optimizer_G, {"G_extra": model.fake_B.abs().mean()}))
+    assert all(torch.equal(value, snapshot(model)[name]) for name, value in before.items()), "stepped anyway"
     stray = torch.optim.SGD(model.netG.parameters(), lr=0.1)
     with pytest.raises(ModelContractError, match="self.optimizers"):
         model.apply_update(Update(stray, {"G_l1": model.fake_B.abs().mean()}))
