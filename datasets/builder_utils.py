@@ -8,6 +8,10 @@ Every builder writes the SPEC section 6 layout::
 
 Images are always written as PNG (lossless, one format whatever the source). Resizing scales
 the image just enough to cover the target size (bicubic; masks nearest) and crops the centre.
+
+An image showing both classes is skipped by default; ``--both_classes both`` writes it into both
+domains, each copy with the masks of its own class, as the authors' builders did (see
+``add_both_classes_argument`` for why the default differs).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from util.image_files import mask_file_name
 from util.masks import binarize_mask, mask_to_grey, save_mask
 
 DOMAINS = ("A", "B")
+BOTH_CLASSES_CHOICES = ("skip", "both")
 
 
 class BuilderError(Exception):
@@ -167,6 +172,32 @@ def add_instance_count_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min_instances", type=int, default=1, help="skip images with fewer instances (default: 1)")
     parser.add_argument("--max_instances", type=int, default=None,
                         help="skip images with more instances (default: no limit)")
+
+
+def add_both_classes_argument(parser: argparse.ArgumentParser) -> None:
+    """--both_classes skip|both: what to do with an image that shows the classes of both domains."""
+    parser.add_argument(
+        "--both_classes", choices=BOTH_CLASSES_CHOICES, default="skip",
+        help="an image showing both classes: skip it (default), or write it into both domains, each copy with "
+             "the masks of its own class ('both', the authors' builders). Skipping is the default because a "
+             "domain-A copy still shows the class-B objects, unmasked: the context loss then teaches the "
+             "generator to keep B objects as background, and the discriminators see real images of the "
+             "wrong domain")
+
+
+def domains_shown(present: Sequence[str], both_classes: str, writer: DatasetWriter,
+                  labels: dict[str, str]) -> list[str]:
+    """The domains an image is written to, given the domains whose class it shows; counts the skips.
+
+    None shown: skipped. Both shown: skipped unless ``both_classes`` is "both" (then written to both).
+    """
+    if not present:
+        writer.skip(f"shows neither {labels['A']} nor {labels['B']}")
+        return []
+    if len(present) > 1 and both_classes != "both":
+        writer.skip(f"shows both {labels['A']} and {labels['B']} (see --both_classes)")
+        return []
+    return list(present)
 
 
 def add_output_size_arguments(parser: argparse.ArgumentParser, height: int = 450, width: int = 300) -> None:

@@ -9,7 +9,9 @@ Source layout (the clothing-co-parsing release)::
 Only the photos with a pixel-level annotation are used. Choices:
   * CCP labels pixels without telling instances apart, so each image gets ONE mask: all pixels of
     the class (as the InstaGAN authors did for CCP).
-  * An image holding any pixel of both classes is skipped; so is one holding neither.
+  * ``--both_classes skip`` (default) skips an image holding any pixel of both classes: its domain-A
+    copy would show unmasked class-B clothes. ``both`` writes it into both domains, each copy with
+    the mask of its own class, as the authors' builder did. An image holding neither is skipped.
   * CCP has no official split: the annotated ids are shuffled with ``--seed`` and the first
     ``--test_fraction`` of them form test, the rest train. The split depends only on the ids, so
     datasets built for other class pairs share it.
@@ -37,10 +39,12 @@ from datasets.builder_utils import (
     BuilderError,
     DatasetWriter,
     SampleFilter,
+    add_both_classes_argument,
     add_output_size_arguments,
     add_sample,
     check_fraction,
     check_output_size,
+    domains_shown,
     require_dir,
     require_file,
     run_cli,
@@ -65,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min_area", type=float, default=0.0,
                         help="treat a class covering less than this fraction of the written image as absent "
                              "(default: 0)")
+    add_both_classes_argument(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the train/test folders if they already hold files")
     return parser
@@ -125,14 +130,15 @@ def build(args: argparse.Namespace) -> list[DatasetWriter]:
         writer = DatasetWriter(out, phase)
         writer.prepare(args.overwrite)
         for image_id in ids:
-            build_one(image_id, photo_dir, annotation_dir / f"{image_id}.mat", class_ids, labels, rules, writer)
+            build_one(image_id, photo_dir, annotation_dir / f"{image_id}.mat", class_ids, labels, rules, writer,
+                      args.both_classes)
         print(writer.summary(labels))
         writers.append(writer)
     return writers
 
 
 def build_one(image_id: str, photo_dir: Path, annotation_path: Path, class_ids: dict[str, int],
-              labels: dict[str, str], rules: SampleFilter, writer: DatasetWriter) -> None:
+              labels: dict[str, str], rules: SampleFilter, writer: DatasetWriter, both_classes: str = "skip") -> None:
     photo = photo_dir / f"{image_id}.jpg"
     if not photo.is_file():
         writer.skip("photo missing from photos/")
@@ -150,12 +156,7 @@ def build_one(image_id: str, photo_dir: Path, annotation_path: Path, class_ids: 
         writer.skip("annotation size differs from the photo")
         return
     present = [d for d in ("A", "B") if (groundtruth == class_ids[d]).any()]
-    if len(present) == 2:
-        writer.skip(f"shows both {labels['A']} and {labels['B']}")
-    elif not present:
-        writer.skip(f"shows neither {labels['A']} nor {labels['B']}")
-    else:
-        domain = present[0]
+    for domain in domains_shown(present, both_classes, writer, labels):
         add_sample(writer, domain, image_id, image, [groundtruth == class_ids[domain]], rules)
 
 

@@ -6,12 +6,17 @@ Written layout (SPEC section 6), images always as PNG::
 
     <out>/<phase>A/<image stem>.png  <out>/<phase>A_seg/<image stem>_<k>.png  (same for B)
 
-Choices:
-  * An image showing both categories is skipped: it belongs to neither domain.
+Choices (the authors' builder: every image showing a category went to that category's domain, and
+every annotation of the category, crowds included, became a mask; ``--both_classes both --crowd include``
+reproduces it):
+  * ``--both_classes skip`` (default) skips an image showing both categories: a sheep image that
+    also shows giraffes would teach the context loss to keep giraffes as background and show the
+    discriminators real images of the wrong domain. ``both`` writes it into both domains, each copy
+    with the masks of its own category.
   * ``--crowd skip-image`` (default) skips an image with a crowd (iscrowd) annotation of its
-    category, since a crowd region covers several objects and cannot be one instance, and leaving
+    category, since a crowd region is one mask over many animals, not an instance, and leaving
     it out would leave unmasked objects in the "background". ``ignore`` drops the crowd
-    annotations but keeps the image; ``include`` keeps each crowd region as one mask.
+    annotations but keeps the image; ``include`` keeps each crowd region as one mask (the original).
   * Instances are measured on the written (resized, cropped) image: one the crop leaves empty or
     that covers less than ``--min_area`` of the image is dropped; then the image is skipped when
     the instances left are outside [--min_instances, --max_instances]. Masks are written largest
@@ -39,9 +44,11 @@ from datasets.builder_utils import (
     BuilderError,
     DatasetWriter,
     SampleFilter,
+    add_both_classes_argument,
     add_instance_count_arguments,
     add_sample,
     check_fraction,
+    domains_shown,
     require_dir,
     require_file,
     run_cli,
@@ -65,7 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--phase", default=None,
                         help="phase folder prefix (default: test for a *val* annotation file, train for *train*)")
     parser.add_argument("--crowd", choices=CROWD_CHOICES, default="skip-image",
-                        help="what to do with iscrowd annotations (default: skip-image)")
+                        help="iscrowd annotations of a domain's category: skip-image skips the image (default), "
+                             "ignore drops them but keeps the image, include makes each one a mask like any "
+                             "other annotation (the authors' builder). The default differs because a crowd "
+                             "region is one mask over many animals, not an instance")
+    add_both_classes_argument(parser)
     add_instance_count_arguments(parser)
     parser.add_argument("--min_area", type=float, default=0.0,
                         help="drop instances covering less than this fraction of the written image (default: 0)")
@@ -196,21 +207,23 @@ def build(args: argparse.Namespace) -> DatasetWriter:
 
 def build_one(coco, image_id: int, cats: dict[str, int], labels: dict[str, str], args: argparse.Namespace,
               rules: SampleFilter, writer: DatasetWriter) -> None:
+    """Write the image into the domain of the category it shows (both with ``--both_classes both``), each
+    copy with the masks of its own category only."""
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_id], catIds=list(cats.values()), iscrowd=None))
     present = [d for d in ("A", "B") if any(a["category_id"] == cats[d] for a in anns)]
-    if len(present) == 2:
-        writer.skip(f"shows both {labels['A']} and {labels['B']}")
-        return
-    domain = present[0]
-    anns = select_annotations([a for a in anns if a["category_id"] == cats[domain]], args.crowd, writer,
-                              labels[domain])
-    if anns is None:
-        return
     info = coco.loadImgs([image_id])[0]
-    image = open_image(args.images / info["file_name"], info, writer)
-    if image is None:
-        return
-    add_sample(writer, domain, Path(info["file_name"]).stem, image, instance_masks(coco, anns, writer), rules)
+    image = None
+    for domain in domains_shown(present, args.both_classes, writer, labels):
+        selected = select_annotations([a for a in anns if a["category_id"] == cats[domain]], args.crowd, writer,
+                                      labels[domain])
+        if selected is None:
+            continue
+        if image is None:
+            image = open_image(args.images / info["file_name"], info, writer)
+            if image is None:
+                return
+        add_sample(writer, domain, Path(info["file_name"]).stem, image, instance_masks(coco, selected, writer),
+                   rules)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

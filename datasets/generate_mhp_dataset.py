@@ -12,8 +12,10 @@ Label ids: 0 background, 1 hat, 2 hair, 3 sunglasses, 4 upper clothes, 5 skirt, 
 
 Each person whose label map holds ``--cat1_id`` pixels gives one mask (those pixels) in domain A;
 likewise ``--cat2_id`` for B. Choices:
-  * An image where the two classes both appear (on any persons) is skipped: it belongs to neither
-    domain. Images showing neither are skipped too.
+  * ``--both_classes skip`` (default) skips an image where the two classes both appear (on any
+    persons): its domain-A copy would show unmasked class-B clothes. ``both`` writes it into both
+    domains, each copy with the masks of its own class, as the authors' builder did. Images showing
+    neither are skipped.
   * Images are resized to cover ``--height`` x ``--width`` and centre-cropped (default 450 x 300,
     as the authors: height 450, then the centre 300 columns); 0 x 0 keeps the source size.
   * Phase ``P`` takes the images of ``<root>/P_list.txt``. When the root holds none of the
@@ -41,11 +43,13 @@ from datasets.builder_utils import (
     BuilderError,
     DatasetWriter,
     SampleFilter,
+    add_both_classes_argument,
     add_instance_count_arguments,
     add_output_size_arguments,
     add_sample,
     check_fraction,
     check_output_size,
+    domains_shown,
     require_dir,
     run_cli,
     split_names,
@@ -77,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min_area", type=float, default=0.0,
                         help="drop instances covering less than this fraction of the written image (default: 0)")
     add_instance_count_arguments(parser)
+    add_both_classes_argument(parser)
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the phases' folders if they already hold files")
     return parser
@@ -159,14 +164,14 @@ def build(args: argparse.Namespace) -> list[DatasetWriter]:
         writer.prepare(args.overwrite)
         for image_id in sorted(ids):
             build_one(image_id, image_dir, persons.get(image_id, []), (args.cat1_id, args.cat2_id), labels,
-                      rules, writer)
+                      rules, writer, args.both_classes)
         print(writer.summary(labels))
         writers.append(writer)
     return writers
 
 
 def build_one(image_id: str, image_dir: Path, person_files: list[Path], class_ids: tuple[int, int],
-              labels: dict[str, str], rules: SampleFilter, writer: DatasetWriter) -> None:
+              labels: dict[str, str], rules: SampleFilter, writer: DatasetWriter, both_classes: str = "skip") -> None:
     image_path = find_image(image_dir, image_id)
     if image_path is None:
         writer.skip("listed image missing from images/")
@@ -184,12 +189,7 @@ def build_one(image_id: str, image_dir: Path, person_files: list[Path], class_id
         writer.skip("annotation size differs from the image")
         return
     masks = {d: [m == c for m in maps if (m == c).any()] for d, c in zip(("A", "B"), class_ids)}
-    if masks["A"] and masks["B"]:
-        writer.skip(f"shows both {labels['A']} and {labels['B']}")
-    elif not masks["A"] and not masks["B"]:
-        writer.skip(f"shows neither {labels['A']} nor {labels['B']}")
-    else:
-        domain = "A" if masks["A"] else "B"
+    for domain in domains_shown([d for d in ("A", "B") if masks[d]], both_classes, writer, labels):
         add_sample(writer, domain, image_id, image, masks[domain], rules)
 
 

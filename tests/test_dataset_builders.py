@@ -42,6 +42,19 @@ def listing(root: Path, phase: str = "train") -> dict[str, list[str]]:
     return {key: sorted(p.name for p in f.iterdir()) if f.is_dir() else [] for key, f in folders.items()}
 
 
+def assert_in_both_domains(out: Path, stem: str, mask_a: np.ndarray, mask_b: np.ndarray) -> None:
+    """``stem`` is written into A with exactly ``mask_a`` and into B with exactly ``mask_b``."""
+    files = listing(out)
+    for domain, mask in (("A", mask_a), ("B", mask_b)):
+        assert f"{stem}.png" in files[domain]
+        assert [n for n in files[f"{domain}_seg"] if n.startswith(f"{stem}_")] == [f"{stem}_0.png"]
+        assert np.array_equal(read_mask(out / f"train{domain}_seg" / f"{stem}_0.png"), mask)
+
+
+def assert_in_neither_domain(out: Path, stem: str) -> None:
+    assert not any(name.startswith(stem) for names in listing(out).values() for name in names)
+
+
 def run_failing(main, argv: list[str], capsys) -> str:
     """Run a builder expected to refuse; return its stderr after checking exit code 2 and one line."""
     with pytest.raises(SystemExit) as raised:
@@ -84,6 +97,7 @@ SHEEP_BOX = ((8, 24), (10, 30))      # polygon of image 1, 320 px
 SHEEP_SMALL = ((2, 5), (3, 9))        # compressed RLE of image 1, 18 px
 GIRAFFE_BOX = ((10, 20), (20, 35))    # uncompressed RLE of image 2
 TINY = ((30, 32), (50, 52))           # 4 px
+GIRAFFE_CROWD = ((5, 35), (10, 50))  # compressed RLE crowd region of image 8
 
 
 @pytest.fixture
@@ -109,10 +123,11 @@ def coco(tmp_path: Path) -> dict:
     add(6, SHEEP, polygon(*TINY))
     add(6, SHEEP, [])                                                 #    and a malformed one
     add(7, SHEEP, polygon((0, 10), (0, 10)))                          # 7: image file missing
+    add(8, GIRAFFE, compressed_rle(box_mask(shape, *GIRAFFE_CROWD)), iscrowd=1)  # 8: only a crowd of giraffes
     images_dir = tmp_path / "train2017"
     images_dir.mkdir()
     images = []
-    for image_id in range(1, 8):
+    for image_id in range(1, 9):
         name = f"{image_id:012d}.png"
         images.append({"id": image_id, "file_name": name, "height": COCO_H, "width": COCO_W})
         if image_id != 7:
@@ -158,6 +173,27 @@ def test_coco_crowd_option_keeps_the_image_with_or_without_the_crowd(coco, crowd
     if crowd == "include":
         crowd_mask = read_mask(coco["out"] / "trainA_seg/000000000004_0.png")  # the crowd is the larger
         assert np.array_equal(crowd_mask, box_mask((COCO_H, COCO_W), (20, 40), (30, 60)))
+
+
+def test_coco_crowd_include_makes_a_crowd_only_image_a_sample_with_the_crowd_as_its_mask(coco):
+    """The authors' builder made every annotation of the category a mask, crowds (RLE) included."""
+    generate_coco_dataset.main(coco_args(coco, "--size", "0"))
+    assert_in_neither_domain(coco["out"], "000000000008")
+    generate_coco_dataset.main(coco_args(coco, "--size", "0", "--crowd", "include", "--overwrite"))
+    assert "000000000008.png" in listing(coco["out"])["B"]
+    assert [n for n in listing(coco["out"])["B_seg"] if n.startswith("000000000008_")] == ["000000000008_0.png"]
+    crowd_mask = read_mask(coco["out"] / "trainB_seg/000000000008_0.png")
+    assert np.array_equal(crowd_mask, box_mask((COCO_H, COCO_W), *GIRAFFE_CROWD))
+
+
+def test_coco_image_of_both_categories_goes_to_neither_domain_by_default_and_to_both_on_request(coco, capsys):
+    generate_coco_dataset.main(coco_args(coco, "--size", "0"))
+    assert_in_neither_domain(coco["out"], "000000000003")
+    assert "--both_classes" in capsys.readouterr().out
+    generate_coco_dataset.main(coco_args(coco, "--size", "0", "--both_classes", "both", "--overwrite"))
+    shape = (COCO_H, COCO_W)
+    assert_in_both_domains(coco["out"], "000000000003", box_mask(shape, (0, 10), (0, 10)),
+                           box_mask(shape, (20, 30), (20, 30)))
 
 
 def test_coco_min_area_drops_small_instances_and_instance_limits_skip_images(coco):
@@ -277,6 +313,17 @@ def test_mhp_gives_one_mask_per_person_wearing_the_class(mhp, tmp_path, capsys):
     assert "shows both pants and skirt" in summary and "shows neither pants nor skirt" in summary
 
 
+def test_mhp_image_of_both_classes_goes_to_neither_domain_by_default_and_to_both_on_request(mhp, tmp_path):
+    out = tmp_path / "pants2skirt"
+    generate_mhp_dataset.main(mhp_args(mhp, out, "--height", "0", "--width", "0"))
+    assert_in_neither_domain(out, "0003")
+    generate_mhp_dataset.main(mhp_args(mhp, out, "--height", "0", "--width", "0", "--both_classes", "both",
+                                       "--overwrite"))
+    shape = (MHP_H, MHP_W)
+    assert_in_both_domains(out, "0003", box_mask(shape, (30, 50), (0, 10)), box_mask(shape, (30, 50), (30, 40)))
+    assert listing(out)["A"] == ["0001.png", "0003.png"] and listing(out)["B"] == ["0002.png", "0003.png"]
+
+
 def test_mhp_resize_crops_the_centre_and_drops_persons_cut_off(mhp, tmp_path):
     out = tmp_path / "pants2skirt"
     generate_mhp_dataset.main(mhp_args(mhp, out, "--height", "30", "--width", "20"))
@@ -359,6 +406,16 @@ def test_ccp_writes_one_mask_per_image_with_all_pixels_of_the_class(ccp, tmp_pat
     assert np.array_equal(read_mask(out / "trainB_seg/0002_0.png"), box_mask(shape, (30, 45), (10, 30)))
     summary = capsys.readouterr().out
     assert "shows both jeans and skirt" in summary and "shows neither jeans nor skirt" in summary
+
+
+def test_ccp_image_of_both_classes_goes_to_neither_domain_by_default_and_to_both_on_request(ccp, tmp_path):
+    out = tmp_path / "jeans2skirt"
+    args = ["--root", str(ccp), "--out", str(out), "--height", "0", "--width", "0", "--test_fraction", "0"]
+    generate_ccp_dataset.main(args)
+    assert_in_neither_domain(out, "0003")
+    generate_ccp_dataset.main([*args, "--both_classes", "both", "--overwrite"])
+    shape = (CCP_H, CCP_W)
+    assert_in_both_domains(out, "0003", box_mask(shape, (30, 55), (5, 15)), box_mask(shape, (20, 30), (5, 35)))
 
 
 def test_ccp_split_is_seeded_and_covers_the_annotated_images(ccp, tmp_path):
