@@ -102,15 +102,20 @@ class BaseOptions:
 
     # ------------------------------------------------------------------ parsing
     def build_parser(self, argv: list[str] | None) -> argparse.ArgumentParser:
+        """The base options, then the model's and the dataset's additions.
+
+        The intermediate passes (which learn --model and --dataset_mode) run on a parser without --help, so
+        that ``--help`` reaches the final parser and lists the model's and the dataset's options too."""
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-                                         allow_abbrev=False)
+                                         allow_abbrev=False, add_help=False)
         parser = self.initialize(parser)
         known, _ = parser.parse_known_args(argv)
-        model_hook = self._hook(models, "model", known.model)
-        parser = model_hook(parser, self.is_train)
+        parser = self._hook(models, "model", known.model)(parser, self.is_train)
         known, _ = parser.parse_known_args(argv)  # the model may change the dataset default
-        dataset_hook = self._hook(data, "dataset_mode", known.dataset_mode)
-        return dataset_hook(parser, self.is_train)
+        parser = self._hook(data, "dataset_mode", known.dataset_mode)(parser, self.is_train)
+        parser.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS,
+                            help="show this help message, with the model's and the dataset's options, and exit")
+        return parser
 
     @staticmethod
     def _hook(registry, option: str, name: str):

@@ -4,6 +4,7 @@ import shlex
 
 import pytest
 
+import data
 from options.base_options import OptionsError
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
@@ -87,3 +88,34 @@ def test_invalid_combinations_fail_at_parse_time_naming_the_option(tmp_path, tex
 def test_unknown_flag_is_rejected(tmp_path):
     with pytest.raises(SystemExit):
         parse(TrainOptions, "--no_such_flag 3", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- --help
+def help_of(cls, text: str, tmp_path, capsys) -> str:
+    with pytest.raises(SystemExit) as info:
+        parse(cls, text + " --help", tmp_path)
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_train_help_lists_the_models_and_the_datasets_options(tmp_path, capsys, monkeypatch):
+    real_setter = data.get_option_setter
+
+    def with_probe(name):
+        def hook(parser, is_train):
+            parser = real_setter(name)(parser, is_train)
+            parser.add_argument("--probe_dataset_option", help="added by the dataset's hook")
+            return parser
+        return hook
+
+    monkeypatch.setattr(data, "get_option_setter", with_probe)
+    out = help_of(TrainOptions, "--model insta_gan", tmp_path, capsys)
+    for flag in ("--ins_max", "--ins_per", "--lambda_ctx", "--probe_dataset_option", "--ngf", "--lr"):
+        assert flag in out, flag
+    out = help_of(TrainOptions, "--model cycle_gan", tmp_path, capsys)
+    assert "--lambda_idt" in out and "--ins_max" not in out
+
+
+def test_test_help_lists_the_models_options(tmp_path, capsys):
+    out = help_of(TestOptions, "--model insta_gan", tmp_path, capsys)
+    assert "--ins_max" in out and "--num_test" in out and "--lambda_ctx" not in out
