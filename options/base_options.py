@@ -3,11 +3,17 @@
 The model and the dataset named on the command line may add or change options through their static
 ``modify_commandline_options(parser, is_train)`` hook, as in the CycleGAN code base. The authors' flag
 spellings (``--loadSizeH``, ``--fineSizeW``, ...) are accepted beside the modern ones.
+
+Parsing and validating never touch the user's files (datasets, checkpoints): a bad combination fails
+before anything is read or written. The one deliberate exception is TestOptions reading the training's
+``train_opt.json`` (see options/test_options.py). Writing the option files is a separate, explicit step
+(``save_options_text``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -16,6 +22,9 @@ import torch
 
 import data
 import models
+from util.fileio import write_text_atomic
+
+TRAINING_OPTIONS_JSON = "train_opt.json"
 
 
 class OptionsError(SystemExit):
@@ -125,10 +134,11 @@ class BaseOptions:
             raise OptionsError(f"--{option} {name}: {err}") from None
 
     def parse(self, argv: list[str] | None = None, save: bool = True, show: bool = True) -> argparse.Namespace:
-        """Parse, validate, print (when ``show``) and write ``<checkpoints_dir>/<name>/<phase>_opt.txt``
-        (when ``save``)."""
-        parser = self.build_parser(argv)
-        opt = parser.parse_args(argv)
+        """Parse, validate, print (when ``show``) and write the option files (when ``save``, see
+        ``save_options_text``). ``self.argv`` keeps the arguments parsed, for train_opt.json."""
+        self.argv = list(sys.argv[1:] if argv is None else argv)
+        parser = self.build_parser(self.argv)
+        opt = parser.parse_args(self.argv)
         opt.isTrain = self.is_train
         self._apply_shortcuts(opt)
         if opt.suffix:
@@ -139,7 +149,7 @@ class BaseOptions:
         if show:
             print(text)
         if save:
-            save_options_text(opt, text)
+            save_options_text(opt, text, self.argv)
         self.parser = parser
         self.text = text
         return opt
@@ -209,9 +219,35 @@ def format_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     return "\n".join(lines)
 
 
-def save_options_text(opt: argparse.Namespace, text: str) -> Path:
+def options_json(opt: argparse.Namespace, argv: list[str]) -> str:
+    """Every option value plus ``"argv"`` (the arguments parsed, without the program name), as strict JSON.
+
+    Non-finite floats (``--max_dataset_size`` defaults to infinity) are written as the strings ``"inf"``,
+    ``"-inf"`` and ``"nan"``, which strict JSON readers accept and ``float()`` (the option's type) reads back."""
+    values = {key: _jsonable(value) for key, value in vars(opt).items()}
+    values["argv"] = list(argv)
+    return json.dumps(values, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "inf", "-inf", "nan"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    return str(value)
+
+
+def save_options_text(opt: argparse.Namespace, text: str, argv: list[str] | None = None) -> Path:
+    """Write the option table to ``<checkpoints_dir>/<name>/<phase>_opt.txt`` (test runs: ``test_opt.txt``,
+    so that testing on ``--phase train`` cannot overwrite the training's file); a training run also writes
+    ``train_opt.json``, which test.py reads for the architecture it must rebuild. ``argv`` defaults to
+    ``sys.argv[1:]``. Returns the text file's path."""
     expr_dir = Path(opt.checkpoints_dir) / opt.name
     expr_dir.mkdir(parents=True, exist_ok=True)
-    path = expr_dir / f"{opt.phase}_opt.txt"
+    path = expr_dir / (f"{opt.phase}_opt.txt" if opt.isTrain else "test_opt.txt")
     path.write_text(text + "\n" + f"command: {' '.join(sys.argv)}\n")
+    if opt.isTrain:
+        write_text_atomic(expr_dir / TRAINING_OPTIONS_JSON, options_json(opt, sys.argv[1:] if argv is None else argv))
     return path

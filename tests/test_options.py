@@ -1,11 +1,13 @@
 """Option parsing: the authors' flags, the model/dataset hooks, saved option files and clear errors."""
 
+import json
+import math
 import shlex
 
 import pytest
 
 import data
-from options.base_options import OptionsError
+from options.base_options import OptionsError, save_options_text
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -119,3 +121,44 @@ def test_train_help_lists_the_models_and_the_datasets_options(tmp_path, capsys, 
 def test_test_help_lists_the_models_options(tmp_path, capsys):
     out = help_of(TestOptions, "--model insta_gan", tmp_path, capsys)
     assert "--ins_max" in out and "--num_test" in out and "--lambda_ctx" not in out
+
+
+# ---------------------------------------------------------------------------------------------- train_opt.json
+TRAINED = ("--name exp --dataroot {root} --model insta_gan --ngf 16 --n_blocks_G 2 --norm batch --load_size_h 72 "
+           "--load_size_w 80 --crop_size 64 --ins_max 2 --ins_per 1 --direction BtoA --batch_size 3")
+
+
+def train_run(tmp_path, text: str = TRAINED) -> dict:
+    """Parse a training command and write its option files as train.py does; returns train_opt.json."""
+    options = TrainOptions()
+    argv = ["--checkpoints_dir", str(tmp_path / "ck"), "--gpu_ids", "-1"] + shlex.split(text.format(root=tmp_path))
+    opt = options.parse(argv, save=False, show=False)
+    save_options_text(opt, options.text, options.argv)
+    return json.loads((tmp_path / "ck" / opt.name / "train_opt.json").read_text())
+
+
+def test_training_writes_every_option_and_its_command_line_as_strict_json(tmp_path):
+    def no_constants(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    saved = train_run(tmp_path)
+    text = (tmp_path / "ck" / "exp" / "train_opt.json").read_text()
+    json.loads(text, parse_constant=no_constants)  # readable by any JSON reader, not just Python's
+    assert (saved["ngf"], saved["ins_per"], saved["direction"], saved["batch_size"]) == (16, 1, "BtoA", 3)
+    assert saved["max_dataset_size"] == "inf" and float(saved["max_dataset_size"]) == math.inf
+    assert saved["argv"][-2:] == ["--batch_size", "3"] and "--ngf" in saved["argv"]
+    assert (tmp_path / "ck" / "exp" / "train_opt.txt").is_file()
+
+
+def test_validation_touches_no_files(tmp_path):
+    opt = parse(TrainOptions, f"--name exp --dataroot {tmp_path / 'missing'}", tmp_path)
+    assert opt.dataroot.endswith("missing") and not (tmp_path / "ck").exists()
+
+
+def test_testing_on_the_train_split_keeps_the_training_option_files(tmp_path):
+    train_run(tmp_path)
+    before = {name: (tmp_path / "ck" / "exp" / name).read_text() for name in ("train_opt.txt", "train_opt.json")}
+    parse(TestOptions, "--name exp --phase train", tmp_path, save=True)
+    for name, text in before.items():
+        assert (tmp_path / "ck" / "exp" / name).read_text() == text
+    assert (tmp_path / "ck" / "exp" / "test_opt.txt").is_file()
