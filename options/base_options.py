@@ -32,6 +32,7 @@ class OptionsError(SystemExit):
 
     def __init__(self, message: str):
         super().__init__(f"error: {message}")
+        self.message = message
 
 
 class BaseOptions:
@@ -118,13 +119,22 @@ class BaseOptions:
         parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                          allow_abbrev=False, add_help=False)
         parser = self.initialize(parser)
+        self.adjust_defaults(parser, argv)
         known, _ = parser.parse_known_args(argv)
         parser = self._hook(models, "model", known.model)(parser, self.is_train)
+        self.adjust_defaults(parser, argv)
         known, _ = parser.parse_known_args(argv)  # the model may change the dataset default
         parser = self._hook(data, "dataset_mode", known.dataset_mode)(parser, self.is_train)
+        self.adjust_defaults(parser, argv)
         parser.add_argument("-h", "--help", action="help", default=argparse.SUPPRESS,
                             help="show this help message, with the model's and the dataset's options, and exit")
         return parser
+
+    def adjust_defaults(self, parser: argparse.ArgumentParser, argv: list[str] | None) -> None:
+        """Called after each stage of ``build_parser``; TestOptions puts the training's values here."""
+
+    def complete(self, opt: argparse.Namespace) -> None:
+        """Called on the parsed options before validation; TestOptions adds ``opt.train_direction``."""
 
     @staticmethod
     def _hook(registry, option: str, name: str):
@@ -140,6 +150,7 @@ class BaseOptions:
         parser = self.build_parser(self.argv)
         opt = parser.parse_args(self.argv)
         opt.isTrain = self.is_train
+        self.complete(opt)
         self._apply_shortcuts(opt)
         if opt.suffix:
             opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"

@@ -150,6 +150,68 @@ def test_training_writes_every_option_and_its_command_line_as_strict_json(tmp_pa
     assert (tmp_path / "ck" / "exp" / "train_opt.txt").is_file()
 
 
+def test_test_options_default_to_the_trained_architecture(tmp_path, capsys):
+    train_run(tmp_path)
+    opt = parse(TestOptions, "--name exp", tmp_path)
+    assert (opt.model, opt.ngf, opt.n_blocks_G, opt.norm, opt.ins_per) == ("insta_gan", 16, 2, "batch", 1)
+    assert (opt.load_size_h, opt.load_size_w, opt.crop_size_h, opt.crop_size_w) == (72, 80, 64, 64)
+    assert opt.dataroot == str(tmp_path)
+    assert "train_opt.json" in capsys.readouterr().out
+    # this run's own choices are not inherited
+    assert (opt.ins_max, opt.batch_size, opt.phase, opt.num_threads) == (4, 1, "test", 0)
+
+
+def test_flags_on_the_test_command_line_win(tmp_path):
+    train_run(tmp_path)
+    opt = parse(TestOptions, "--name exp --ngf 32 --ins_max 20 --load_size 64", tmp_path)
+    assert (opt.ngf, opt.ins_max, opt.load_size_h, opt.load_size_w, opt.n_blocks_G) == (32, 20, 64, 64, 2)
+
+
+def test_the_trained_model_is_chosen_before_its_options_are_added(tmp_path):
+    train_run(tmp_path, "--name cyc --model cycle_gan --ngf 8 --lambda_idt 0")
+    opt = parse(TestOptions, "--name cyc", tmp_path)
+    assert opt.model == "cycle_gan" and opt.ngf == 8 and not hasattr(opt, "ins_max")
+    assert not hasattr(opt, "lambda_idt")  # a training-only option
+
+
+def test_directions_at_test_time(tmp_path):
+    train_run(tmp_path)
+    opt = parse(TestOptions, "--name exp", tmp_path)
+    assert opt.train_direction == "BtoA" and opt.direction is None  # None: translate both folders
+    assert parse(TestOptions, "--name exp --direction AtoB", tmp_path).direction == "AtoB"
+
+
+def test_without_a_training_file_the_defaults_are_todays(tmp_path, capsys):
+    opt = parse(TestOptions, "--name never_trained", tmp_path)
+    assert (opt.model, opt.ngf, opt.n_blocks_G, opt.norm, opt.load_size_h) == ("insta_gan", 64, 9, "instance", 286)
+    assert opt.train_direction == "AtoB" and opt.direction is None
+    assert "train_opt.json" not in capsys.readouterr().out
+
+
+def write_training_file(tmp_path, text: str) -> None:
+    folder = tmp_path / "ck" / "exp"
+    folder.mkdir(parents=True)
+    (folder / "train_opt.json").write_text(text)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_a_malformed_training_file_names_the_file_and_the_fix(tmp_path, text):
+    write_training_file(tmp_path, text)
+    message = error_of(TestOptions, "--name exp", tmp_path)
+    assert "train_opt.json" in message and "delete" in message and "--ignore_train_opt" in message
+    assert parse(TestOptions, "--name exp --ignore_train_opt", tmp_path).ngf == 64
+
+
+def test_invalid_values_in_the_training_file_fail_as_on_the_command_line(tmp_path):
+    write_training_file(tmp_path, json.dumps({"model": "insta_gan", "norm": "weird", "ngf": 0}))
+    message = error_of(TestOptions, "--name exp --ngf 8", tmp_path)
+    assert "train_opt.json" in message and "--norm" in message and "weird" in message
+    message = error_of(TestOptions, "--name exp --norm instance", tmp_path)
+    assert "--ngf must be at least 1" in message and "train_opt.json" in message
+    opt = parse(TestOptions, "--name exp --norm instance --ngf 8", tmp_path)  # flags replace the bad values
+    assert (opt.norm, opt.ngf) == ("instance", 8)
+
+
 def test_validation_touches_no_files(tmp_path):
     opt = parse(TrainOptions, f"--name exp --dataroot {tmp_path / 'missing'}", tmp_path)
     assert opt.dataroot.endswith("missing") and not (tmp_path / "ck").exists()
