@@ -13,6 +13,11 @@ Preprocessing (``--preprocess``):
 
 Crops are random when training and centred otherwise (``isTrain`` False), so test results are
 deterministic. Horizontal flips happen only when training without ``--no_flip``.
+
+Resizing (``--interpolation``, added by ``BaseDataset.modify_commandline_options``) is bicubic by default,
+as the authors' code (PIL ``Image.BICUBIC`` on image and masks), or bilinear; both antialias when
+shrinking and reproduce PIL's result within one grey level (``resize_like_pil``). Bicubic overshoots at
+sharp edges, so values are clamped to [-1, 1], as PIL's uint8 output was clipped to [0, 255].
 """
 
 from __future__ import annotations
@@ -35,10 +40,15 @@ from torchvision.transforms.v2 import functional as TF
 from util.image_files import DatasetError, index_mask_files, list_image_files
 from util.masks import EMPTY_SLOT
 
-__all__ = ["BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "get_joint_transform", "load_image",
-           "load_masks", "pad_masks", "pick_b_index", "split_transformed"]
+__all__ = ["INTERPOLATIONS", "BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "add_data_options",
+           "get_joint_transform", "interpolation_mode", "load_image", "load_masks", "pad_masks", "pick_b_index",
+           "resize_like_pil", "split_transformed"]
 
 PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+# --interpolation choices; the default is the authors' (PIL Image.BICUBIC on image and masks).
+INTERPOLATIONS = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR}
+DEFAULT_INTERPOLATION = "bicubic"
 
 
 class BaseDataset(Dataset, ABC):
@@ -50,14 +60,41 @@ class BaseDataset(Dataset, ABC):
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        """Add or change dataset-specific options; the default changes nothing."""
-        return parser
+        """Add or change dataset-specific options. The base adds the options every dataset shares
+        (``--interpolation``); a subclass that overrides this hook should call it first."""
+        return add_data_options(parser)
 
     @abstractmethod
     def __len__(self) -> int: ...
 
     @abstractmethod
     def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+
+def _data_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup | argparse.ArgumentParser:
+    """The parser's "data" argument group when it has one (so --help lists the option there), else the parser."""
+    for group in parser._action_groups:
+        if group.title == "data":
+            return group
+    return parser
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--interpolation`` unless the parser already has it (so options/ may declare it instead)."""
+    if "--interpolation" not in parser._option_string_actions:
+        _data_group(parser).add_argument(
+            "--interpolation", default=DEFAULT_INTERPOLATION, choices=list(INTERPOLATIONS),
+            help="resampling of image and masks when resizing: bicubic (the authors' code; clamped to [-1, 1] "
+                 "since it overshoots) or bilinear")
+    return parser
+
+
+def interpolation_mode(opt: argparse.Namespace) -> InterpolationMode:
+    """``--interpolation`` as torchvision's mode; bicubic when the option is absent (an older opt)."""
+    name = getattr(opt, "interpolation", None) or DEFAULT_INTERPOLATION
+    if name not in INTERPOLATIONS:
+        raise ValueError(f"--interpolation {name!r}: choose {' or '.join(INTERPOLATIONS)}")
+    return INTERPOLATIONS[name]
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -123,35 +160,56 @@ class _RequireAtLeast:
         return stack
 
 
-class _ResizeToMultiple:
-    def __init__(self, base: int):
-        self.base = base
+def resize_like_pil(stack: Tensor, size: list[int], interpolation: InterpolationMode) -> Tensor:
+    """Resize (channels, H, W) in [-1, 1] to ``size`` (height, width) as PIL's ``Image.resize`` does.
+
+    PIL resamples the width, stores the result as uint8 (clipping bicubic's overshoot), then the height; a
+    single float resize keeps the overshoot of the first pass and ends up to ~8 grey levels away from PIL
+    at mask corners. So: width, clamp, height, clamp (within one grey level of PIL, see tests/test_data.py).
+    Antialiased when shrinking, as PIL.
+    """
+    height, width = stack.shape[-2:]
+    out = stack.as_subclass(Tensor)
+    if width != size[1]:
+        out = TF.resize(out, [height, size[1]], interpolation=interpolation, antialias=True).clamp_(-1.0, 1.0)
+    if height != size[0]:
+        out = TF.resize(out, list(size), interpolation=interpolation, antialias=True).clamp_(-1.0, 1.0)
+    return tv_tensors.Image(out)
+
+
+class _Resize:
+    """``resize_like_pil`` to a fixed size, or (``multiple``) to the nearest multiple of it on each side."""
+
+    def __init__(self, interpolation: InterpolationMode, size: list[int] | None = None, multiple: int = 0):
+        self.interpolation = interpolation
+        self.size = size
+        self.multiple = multiple
 
     def __call__(self, stack: Tensor) -> Tensor:
-        height, width = stack.shape[-2:]
-        target = [max(self.base, round(side / self.base) * self.base) for side in (height, width)]
-        if target == [height, width]:
-            return stack
-        return TF.resize(stack, target, interpolation=InterpolationMode.BILINEAR, antialias=True)
+        size = self.size
+        if self.multiple:
+            size = [max(self.multiple, round(side / self.multiple) * self.multiple) for side in stack.shape[-2:]]
+        return resize_like_pil(stack, size, self.interpolation)
 
 
 def get_joint_transform(opt: argparse.Namespace) -> Callable[[Tensor], Tensor]:
     """Transform for a stacked (channels, H, W) float tensor in [-1, 1]: image channels and masks together.
 
     Uses the torch RNG only, so a fixed ``torch.manual_seed`` (and DataLoader worker seeding) reproduces it.
-    Interpolation is bilinear with antialiasing: a convex combination of pixels, so masks stay soft
-    within [-1, 1] and are never thresholded.
+    Resizing uses ``--interpolation`` (default bicubic) through ``resize_like_pil``, for image and masks
+    alike; masks stay soft (never thresholded) and within [-1, 1] (bicubic's overshoot is clamped).
     """
     load_size = [opt.load_size_h, opt.load_size_w]
     crop_size = [opt.crop_size_h, opt.crop_size_w]
+    interpolation = interpolation_mode(opt)
     steps: list[Callable] = []
     if opt.preprocess in ("resize_and_crop", "resize"):
-        steps.append(v2.Resize(load_size, interpolation=InterpolationMode.BILINEAR, antialias=True))
+        steps.append(_Resize(interpolation, size=load_size))
     if opt.preprocess in ("resize_and_crop", "crop"):
         steps.append(_RequireAtLeast(*crop_size))
         steps.append(v2.RandomCrop(crop_size) if opt.isTrain else v2.CenterCrop(crop_size))
     if opt.preprocess == "none":
-        steps.append(_ResizeToMultiple(4))
+        steps.append(_Resize(interpolation, multiple=4))
     if opt.preprocess not in ("resize_and_crop", "resize", "crop", "none"):
         raise ValueError(f"--preprocess {opt.preprocess!r}: choose resize_and_crop, resize, crop or none")
     if opt.isTrain and not opt.no_flip:
@@ -160,7 +218,11 @@ def get_joint_transform(opt: argparse.Namespace) -> Callable[[Tensor], Tensor]:
 
 
 class JointTransform:
-    """Runs the pipeline on a plain tensor; a class, not a closure, so datasets pickle for spawned workers."""
+    """Runs the pipeline on a plain tensor; a class, not a closure, so datasets pickle for spawned workers.
+
+    The output is clamped to [-1, 1], the range the models read images and masks in (a safety net: the
+    resize already clamps bicubic's overshoot; crops and flips cannot leave the range).
+    """
 
     def __init__(self, pipeline: Callable):
         self.pipeline = pipeline

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
 
 import data
-from data.base_dataset import DatasetError, get_joint_transform
+from data.base_dataset import BaseDataset, DatasetError, get_joint_transform
 from data.single_seg_dataset import SingleSegDataset
 from data.unaligned_dataset import UnalignedDataset
 from data.unaligned_seg_dataset import UnalignedSegDataset
@@ -152,6 +154,79 @@ def test_masks_stay_soft_within_range_after_resize(tmp_path: Path):
     assert soft.any(), "masks must not be thresholded after resizing"
 
 
+PIL_FILTERS = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+ONE_GREY_LEVEL = 1 / 127.5
+
+
+def pil_resized(pixels: np.ndarray, mode: str, height: int, width: int) -> torch.Tensor:
+    """What the authors' pipeline gave: PIL resize of the uint8 image, then [0, 255] -> [-1, 1]."""
+    out = np.asarray(Image.fromarray(pixels).resize((width, height), PIL_FILTERS[mode]), dtype=np.float32)
+    out = torch.from_numpy(out)
+    return (out[None] if out.ndim == 2 else out.permute(2, 0, 1)) / 127.5 - 1
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+@pytest.mark.parametrize("height, width", [(28, 20), (52, 44)])  # shrink, enlarge
+def test_resize_of_image_and_masks_matches_pil_in_each_interpolation(tmp_path: Path, mode, height, width):
+    """--interpolation bicubic reproduces the authors' PIL bicubic resize (image and masks), bilinear PIL's
+    bilinear; within one grey level (PIL rounds to uint8), and far from the other mode."""
+    rgb = noise(40, 32, seed=3)
+    box = np.zeros((40, 32), np.uint8)
+    box[6:25, 9:28] = 255  # sharp corners: where bicubic overshoots
+    save(tmp_path / "trainA" / "x.png", rgb)
+    save(tmp_path / "trainA_seg" / "x_0.png", box)
+    opt = make_opt(tmp_path, preprocess="resize", load_size_h=height, load_size_w=width)
+    opt.interpolation = mode
+    sample = SingleSegDataset(opt)[0]
+    other = "bilinear" if mode == "bicubic" else "bicubic"
+    for ours, pixels in ((sample["A"], rgb), (sample["A_seg"][:1], box)):
+        expected = pil_resized(pixels, mode, height, width)
+        assert (ours - expected).abs().max() <= ONE_GREY_LEVEL + 1e-4
+        if pixels is rgb:
+            assert (ours - pil_resized(pixels, other, height, width)).abs().max() > 5 * ONE_GREY_LEVEL
+
+
+def test_resize_is_bicubic_when_the_option_is_absent(tmp_path: Path):
+    """Options written before --interpolation existed get the authors' bicubic."""
+    rgb = noise(40, 32, seed=4)
+    save(tmp_path / "trainA" / "x.png", rgb)
+    (tmp_path / "trainA_seg").mkdir()
+    opt = make_opt(tmp_path, preprocess="resize", load_size_h=20, load_size_w=16)
+    assert not hasattr(opt, "interpolation")
+    image = SingleSegDataset(opt)[0]["A"]
+    assert (image - pil_resized(rgb, "bicubic", 20, 16)).abs().max() <= ONE_GREY_LEVEL + 1e-4
+
+
+@pytest.mark.parametrize("preprocess", ["resize", "none"])
+def test_bicubic_masks_stay_within_range_although_bicubic_overshoots(tmp_path: Path, preprocess):
+    checker = (np.indices((30, 30)).sum(0) % 2 * 255).astype(np.uint8)
+    save(tmp_path / "trainA" / "x.png", noise(30, 30))
+    save(tmp_path / "trainA_seg" / "x_0.png", checker)
+    opt = make_opt(tmp_path, preprocess=preprocess, load_size_h=52, load_size_w=44)
+    opt.interpolation = "bicubic"
+    raw = TF.resize(torch.from_numpy(checker)[None].float() / 127.5 - 1, [52, 44],
+                    interpolation=InterpolationMode.BICUBIC, antialias=True)
+    assert raw.max() > 1.05 and raw.min() < -1.05, "the input must make bicubic overshoot"
+    sample = SingleSegDataset(opt)[0]
+    assert sample["A_seg"].shape[-2:] == ((52, 44) if preprocess == "resize" else (32, 32))
+    for key in ("A", "A_seg"):
+        assert sample[key].min() >= -1 and sample[key].max() <= 1
+
+
+def test_interpolation_option_comes_from_the_dataset_hook_of_every_mode():
+    for mode in data.available_datasets():
+        parser = argparse.ArgumentParser()
+        parser.add_argument_group("data")
+        parser = data.get_option_setter(mode)(parser, True)
+        assert parser.parse_args([]).interpolation == "bicubic", mode
+        assert parser.parse_args(["--interpolation", "bilinear"]).interpolation == "bilinear"
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--interpolation", "nearest"])
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--interpolation", default="bilinear")  # declared by options/: the hook keeps it
+    assert BaseDataset.modify_commandline_options(parser, False).parse_args([]).interpolation == "bilinear"
+
+
 def test_datasets_pickle_for_spawned_workers(root: Path):
     """Windows and macOS start DataLoader workers by spawning, which pickles the dataset."""
     for dataset in (UnalignedSegDataset(make_opt(root, preprocess="resize_and_crop", load_size_h=40)),
@@ -273,6 +348,18 @@ def test_unaligned_reads_images_only_and_needs_no_seg_folders(root: Path):
     sample = dataset[0]
     assert set(sample) == {"A", "B", "A_paths", "B_paths"}
     assert sample["A"].shape == (3, 32, 32) and sample["A_paths"].endswith("a0.png")
+
+
+
+
+
+
+
+
+
+
+
+
 
 
 # ------------------------------------------------------------------------------------------------- errors
