@@ -37,12 +37,12 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
-from util.image_files import DatasetError, index_mask_files, list_image_files
+from util.image_files import DatasetError, index_mask_files, list_image_files, mask_number
 from util.masks import EMPTY_SLOT
 
-__all__ = ["INTERPOLATIONS", "BaseDataset", "DatasetError", "DomainFolder", "JointTransform", "add_data_options",
-           "get_joint_transform", "interpolation_mode", "load_image", "load_masks", "pad_masks", "pick_b_index",
-           "resize_like_pil", "split_transformed"]
+__all__ = ["INTERPOLATIONS", "NO_MASK_ID", "BaseDataset", "DatasetError", "DomainFolder", "JointTransform",
+           "add_data_options", "get_joint_transform", "interpolation_mode", "load_image", "load_masks", "mask_ids",
+           "pad_masks", "pick_b_index", "resize_like_pil", "split_transformed"]
 
 PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -136,6 +136,21 @@ def load_masks(paths: list[Path], size: tuple[int, int], image_path: str | Path 
             raise DatasetError(f"cannot read mask {path}: {_one_line(err)}; replace or remove the file") from None
         masks[slot] = _to_signed_float(TF.pil_to_tensor(mask))[0]
     return masks
+
+
+# ``<X>_seg_ids`` of a slot that holds no mask (a padding slot).
+NO_MASK_ID = -1
+
+
+def mask_ids(paths: list[Path], slots: int) -> Tensor:
+    """LongTensor (slots,): the k of the file ``<name>_<k>.png`` each slot was read from, NO_MASK_ID for padding.
+
+    Slots hold the masks in the order of k but k may have gaps (files _0, _2, _5 -> [0, 2, 5, -1, ...]), so a
+    slot number is not the file's k; test.py needs the k to name a translated mask after its input file.
+    """
+    ids = torch.full((slots,), NO_MASK_ID, dtype=torch.long)
+    ids[: len(paths)] = torch.tensor([mask_number(path) for path in paths], dtype=torch.long)
+    return ids
 
 
 def pad_masks(masks: Tensor, slots: int) -> Tensor:
@@ -292,7 +307,8 @@ class DomainFolder:
         return self.masks.get(self.paths[index].stem, [])[: self.max_instances]
 
     def load(self, index: int, transform: Callable[[Tensor], Tensor]) -> dict[str, Any]:
-        """Keys ``image``, ``path`` and, with masks, ``seg`` (max_instances, H, W) and ``num_instances``."""
+        """Keys ``image``, ``path`` and, with masks, ``seg`` (max_instances, H, W), ``seg_ids`` (max_instances,),
+        see ``mask_ids``, and ``num_instances``."""
         path = self.paths[index]
         image = load_image(path, self.nc)
         if not self.with_masks:
@@ -301,4 +317,4 @@ class DomainFolder:
         masks = load_masks(mask_files, tuple(image.shape[-2:]), path)
         image, masks = split_transformed(transform, image, masks, path)
         return {"image": image, "seg": pad_masks(masks, self.max_instances), "path": str(path),
-                "num_instances": len(mask_files)}
+                "seg_ids": mask_ids(mask_files, self.max_instances), "num_instances": len(mask_files)}

@@ -16,7 +16,7 @@ from .base_dataset import BaseDataset, DomainFolder, get_joint_transform
 
 
 class SingleSegDataset(BaseDataset):
-    """Samples ``A``, ``A_seg``, ``A_paths``, ``A_num_instances`` in file order."""
+    """Samples ``A``, ``A_seg``, ``A_seg_ids``, ``A_paths``, ``A_num_instances`` in file order."""
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
@@ -30,4 +30,5 @@ class SingleSegDataset(BaseDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         a = self.domain.load(index, self.transform)
-        return {"A": a["image"], "A_seg": a["seg"], "A_paths": a["path"], "A_num_instances": a["num_instances"]}
+        return {"A": a["image"], "A_seg": a["seg"], "A_seg_ids": a["seg_ids"], "A_paths": a["path"],
+                "A_num_instances": a["num_instances"]}

@@ -19,10 +19,11 @@ from .base_dataset import BaseDataset, DomainFolder, get_joint_transform, pick_b
 
 
 class UnalignedSegDataset(BaseDataset):
-    """Samples ``A``, ``A_seg``, ``A_paths``, ``A_num_instances`` and the same for ``B``.
+    """Samples ``A``, ``A_seg``, ``A_seg_ids``, ``A_paths``, ``A_num_instances`` and the same for ``B``.
 
     ``A_seg`` is (max_instances, H, W) in [-1, 1]: one channel per mask in the order of k, then empty
-    slots that are exactly -1. ``A_num_instances`` counts the mask files used. ``A`` is taken at
+    slots that are exactly -1. ``A_seg_ids`` (max_instances,) holds each slot's k (the mask file
+    ``<name>_<k>.png`` it was read from), -1 for empty slots. ``A_num_instances`` counts the mask files used. ``A`` is taken at
     ``index % len(A)``; the length is that of the larger domain.
     """
 
@@ -40,5 +41,7 @@ class UnalignedSegDataset(BaseDataset):
         a = self.domain_a.load(index % len(self.domain_a), self.transform)
         b_index = pick_b_index(index, len(self.domain_b), self.opt.serial_batches)
         b = self.domain_b.load(b_index, self.transform)
-        return {"A": a["image"], "A_seg": a["seg"], "A_paths": a["path"], "A_num_instances": a["num_instances"],
-                "B": b["image"], "B_seg": b["seg"], "B_paths": b["path"], "B_num_instances": b["num_instances"]}
+        return {"A": a["image"], "A_seg": a["seg"], "A_seg_ids": a["seg_ids"], "A_paths": a["path"],
+                "A_num_instances": a["num_instances"],
+                "B": b["image"], "B_seg": b["seg"], "B_seg_ids": b["seg_ids"], "B_paths": b["path"],
+                "B_num_instances": b["num_instances"]}

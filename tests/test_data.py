@@ -358,8 +358,27 @@ def test_unaligned_reads_images_only_and_needs_no_seg_folders(root: Path):
 
 
 
+def test_seg_ids_give_each_slot_the_k_of_its_mask_file_gaps_included(tmp_path: Path):
+    for letter in "AB":
+        save(tmp_path / f"train{letter}" / "x.png", noise(32, 32))
+        for k, value in ((0, 10), (2, 40), (5, 70)):  # files _0, _2, _5: no _1, _3, _4
+            save(tmp_path / f"train{letter}_seg" / f"x_{k}.png", np.full((32, 32), value, np.uint8))
+    sample = UnalignedSegDataset(make_opt(tmp_path, max_instances=5))[0]
+    for letter in "AB":
+        ids = sample[f"{letter}_seg_ids"]
+        assert ids.dtype == torch.long and ids.tolist() == [0, 2, 5, -1, -1]
+        grey = sample[f"{letter}_seg"][:3, 0, 0]  # slot i holds the file ids[i]
+        assert grey.tolist() == pytest.approx([v / 127.5 - 1 for v in (10, 40, 70)])
+    with pytest.warns(UserWarning, match="max_instances"):
+        capped = SingleSegDataset(make_opt(tmp_path, max_instances=2))
+    assert capped[0]["A_seg_ids"].tolist() == [0, 2]
+    batch = next(iter(data.create_dataset(make_opt(tmp_path, dataset_mode="single_seg"))))
+    assert batch["A_seg_ids"].tolist() == [[0, 2, 5, -1]]
 
 
+def test_image_without_masks_has_only_padding_ids(root: Path):
+    sample = UnalignedSegDataset(make_opt(root))[1]  # a1 has no mask file
+    assert sample["A_seg_ids"].tolist() == [-1, -1, -1, -1]
 
 
 # ------------------------------------------------------------------------------------------------- errors

@@ -20,7 +20,7 @@ IMG_EXTENSIONS = (".png", ".jpg", ".jpeg")
 MASK_NAME = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)\.(png|jpg|jpeg)$", re.IGNORECASE)
 
 __all__ = ["IMG_EXTENSIONS", "MASK_NAME", "DatasetError", "check_unique_stems", "domain_letters", "index_mask_files",
-           "is_image_file", "list_image_files", "mask_file_name"]
+           "is_image_file", "list_image_files", "mask_file_name", "mask_number"]
 
 
 class DatasetError(ValueError):
@@ -39,6 +39,14 @@ def is_image_file(name: str | Path) -> bool:
 def mask_file_name(stem: str, k: int) -> str:
     """The file name of instance ``k`` of image ``stem``, as builders write it and ``MASK_NAME`` reads it."""
     return f"{stem}_{k}.png"
+
+
+def mask_number(path: str | Path) -> int:
+    """The instance number k of a mask file ``<stem>_<k>.<ext>`` (what ``index_mask_files`` orders by)."""
+    match = MASK_NAME.match(Path(path).name)
+    if match is None:
+        raise DatasetError(f"{path} is not named <stem>_<k>.png, so it has no instance number k; rename it")
+    return int(match["k"])
 
 
 def list_image_files(folder: Path, max_count: float = math.inf) -> list[Path]:
