@@ -270,6 +270,7 @@ class DomainFolder:
     """
 
     def __init__(self, opt: argparse.Namespace, letter: str, nc: int, with_masks: bool):
+        self.letter = letter
         self.nc = nc
         self.with_masks = with_masks
         self.max_instances = opt.max_instances
@@ -288,8 +289,8 @@ class DomainFolder:
     def _index_masks(seg_folder: Path, letter: str) -> dict[str, list[Path]]:
         if not seg_folder.is_dir():
             raise DatasetError(f"no folder {seg_folder}: expected <dataroot>/<phase>{letter}_seg with masks "
-                               f"<name>_<k>.png (it may be empty); create it, or use --dataset_mode unaligned "
-                               f"for images without masks")
+                               f"<name>_<k>.png (it may be empty); create it, or for images without masks use "
+                               f"--dataset_mode unaligned (training) or single (testing)")
         return index_mask_files(seg_folder)
 
     def _warn_if_capped(self, folder: Path) -> None:

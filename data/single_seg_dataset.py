@@ -1,8 +1,9 @@
 """One domain with its masks, for test.py: ``<dataroot>/<phase>A`` and ``<phase>A_seg``.
 
 With ``--direction BtoA`` it reads ``<phase>B`` and ``<phase>B_seg`` instead, but the keys are still
-named ``A``: they always hold the domain being translated. Images of folder A have ``--input_nc``
-channels and those of folder B ``--output_nc`` (B is the generators' output side).
+named ``A``: they always hold the domain being translated; ``domain`` says which folder was read ("A" or
+"B"). Images of folder A have ``--input_nc`` channels and those of folder B ``--output_nc`` (B is the
+generators' output side).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from .base_dataset import BaseDataset, DomainFolder, get_joint_transform
 
 
 class SingleSegDataset(BaseDataset):
-    """Samples ``A``, ``A_seg``, ``A_seg_ids``, ``A_paths``, ``A_num_instances`` in file order."""
+    """Samples ``A``, ``A_seg``, ``A_seg_ids``, ``A_paths``, ``A_num_instances`` and ``domain``, in file order."""
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
@@ -31,4 +32,4 @@ class SingleSegDataset(BaseDataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         a = self.domain.load(index, self.transform)
         return {"A": a["image"], "A_seg": a["seg"], "A_seg_ids": a["seg_ids"], "A_paths": a["path"],
-                "A_num_instances": a["num_instances"]}
+                "A_num_instances": a["num_instances"], "domain": self.domain.letter}

@@ -17,6 +17,7 @@ from torchvision.transforms.v2 import functional as TF
 
 import data
 from data.base_dataset import BaseDataset, DatasetError, get_joint_transform
+from data.single_dataset import SingleDataset
 from data.single_seg_dataset import SingleSegDataset
 from data.unaligned_dataset import UnalignedDataset
 from data.unaligned_seg_dataset import UnalignedSegDataset
@@ -230,7 +231,7 @@ def test_interpolation_option_comes_from_the_dataset_hook_of_every_mode():
 def test_datasets_pickle_for_spawned_workers(root: Path):
     """Windows and macOS start DataLoader workers by spawning, which pickles the dataset."""
     for dataset in (UnalignedSegDataset(make_opt(root, preprocess="resize_and_crop", load_size_h=40)),
-                    SingleSegDataset(make_opt(root)), UnalignedDataset(make_opt(root))):
+                    SingleSegDataset(make_opt(root)), UnalignedDataset(make_opt(root)), SingleDataset(make_opt(root))):
         copy = pickle.loads(pickle.dumps(data.SeededDataset(dataset)))
         torch.testing.assert_close(copy[(0, 7)]["A"], data.SeededDataset(dataset)[(0, 7)]["A"])
 
@@ -350,12 +351,44 @@ def test_unaligned_reads_images_only_and_needs_no_seg_folders(root: Path):
     assert sample["A"].shape == (3, 32, 32) and sample["A_paths"].endswith("a0.png")
 
 
+def plain_unpaired_folder(root: Path) -> Path:
+    """trainA/trainB/testA/testB with images only, as CycleGAN's datasets come: no _seg folder anywhere."""
+    for phase in ("train", "test"):
+        for letter, stems in (("A", ["a2", "a0", "a1"]), ("B", ["b1", "b0"])):
+            for index, stem in enumerate(stems):
+                save(root / f"{phase}{letter}" / f"{stem}.jpg", noise(32, 32, seed=index))
+    return root
 
 
+def test_single_reads_a_folder_without_masks_in_file_order(tmp_path: Path):
+    root = plain_unpaired_folder(tmp_path)
+    dataset = SingleDataset(make_opt(root, phase="test", isTrain=False, dataset_mode="single"))
+    assert [Path(dataset[i]["A_paths"]).name for i in range(len(dataset))] == ["a0.jpg", "a1.jpg", "a2.jpg"]
+    sample = dataset[0]
+    assert set(sample) == {"A", "A_paths", "domain"}
+    assert sample["A"].shape == (3, 32, 32) and sample["A"].dtype == torch.float32
+    assert sample["A_paths"] == str(root / "testA" / "a0.jpg") and sample["domain"] == "A"
+    batch = next(iter(data.create_dataset(make_opt(root, phase="test", isTrain=False, dataset_mode="single",
+                                                   batch_size=2))))
+    assert batch["domain"] == ["A", "A"] and batch["A"].shape == (2, 3, 32, 32)
 
 
+@pytest.mark.parametrize("direction, folder", [("AtoB", "A"), ("BtoA", "B")])
+def test_domain_key_names_the_folder_read_whatever_the_direction(root: Path, direction, folder):
+    """The images are always under ``A`` (the domain being translated); ``domain`` tells which folder that is."""
+    opt = make_opt(root, direction=direction, output_nc=1)
+    for dataset in (SingleDataset(opt), SingleSegDataset(opt)):
+        sample = dataset[0]
+        assert sample["domain"] == folder
+        assert Path(sample["A_paths"]).parent.name == f"train{folder}"
+        assert sample["A"].shape[0] == (1 if folder == "B" else 3)  # folder B holds output_nc images
 
 
+def test_unaligned_trains_on_a_plain_unpaired_folder(tmp_path: Path):
+    root = plain_unpaired_folder(tmp_path)
+    batches = list(data.create_dataset(make_opt(root, dataset_mode="unaligned", batch_size=2)))
+    assert [len(b["A_paths"]) for b in batches] == [2, 1]
+    assert batches[0]["A"].shape == (2, 3, 32, 32) and batches[0]["B"].shape == (2, 3, 32, 32)
 
 
 def test_seg_ids_give_each_slot_the_k_of_its_mask_file_gaps_included(tmp_path: Path):
@@ -444,10 +477,11 @@ def test_error_in_loader_worker_stays_one_line(root: Path):
 
 # ---------------------------------------------------------------------------------------- registry/loader
 def test_registry_finds_modes_and_hooks():
-    assert {"unaligned_seg", "unaligned", "single_seg"} <= set(data.available_datasets())
+    assert {"unaligned_seg", "unaligned", "single_seg", "single"} <= set(data.available_datasets())
     assert "base" not in data.available_datasets()
     assert data.find_dataset_using_name("unaligned_seg") is UnalignedSegDataset
     assert data.find_dataset_using_name("single_seg") is SingleSegDataset
+    assert data.find_dataset_using_name("single") is SingleDataset
     parser = argparse.ArgumentParser()
     hook = data.get_option_setter("unaligned_seg")
     assert hook is UnalignedSegDataset.modify_commandline_options
