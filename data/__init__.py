@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import os
 import random
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +32,19 @@ from torch.utils.data import (
 from util.image_files import DatasetError
 
 __all__ = [
+    "DEFAULT_WORKERS",
     "DatasetError",
     "DatasetLoader",
     "SeededDataset",
     "SeededSampler",
+    "TooManyWorkersWarning",
+    "available_cores",
     "available_datasets",
     "create_dataset",
     "find_dataset_using_name",
     "get_option_setter",
     "make_dataloader",
+    "num_workers",
     "seed_worker",
 ]
 
@@ -68,6 +75,46 @@ def find_dataset_using_name(name: str) -> type:
 def get_option_setter(name: str) -> Callable[[argparse.ArgumentParser, bool], argparse.ArgumentParser]:
     """The dataset's static ``modify_commandline_options(parser, is_train) -> parser`` hook."""
     return find_dataset_using_name(name).modify_commandline_options
+
+
+# ----------------------------------------------------------------------------------------------- workers
+DEFAULT_WORKERS = 4  # --num_threads when not given (None), capped by the cores this process may use
+# torch's own check, repeated by every DataLoader and every new iterator; ours (one warning) replaces it
+_TORCH_WORKERS_WARNING = r"This DataLoader will create \d+ worker processes in total"
+
+
+class TooManyWorkersWarning(UserWarning):
+    """An explicit --num_threads above the cores this process may use."""
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or taskset's share), else all cores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no sched_getaffinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def num_workers(requested: int | None) -> int:
+    """DataLoader workers for ``--num_threads``: None (not given) means min(4, cores), silently, so the default
+    fits a small machine; an explicit number is kept, with one warning when it exceeds the cores."""
+    cores = available_cores()
+    if requested is None:
+        return min(DEFAULT_WORKERS, cores)
+    if requested > cores:
+        warnings.warn(f"--num_threads {requested} starts more data-loading workers than the {cores} core(s) this "
+                      f"process may use, which can slow loading down; leave --num_threads out to use "
+                      f"min({DEFAULT_WORKERS}, cores)", TooManyWorkersWarning, stacklevel=2)
+    return requested
+
+
+@contextmanager
+def _quiet_torch_workers_warning() -> Iterator[None]:
+    """Hide torch's duplicate of our worker-count warning (see ``num_workers``) while a DataLoader is built or
+    starts an iterator, the two places torch checks; other warnings pass."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_TORCH_WORKERS_WARNING, category=UserWarning)
+        yield
 
 
 def seed_worker(worker_id: int) -> None:
@@ -154,24 +201,26 @@ def collate_skipping_bad(samples: list[dict]) -> dict:
 
 
 def make_dataloader(dataset: Dataset, opt: argparse.Namespace, sampler: Sampler | None = None) -> DataLoader:
-    """DataLoader with the options' batch size and workers; a ``sampler`` (e.g. DistributedSampler) replaces
-    the shuffling of ``--serial_batches``. Samples are seeded one by one (see SeededSampler)."""
+    """DataLoader with the options' batch size and workers (``num_workers``: None = min(4, cores)); a ``sampler``
+    (e.g. DistributedSampler) replaces the shuffling of ``--serial_batches``. Samples are seeded one by one
+    (see SeededSampler)."""
     shuffle_generator = None
     if sampler is None and opt.serial_batches:
         sampler = SequentialSampler(dataset)
     elif sampler is None:
         shuffle_generator = torch.Generator()
         sampler = RandomSampler(dataset, generator=shuffle_generator)
-    workers = opt.num_threads
+    workers = num_workers(getattr(opt, "num_threads", None))
     # The loader draws its worker base seed from this generator rather than the global RNG, so that
     # starting an epoch consumes the global RNG the same way in a fresh process as with persistent workers.
     generator = torch.Generator().manual_seed(_draw_seed())
     seeded = SeededSampler(sampler, shuffle_generator)
     skip_bad = bool(getattr(opt, "max_bad_images", 0))
-    return DataLoader(SeededDataset(dataset, skip_bad), batch_size=opt.batch_size, sampler=seeded,
-                      num_workers=workers, drop_last=False, persistent_workers=workers > 0,
-                      pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker, generator=generator,
-                      collate_fn=collate_skipping_bad)
+    with _quiet_torch_workers_warning():
+        return DataLoader(SeededDataset(dataset, skip_bad), batch_size=opt.batch_size, sampler=seeded,
+                          num_workers=workers, drop_last=False, persistent_workers=workers > 0,
+                          pin_memory=torch.cuda.is_available(), worker_init_fn=seed_worker, generator=generator,
+                          collate_fn=collate_skipping_bad)
 
 
 def _original_message(err: DatasetError) -> str:
@@ -207,7 +256,9 @@ class DatasetLoader:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Starts the epoch at once: draws its seed from torch's global RNG now, not at the first batch."""
         self.dataloader.sampler.start_epoch()
-        return self._batches(iter(self.dataloader))
+        with _quiet_torch_workers_warning():
+            iterator = iter(self.dataloader)
+        return self._batches(iterator)
 
     @staticmethod
     def _batches(iterator: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -6,12 +6,14 @@ import argparse
 import math
 import pickle
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import DataLoader
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
@@ -530,3 +532,40 @@ def test_epoch_is_replayed_from_rng_state_whatever_the_workers(root: Path):
     batches = iter(fresh)  # the epoch's randomness is fixed here, whatever happens before the first batch
     torch.manual_seed(123)
     assert_same_batches(epoch_2, list(batches))
+
+
+# ------------------------------------------------------------------------------------------ worker count
+@pytest.mark.parametrize("cores, expected", [(1, 1), (2, 2), (3, 3), (16, 4)])
+def test_num_threads_not_given_is_four_capped_by_the_cores_silently(monkeypatch, cores, expected):
+    monkeypatch.setattr(data, "available_cores", lambda: cores)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert data.num_workers(None) == expected
+        assert data.num_workers(cores) == cores  # explicit, within the cores: kept, no warning
+
+
+def test_explicit_num_threads_above_the_cores_is_kept_with_one_warning_of_ours(monkeypatch):
+    monkeypatch.setattr(data, "available_cores", lambda: 2)
+    with pytest.warns(data.TooManyWorkersWarning) as caught:
+        assert data.num_workers(8) == 8
+    assert len(caught) == 1
+    assert "--num_threads 8" in str(caught[0].message) and "2 core(s)" in str(caught[0].message)
+
+
+def test_torch_duplicate_worker_warning_does_not_reach_the_user(root: Path, monkeypatch):
+    """Fake a one-core machine (ours and torch's count) and ask for 2 workers: only our warning, once, over
+    two epochs, though torch warns at DataLoader creation and at every new iterator."""
+    monkeypatch.setattr(data, "available_cores", lambda: 1)
+    monkeypatch.setattr(torch._utils, "cpu_count", lambda: 1)
+    with pytest.warns(UserWarning, match="suggested max number of worker"):  # the fake reaches torch's check
+        DataLoader(list(range(3)), num_workers=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loader = data.create_dataset(make_opt(root, num_threads=2))
+        assert loader.dataloader.num_workers == 2
+        for _ in range(2):
+            assert len(list(loader)) == 3
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "worker processes in total" in m], messages
+    ours = [w for w in caught if issubclass(w.category, data.TooManyWorkersWarning)]
+    assert len(ours) == 1 and "--num_threads 2" in str(ours[0].message)
