@@ -1,19 +1,20 @@
 """Score a test.py results folder: FID/KID, domain and shape scores, background preservation, instance fidelity.
 
-    python evaluate.py --results ./results/shapes_instagan/test_latest --dataroot ./datasets/shapes --ins_max 4
+    python evaluate.py --results ./results/shapes_instagan/test_latest
+    python evaluate.py --results ./results/shapes_instagan/test_latest --direction BtoA
 
 Reads, per input ``<stem>``, the input and translated images and the translated masks (one
 ``<stem>_<visual>_<k>.png`` per instance) that test.py writes, found through the roles in its
 ``visuals.json`` (``real_A_img``, ``fake_B_img``, ``fake_B_seg`` for InstaGAN), the input masks from
 ``<dataroot>/<phase><source>_seg`` and the real target images from ``<dataroot>/<phase><target>``.
-Pass the same ``--phase``, ``--direction``, ``--ins_max`` and ``--max_instances`` as to test.py. Prints a
+``--dataroot``, ``--phase``, ``--ins_max`` and ``--max_instances`` default to what test.py ran with. Prints a
 table and writes JSON (``--json``, default ``<results>/metrics.json``; an unchanged background gives
 ``background_psnr`` Infinity, as Python's json writes it; metrics that could not run are null, with the
 reason under ``skipped``).
 
-Input masks and translated masks are paired by slot: the model translates the input masks largest first
-(``select_instances``), and slot k of its output is the translation of slot k of that order. ``--match iou``
-pairs them by best total IoU instead.
+Input masks and translated masks are paired by the input mask file each translation came from (test.py names
+both ``<stem>_<visual>_<k>.png`` after the mask file ``<stem>_<k>.png``). ``--match iou`` pairs them by best
+total IoU instead.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from torch import nn
 
 from util import domain_classifier as dc
 from util import metrics
-from util.image_files import DatasetError, domain_letters, index_mask_files, list_image_files
-from util.results_manifest import read_roles
+from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files
+from util.results_manifest import read_manifest
 
 
 class EvaluationError(RuntimeError):
@@ -53,16 +54,25 @@ def find_image_dir(results_dir: str | Path, output_image: str) -> Path:
                           f"page folder test.py wrote (<results_dir>/<name>/<phase>_<epoch>)")
 
 
-def result_roles(results_dir: str | Path) -> dict[str, str]:
-    """Which saved visuals are the input and its translation (test.py's visuals.json)."""
+def results_manifest(results_dir: str | Path) -> dict:
+    """test.py's visuals.json: the roles of the saved visuals per direction, and the options it ran with."""
     try:
-        roles = read_roles(results_dir)
+        return read_manifest(results_dir)
     except ValueError as err:
         raise EvaluationError(str(err)) from None
+
+
+def result_roles(results_dir: str | Path, direction: str) -> dict[str, str]:
+    """Which saved visuals are the input and its translation in ``direction``."""
+    all_roles = results_manifest(results_dir)["roles"]
+    if direction not in all_roles:
+        raise EvaluationError(f"{results_dir} holds no {direction} translations (it has: {', '.join(all_roles)}); "
+                              f"pass --direction {next(iter(all_roles), 'AtoB')} or rerun test.py for {direction}")
+    roles = all_roles[direction]
     missing = [role for role in ("input_image", "output_image") if role not in roles]
     if missing:
-        raise EvaluationError(f"{results_dir}: visuals.json names no {missing[0]}; the model's result_roles must "
-                              f"declare input_image and output_image")
+        raise EvaluationError(f"{results_dir}: visuals.json names no {missing[0]} for {direction}; the model's "
+                              f"result_roles must declare input_image and output_image")
     return roles
 
 
@@ -78,11 +88,11 @@ def index_slot_files(image_dir: Path, visual: str) -> dict[str, dict[int, Path]]
 
 
 def read_translated_masks(files: dict[int, Path], size: tuple[int, int], ins_max: int) -> dict[int, np.ndarray]:
-    """Translated masks of one input by slot k."""
-    if files and max(files) >= ins_max:
-        raise EvaluationError(f"{files[max(files)]} is slot {max(files)} but --ins_max is {ins_max}: pass the "
-                              f"--ins_max that test.py ran with")
-    return {slot: metrics.read_mask(path, size) for slot, path in files.items()}
+    """Translated masks of one input by k, the number of the input mask file each one came from."""
+    if len(files) > ins_max:
+        raise EvaluationError(f"{len(files)} translated masks for {files[max(files)].name} but --ins_max is "
+                              f"{ins_max}: pass the --ins_max that test.py ran with (or leave it out)")
+    return {k: metrics.read_mask(path, size) for k, path in files.items()}
 
 
 class InputMasks:
@@ -101,17 +111,18 @@ class InputMasks:
         self.saved = index_slot_files(image_dir, saved_visual) if saved_visual else {}
         self.warned_aspect = False
 
-    def load(self, stem: str, size: tuple[int, int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """(all input masks, the ones the model translated in slot order)."""
+    def load(self, stem: str, size: tuple[int, int]) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+        """(all input masks, the ones the model translated by mask-file number k)."""
         saved = self.saved.get(stem)
-        if saved:  # test.py's own copy of the selected masks, already in slot order
-            masks = [metrics.read_mask(saved[k], size) for k in sorted(saved)]
-            return masks, masks[: self.ins_max]
+        if saved:  # test.py's own copy of the masks it translated, named by their mask file's k
+            masks = {k: metrics.read_mask(saved[k], size) for k in sorted(saved)}
+            return list(masks.values()), masks
         files = self.files.get(stem, [])[: self.max_instances]
         if files:
             self._check_aspect(files[0], size)
-        masks = [metrics.read_mask(path, size) for path in files]
-        return masks, metrics.order_like_model(masks, self.ins_max)
+        masks = {int(MASK_NAME.match(path.name)["k"]): metrics.read_mask(path, size) for path in files}
+        kept = metrics.order_like_model(list(masks.values()), self.ins_max)
+        return list(masks.values()), {k: mask for k, mask in masks.items() if any(mask is m for m in kept)}
 
     def _check_aspect(self, path: Path, size: tuple[int, int]) -> None:
         from PIL import Image
@@ -162,7 +173,7 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
     """All metrics of one results folder as a flat dict (see the module docstring for the inputs)."""
     start = time.perf_counter()
     dataroot = Path(dataroot)
-    roles = result_roles(results_dir)
+    roles = result_roles(results_dir, direction)
     fake_suffix, real_suffix = f"_{roles['output_image']}.png", f"_{roles['input_image']}.png"
     image_dir = find_image_dir(results_dir, roles["output_image"])
     source, target = domain_letters(argparse.Namespace(direction=direction))
@@ -271,12 +282,14 @@ def _json_ready(value: Any) -> Any:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", required=True, help="test.py page folder: <results_dir>/<name>/<phase>_<epoch>")
-    parser.add_argument("--dataroot", required=True, help="the dataset test.py translated")
-    parser.add_argument("--phase", default="test", help="split test.py ran on (source and real target images)")
-    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="as given to test.py")
+    parser.add_argument("--dataroot", default=None, help="the dataset test.py translated (default: as test.py ran)")
+    parser.add_argument("--phase", default=None, help="split test.py ran on (default: as test.py ran, else test)")
+    parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                        help="which translation to score: folder A -> B or B -> A")
     parser.add_argument("--json", default=None, help="where to write the metrics (default <results>/metrics.json)")
-    parser.add_argument("--ins_max", type=int, default=4, help="as given to test.py (its default is 4)")
-    parser.add_argument("--max_instances", type=int, default=20, help="as given to test.py (masks read per image)")
+    parser.add_argument("--ins_max", type=int, default=None, help="default: as test.py ran (else 4)")
+    parser.add_argument("--max_instances", type=int, default=None,
+                        help="masks read per image; default: as test.py ran (else 20)")
     parser.add_argument("--match", default="slot", choices=["slot", "iou"],
                         help="pair input and translated masks by slot (the model's order) or by best IoU")
     parser.add_argument("--inception_weights", default=None,
@@ -292,11 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What evaluate.py assumes for results folders without recorded options (written before test.py recorded them).
+FALLBACK_OPTIONS = {"phase": "test", "ins_max": 4, "max_instances": 20}
+
+
+def fill_from_test_run(args: argparse.Namespace) -> argparse.Namespace:
+    """Options not given take the values test.py recorded in visuals.json, so evaluate.py needs only --results."""
+    recorded = results_manifest(args.results)["options"]
+    for name in ("dataroot", "phase", "ins_max", "max_instances"):
+        if getattr(args, name) is None:
+            setattr(args, name, recorded.get(name, FALLBACK_OPTIONS.get(name)))
+    if args.dataroot is None:
+        raise EvaluationError(f"{args.results} records no dataroot (an older test.py run): pass --dataroot")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(max(args.threads, 1))
     settings = dc.ClassifierSettings(size=args.classifier_size, steps=args.classifier_steps)
     try:
+        args = fill_from_test_run(args)
         result = evaluate_results(
             args.results, args.dataroot, args.phase, args.direction, ins_max=args.ins_max,
             max_instances=args.max_instances, match=args.match, inception_weights=args.inception_weights,

@@ -4,8 +4,11 @@ A model declares what it has and what it minimises; this class does the rest:
 
 - ``model_names``: networks, as attributes ``net<name>``; saved, loaded and compiled here.
 - ``visual_names``: ``{name: IMAGE or MASKS}``, the tensors shown on the dashboard and the result pages.
-- ``result_roles``: which visuals evaluation compares: ``input_image`` and ``output_image`` (the translation),
-  and for mask models ``input_masks`` and ``output_masks`` (test.py writes them to ``visuals.json``).
+- ``result_roles``: per translation direction it supports at test time (``AtoB``: folder A -> B, ``BtoA``),
+  which visuals evaluation compares: ``input_image`` and ``output_image`` (the translation), and for mask
+  models ``input_masks`` and ``output_masks`` (test.py writes them to ``visuals.json``). A mask model may
+  fill ``instance_ids[visual]`` with each slot's mask-file number k, so per-instance files are named after
+  the input mask ``<name>_<k>.png`` they came from.
 - ``loss_names``: the losses it reports.
 - ``optimizers``: the optimisers it built (a list, as in CycleGAN).
 - ``set_input(batch)`` and ``forward()`` (test-time translation, run without gradients by ``test()``).
@@ -87,7 +90,8 @@ class BaseModel(ABC):
         self.loss_names: list[str] = []
         self.model_names: list[str] = []
         self.visual_names: dict[str, str] = {}
-        self.result_roles: dict[str, str] = {}
+        self.result_roles: dict[str, dict[str, str]] = {}
+        self.instance_ids: dict[str, Tensor] = {}
         self.optimizers: list[torch.optim.Optimizer] = []
         self.schedulers: list[Any] = []
         self.image_paths: list[str] = []
@@ -134,9 +138,11 @@ class BaseModel(ABC):
         missing = [name for name in self.model_names if not hasattr(self, f"net{name}")]
         if missing:
             raise ModelContractError(f"{model}: model_names lists {missing} but there is no net{missing[0]}")
-        unknown = {role: name for role, name in self.result_roles.items() if name not in self.visual_names}
-        if unknown:
-            raise ModelContractError(f"{model}.result_roles {unknown} name visuals not in visual_names")
+        for direction, roles in self.result_roles.items():
+            unknown = {role: name for role, name in roles.items() if name not in self.visual_names}
+            if direction not in ("AtoB", "BtoA") or unknown or not {"input_image", "output_image"} <= set(roles):
+                raise ModelContractError(f"{model}.result_roles[{direction!r}] = {roles}: keys must be AtoB/BtoA, "
+                                         f"each with input_image and output_image naming declared visuals")
         if self.isTrain and not self.optimizers:
             raise ModelContractError(f"{model}: no optimiser in self.optimizers; training needs at least one")
 
@@ -184,6 +190,10 @@ class BaseModel(ABC):
         if update.losses:
             scaler.scale(sum(update.losses.values())).backward(inputs=params)
         distributed.average_gradients(params)
+        if getattr(self.opt, "step_idle_params", False):
+            for param in params:   # PyTorch < 2's zero_grad() left zeros, so Adam's momentum moved idle weights
+                if param.grad is None:
+                    param.grad = torch.zeros_like(param)
         if any(p.grad is not None for p in params):
             scaler.step(optimizer)
             scaler.update()
@@ -240,6 +250,12 @@ class BaseModel(ABC):
             self.forward()
 
     # ------------------------------------------------------------------ reporting
+    def clear_visuals(self) -> None:
+        """Forget the previous input's visuals (a test pass over folder B must not show folder A's)."""
+        for name in self.visual_names:
+            self.__dict__.pop(name, None)
+        self.instance_ids = {}
+
     def get_current_visuals(self) -> OrderedDict:
         """``{name: tensor}`` of the declared visuals that exist now (``visual_names`` says their kinds)."""
         return OrderedDict((name, getattr(self, name)) for name in self.visual_names if hasattr(self, name))
@@ -357,6 +373,22 @@ class TwoDomainGANModel(BaseModel):
         self.optimizer_D = torch.optim.Adam(
             itertools.chain(self.netD_A.parameters(), self.netD_B.parameters()), lr=opt.lr, betas=betas)
         self.optimizers = [self.optimizer_G, self.optimizer_D]
+
+    def test_generators(self, src: str) -> tuple[nn.Module, nn.Module]:
+        """(translating, reconstructing) generator for test inputs of folder ``src``. G_A learned the training's
+        source side: folder A after ``--direction AtoB``, folder B after ``BtoA`` (``opt.train_direction``)."""
+        a_side = "A" if self.has_B or getattr(self.opt, "train_direction", "AtoB") == "AtoB" else "B"
+        return (self.netG_A, self.netG_B) if src == a_side else (self.netG_B, self.netG_A)
+
+    @staticmethod
+    def both_directions_roles(with_masks: bool) -> dict[str, dict[str, str]]:
+        """Result roles of a model translating either folder: ``real_A_img -> fake_B_img`` and back."""
+        roles = {}
+        for src, dst in (("A", "B"), ("B", "A")):
+            roles[f"{src}to{dst}"] = {"input_image": f"real_{src}_img", "output_image": f"fake_{dst}_img"}
+            if with_masks:
+                roles[f"{src}to{dst}"].update(input_masks=f"real_{src}_seg", output_masks=f"fake_{dst}_seg")
+        return roles
 
     def extra_state(self) -> dict:
         return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}

@@ -15,20 +15,30 @@ from torch.nn import functional as F
 from . import networks
 from .base_model import IMAGE, TwoDomainGANModel, Update
 
+# upstream: the CycleGAN code base; authors: how the InstaGAN authors ran their CycleGAN baseline.
+VARIANTS = {"upstream": {"lambda_idt": 0.5, "spectral_norm_D": False},
+            "authors": {"lambda_idt": 1.0, "spectral_norm_D": True}}
+
 
 class CycleGanModel(TwoDomainGANModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        parser.set_defaults(dataset_mode="unaligned" if is_train else "single_seg")
+        parser.set_defaults(dataset_mode="unaligned" if is_train else "single")
         if is_train:
             g = parser.add_argument_group("cyclegan")
             g.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
             g.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B -> A -> B")
-            g.add_argument("--lambda_idt", type=float, default=0.5, help="identity weight, times lambda_A/B")
+            g.add_argument("--variant", default="upstream", choices=list(VARIANTS),
+                           help="upstream: Zhu et al.'s CycleGAN (identity weight 0.5, plain PatchGAN D); authors: "
+                                "the InstaGAN authors' CycleGAN runs (identity weight 1.0, spectrally normalised D)")
+            g.add_argument("--lambda_idt", type=float, default=None,
+                           help="identity weight, times lambda_A/B (default: 0.5 upstream, 1.0 authors)")
         return parser
 
     @staticmethod
     def validate_options(opt: argparse.Namespace) -> None:
+        if getattr(opt, "isTrain", False) and opt.lambda_idt is None:
+            opt.lambda_idt = VARIANTS[opt.variant]["lambda_idt"]
         for name in ("lambda_A", "lambda_B", "lambda_idt"):
             if getattr(opt, name, 0) < 0:
                 raise ValueError(f"--{name} must not be negative (got {getattr(opt, name)})")
@@ -38,7 +48,7 @@ class CycleGanModel(TwoDomainGANModel):
         self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
         self.visual_names = {name: IMAGE for name in ("real_A_img", "fake_B_img", "rec_A_img", "real_B_img",
                                                       "fake_A_img", "rec_B_img")}
-        self.result_roles = {"input_image": "real_A_img", "output_image": "fake_B_img"}
+        self.result_roles = self.both_directions_roles(with_masks=False)
         self.build_networks(self._make_generator, self._make_discriminator)
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
@@ -49,23 +59,26 @@ class CycleGanModel(TwoDomainGANModel):
     def _make_discriminator(self, input_nc: int) -> torch.nn.Module:
         opt = self.opt
         return networks.define_D("patch", input_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
-                                 opt.init_gain, spectral_norm=False, init_D="same_as_G")
+                                 opt.init_gain, spectral_norm=VARIANTS[opt.variant]["spectral_norm_D"],
+                                 init_D="same_as_G")
 
     def set_input(self, batch: dict) -> None:
-        self.real_A_img = self.to_device(batch["A"])
+        """Training: both domains (``A``, ``B``). Testing (``single``): one folder, named by ``batch["domain"]``."""
+        self.clear_visuals()
         self.image_paths = batch["A_paths"]
         self.has_B = "B" in batch
+        self.source = "A" if self.has_B else batch.get("domain", ["A"])[0]
+        setattr(self, f"real_{self.source}_img", self.to_device(batch["A"]))
         if self.has_B:
             self.real_B_img = self.to_device(batch["B"])
 
     def forward(self) -> None:
-        reverse = not self.has_B and self.opt.direction == "BtoA"
-        forward_G, backward_G = (self.netG_B, self.netG_A) if reverse else (self.netG_A, self.netG_B)
-        self.fake_B_img = forward_G(self.real_A_img)
-        self.rec_A_img = backward_G(self.fake_B_img)
-        if self.has_B:
-            self.fake_A_img = self.netG_B(self.real_B_img)
-            self.rec_B_img = self.netG_A(self.fake_A_img)
+        for src in ("A", "B") if self.has_B else (self.source,):
+            dst = "B" if src == "A" else "A"
+            forward_G, backward_G = self.test_generators(src)
+            fake = forward_G(getattr(self, f"real_{src}_img"))
+            setattr(self, f"fake_{dst}_img", fake)
+            setattr(self, f"rec_{src}_img", backward_G(fake))
 
     def training_updates(self) -> Iterator[Update]:
         """One G update on both directions' losses, then one D update on the pooled fakes."""

@@ -1,4 +1,4 @@
-"""InstaGAN: instance-aware unpaired translation with sequential mini-batch training (SPEC sections 2-5).
+"""InstaGAN: instance-aware unpaired translation with sequential mini-batch training (docs/method.md).
 
 Naming follows CycleGAN: G_A maps A -> B and D_A judges domain B; G_B maps B -> A and D_B judges A.
 Each data batch is translated in groups of ``ins_per`` instances (``ins_max / ins_per`` steps), with one
@@ -21,18 +21,38 @@ from .base_model import IMAGE, MASKS, TwoDomainGANModel, Update
 from .losses import context_preserving_loss, reconstruction_loss
 
 
-def select_instances(masks: Tensor, ins_max: int, order: str) -> Tensor:
-    """Keep at most ``ins_max`` instances per sample, largest first or shuffled; empty slots last (-1)."""
-    batch, slots, height, width = masks.shape
+def select_instances(masks: Tensor, ins_max: int, order: str) -> tuple[Tensor, Tensor]:
+    """Keep the ``ins_max`` largest instances of each sample, largest first (``decreasing``) or in a random
+    order (``random``, as the authors' code: the same largest instances, shuffled); empty slots last (-1).
+
+    Returns the kept masks (B, ins_max, H, W) and, per kept slot, the input slot it came from (-1 when empty).
+    """
+    batch, _, height, width = masks.shape
     present = networks.instance_presence(masks)
-    key = (masks + 1).sum((2, 3)) if order == "decreasing" else torch.rand(batch, slots).to(masks.device)
-    key = key.masked_fill(~present, float("-inf"))
-    index = key.argsort(dim=1, descending=True, stable=True)[:, :ins_max]
+    area = (masks + 1).sum((2, 3)).masked_fill(~present, float("-inf"))
+    index = area.argsort(dim=1, descending=True, stable=True)[:, :ins_max]
+    kept_present = torch.gather(present, 1, index)
+    if order == "random":
+        shuffle = torch.rand(index.shape).to(masks.device).masked_fill(~kept_present, float("-inf"))
+        permutation = shuffle.argsort(dim=1, descending=True, stable=True)
+        index, kept_present = torch.gather(index, 1, permutation), torch.gather(kept_present, 1, permutation)
     kept = torch.gather(masks, 1, index[:, :, None, None].expand(-1, -1, height, width))
+    kept = kept.masked_fill(~kept_present[:, :, None, None], -1.0)
+    index = index.masked_fill(~kept_present, -1)
     if kept.shape[1] < ins_max:
-        padding = kept.new_full((batch, ins_max - kept.shape[1], height, width), -1.0)
-        kept = torch.cat([kept, padding], 1)
-    return kept
+        missing = ins_max - kept.shape[1]
+        kept = torch.cat([kept, kept.new_full((batch, missing, height, width), -1.0)], 1)
+        index = torch.cat([index, index.new_full((batch, missing), -1)], 1)
+    return kept, index
+
+
+def instance_ids(index: Tensor, slot_ids: Tensor | None) -> Tensor:
+    """The mask-file number k (``<name>_<k>.png``) of each kept slot, -1 for empty slots; without the
+    dataset's ids (``<X>_seg_ids``) the input slot number stands in."""
+    if slot_ids is None:
+        return index.clone()
+    ids = torch.gather(slot_ids.to(index.device), 1, index.clamp(min=0))
+    return ids.masked_fill(index < 0, -1)
 
 
 def instance_groups(num_slots: int, ins_per: int) -> list[slice]:
@@ -116,8 +136,7 @@ class InstaGanModel(TwoDomainGANModel):
             "real_A_img": IMAGE, "real_A_seg": MASKS, "fake_B_img": IMAGE, "fake_B_seg": MASKS,
             "rec_A_img": IMAGE, "rec_A_seg": MASKS, "real_B_img": IMAGE, "real_B_seg": MASKS,
             "fake_A_img": IMAGE, "fake_A_seg": MASKS, "rec_B_img": IMAGE, "rec_B_seg": MASKS}
-        self.result_roles = {"input_image": "real_A_img", "input_masks": "real_A_seg",
-                             "output_image": "fake_B_img", "output_masks": "fake_B_seg"}
+        self.result_roles = self.both_directions_roles(with_masks=True)
         self.build_networks(self._make_generator, self._make_discriminator)
         self.num_G_updates = 0
         self.with_reconstructions = self.isTrain or getattr(opt, "save_reconstructions", False)
@@ -134,35 +153,43 @@ class InstaGanModel(TwoDomainGANModel):
 
     # ------------------------------------------------------------------ input
     def set_input(self, batch: dict) -> None:
+        """Training (``unaligned_seg``): both domains, keys ``A``/``B``. Testing (``single_seg``): one folder,
+        named by ``batch["domain"]``, so its visuals are ``real_B_img``, ``fake_A_img``, ... for folder B."""
+        self.clear_visuals()
         select = self.opt.set_order if self.isTrain else "decreasing"
-        self.real_A_img = self.to_device(batch["A"])
-        self.real_A_seg = select_instances(self.to_device(batch["A_seg"]), self.opt.ins_max, select)
         self.image_paths = batch["A_paths"]
         self.has_B = "B" in batch
+        self.source = "A" if self.has_B else batch.get("domain", ["A"])[0]
+        self._load_domain(self.source, batch, "A", select)
         if self.has_B:
-            self.real_B_img = self.to_device(batch["B"])
-            self.real_B_seg = select_instances(self.to_device(batch["B_seg"]), self.opt.ins_max, select)
+            self._load_domain("B", batch, "B", select)
+
+    def _load_domain(self, letter: str, batch: dict, key: str, select: str) -> None:
+        masks, index = select_instances(self.to_device(batch[f"{key}_seg"]), self.opt.ins_max, select)
+        setattr(self, f"real_{letter}_img", self.to_device(batch[key]))
+        setattr(self, f"real_{letter}_seg", masks)
+        self.instance_ids[f"real_{letter}_seg"] = instance_ids(index, batch.get(f"{key}_seg_ids"))
 
     # ------------------------------------------------------------------ test-time translation
     def forward(self) -> None:
-        """Translate every instance sequentially without gradients (test.py). With one domain loaded
-        (``single_seg``), ``--direction BtoA`` means the loaded images are translated by G_B."""
+        """Translate every instance sequentially without gradients (test.py), in each loaded domain."""
         ins_per = self.opt.ins_per
-        reverse = not self.has_B and self.opt.direction == "BtoA"
-        forward_G, backward_G = (self.netG_B, self.netG_A) if reverse else (self.netG_A, self.netG_B)
-        self.fake_B_img, self.fake_B_seg = translate_sequential(forward_G, self.real_A_img, self.real_A_seg, ins_per)
-        if self.with_reconstructions:
-            self.rec_A_img, self.rec_A_seg = translate_sequential(backward_G, self.fake_B_img, self.fake_B_seg, ins_per)
-        if self.has_B:
-            self.fake_A_img, self.fake_A_seg = translate_sequential(self.netG_B, self.real_B_img, self.real_B_seg,
-                                                                    ins_per)
+        for src in ("A", "B") if self.has_B else (self.source,):
+            dst = "B" if src == "A" else "A"
+            forward_G, backward_G = self.test_generators(src)
+            image, masks = getattr(self, f"real_{src}_img"), getattr(self, f"real_{src}_seg")
+            fake_image, fake_masks = translate_sequential(forward_G, image, masks, ins_per)
+            setattr(self, f"fake_{dst}_img", fake_image)
+            setattr(self, f"fake_{dst}_seg", fake_masks)
+            self.instance_ids[f"fake_{dst}_seg"] = self.instance_ids[f"real_{src}_seg"]
             if self.with_reconstructions:
-                self.rec_B_img, self.rec_B_seg = translate_sequential(self.netG_A, self.fake_A_img, self.fake_A_seg,
-                                                                      ins_per)
+                rec_image, rec_masks = translate_sequential(backward_G, fake_image, fake_masks, ins_per)
+                setattr(self, f"rec_{src}_img", rec_image)
+                setattr(self, f"rec_{src}_seg", rec_masks)
 
     # ------------------------------------------------------------------ training
     def training_updates(self) -> Iterator[Update]:
-        """Sequential mini-batch (SPEC section 5): per instance group, translate both directions, update G on
+        """Sequential mini-batch (docs/method.md): per instance group, translate both directions, update G on
         their losses, then D; the translated image and masks carry over to the next group."""
         directions = [self._start_direction("A", self.real_A_img, self.real_A_seg),
                       self._start_direction("B", self.real_B_img, self.real_B_seg)]

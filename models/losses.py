@@ -1,4 +1,4 @@
-"""Losses of InstaGAN (SPEC section 4) as small modules and functions."""
+"""Losses of InstaGAN (docs/method.md, "Losses") as small modules and functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Networks: the InstaGAN set generator and set discriminator (SPEC sections 2, 3, 8) and the CycleGAN baselines.
+"""Networks: the InstaGAN set generator and set discriminator (docs/method.md) and the CycleGAN baselines.
 
 Module names and ``nn.Sequential`` indices follow the authors' implementation, so with instance norm the
 state-dict keys of :class:`SetResnetGenerator` equal theirs and those of :class:`SetPatchDiscriminator` differ
@@ -353,7 +353,7 @@ def define_D(net_name: str = "set_patch", input_nc: int = 3, ndf: int = 64, n_la
     """Build a discriminator on the CPU: ``set_patch`` (InstaGAN) or ``patch`` (CycleGAN PatchGAN).
 
     ``init_D="pytorch"`` keeps PyTorch's default layer initialisation, which is what the authors' discriminator
-    effectively had (their spectral-norm wrapper hid its weights from the N(0, 0.02) initialiser, SPEC section 3);
+    effectively had (their spectral-norm wrapper hid its weights from the N(0, 0.02) initialiser, see docs/method.md);
     ``init_D="same_as_G"`` applies ``init_type`` / ``init_gain`` as for the generators.
     """
     if init_D not in INIT_D_CHOICES:

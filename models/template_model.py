@@ -23,7 +23,7 @@ from .losses import GANLoss
 class TemplateModel(BaseModel):
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
-        parser.set_defaults(dataset_mode="unaligned" if is_train else "single_seg")
+        parser.set_defaults(dataset_mode="unaligned" if is_train else "single")
         if is_train:
             parser.add_argument("--lambda_l1", type=float, default=10.0, help="weight of |G(a) - a|_1")
         return parser
@@ -32,7 +32,8 @@ class TemplateModel(BaseModel):
         super().__init__(opt)
         self.model_names = ["G", "D"] if self.isTrain else ["G"]
         self.visual_names = {"real_A": IMAGE, "fake_B": IMAGE, "real_B": IMAGE}
-        self.result_roles = {"input_image": "real_A", "output_image": "fake_B"}
+        # G translates the training's source folder only (folder B after --direction BtoA)
+        self.result_roles = {getattr(opt, "train_direction", "AtoB"): {"input_image": "real_A", "output_image": "fake_B"}}
         self.loss_names = ["G_gan", "G_l1", "D"]
         self.netG = networks.define_G("resnet", opt.input_nc, opt.output_nc, opt.ngf, opt.n_blocks_G, opt.norm,
                                       opt.init_type, opt.init_gain).to(self.device)

@@ -52,13 +52,30 @@ def test_select_instances_keeps_largest_first_and_pads():
     masks[0, 1, :2, :2] = 1   # area 4
     masks[0, 3, :4, :4] = 1   # area 16
     masks[0, 4, :3, :3] = 1   # area 9
-    kept = select_instances(masks, 4, "decreasing")
+    kept, index = select_instances(masks, 4, "decreasing")
     areas = ((kept + 1) / 2).sum((2, 3))[0].tolist()
     assert areas == [16, 9, 4, 0]
+    assert index[0].tolist() == [3, 4, 1, -1]
     assert torch.all(kept[0, 3] == -1)
-    shuffled = select_instances(masks, 2, "random")
-    assert shuffled.shape == (1, 2, 8, 8) and bool((shuffled > -1).flatten(1).any(1).all())
 
+
+def test_random_order_shuffles_the_largest_instances_and_never_picks_smaller_ones():
+    """As the authors' code: the ins_max largest instances, in a random order (not a random subset)."""
+    masks = torch.full((1, 6, 12, 12), -1.0)
+    for slot, side in enumerate([2, 6, 3, 5, 4, 1]):   # areas 4, 36, 9, 25, 16, 1
+        masks[0, slot, :side, :side] = 1
+    orders = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        kept, index = select_instances(masks, 3, "random")
+        assert sorted(index[0].tolist()) == [1, 3, 4], "random order must keep the three largest"
+        assert torch.equal(kept[0], masks[0, index[0]])
+        orders.add(tuple(index[0].tolist()))
+    assert len(orders) == 6, "all orders of the kept instances should occur"
+    few = torch.full((1, 4, 8, 8), -1.0)
+    few[0, 2, :2, :2] = 1
+    kept, index = select_instances(few, 3, "random")
+    assert index[0].tolist() == [2, -1, -1] and torch.all(kept[0, 1:] == -1)
 
 def test_context_loss_is_zero_when_background_agrees_and_positive_when_it_changes():
     image = torch.rand(2, 3, 16, 16) * 2 - 1
@@ -161,7 +178,7 @@ def test_test_time_translation_handles_more_instances_than_training(tmp_path):
 def test_one_group_sequential_equals_one_generator_call(tmp_path):
     model = create_model(make_opt(tmp_path))
     model.netG_A.eval()
-    masks = select_instances(masks_with_counts([3, 1]), 4, "decreasing")
+    masks, _ = select_instances(masks_with_counts([3, 1]), 4, "decreasing")
     image = torch.rand(2, 3, SIZE, SIZE) * 2 - 1
     with torch.no_grad():
         direct = model.netG_A(image, masks)
@@ -373,3 +390,86 @@ def test_the_template_model_in_the_docs_is_the_file():
     doc = (root / "docs" / "writing_a_model.md").read_text()
     block = doc.split("```python\n", 1)[1].split("```", 1)[0]
     assert block == (root / "models" / "template_model.py").read_text()
+
+
+# ---------------------------------------------------------------------- test-time directions and instance ids
+def single_batch(domain: str, counts: list[int], seg_ids: torch.Tensor | None = None) -> dict:
+    """What single_seg yields for folder ``domain`` (keys named A: the domain being translated)."""
+    batch = {key.replace(domain, "A") if key.startswith(domain) else key: value
+             for key, value in make_batch(counts, counts).items() if key.startswith(domain)}
+    batch["domain"] = [domain] * len(counts)
+    if seg_ids is not None:
+        batch["A_seg_ids"] = seg_ids
+    return batch
+
+
+@pytest.mark.parametrize(("train_direction", "folder", "expected"),
+                         [("AtoB", "A", "G_A"), ("AtoB", "B", "G_B"), ("BtoA", "B", "G_A"), ("BtoA", "A", "G_B")])
+def test_test_time_uses_the_generator_trained_for_that_folder(tmp_path, train_direction, folder, expected):
+    """G_A learned the training's source folder: folder B when trained with --direction BtoA."""
+    opt = make_opt(tmp_path, "--ins_max 4", train=False)
+    opt.train_direction = train_direction
+    model = create_model(opt)
+    calls = {name: record_calls(net) for name, net in (("G_A", model.netG_A), ("G_B", model.netG_B))}
+    model.set_input(single_batch(folder, [2]))
+    model.test()
+    assert calls[expected] and not calls["G_B" if expected == "G_A" else "G_A"]
+    other = "B" if folder == "A" else "A"
+    visuals = model.get_current_visuals()
+    assert {f"real_{folder}_img", f"fake_{other}_img", f"fake_{other}_seg"} <= set(visuals)
+    assert not any(name.startswith((f"real_{other}", f"fake_{folder}")) for name in visuals)
+
+
+def test_a_second_test_pass_shows_only_its_own_folders_visuals(tmp_path):
+    model = create_model(make_opt(tmp_path, "--ins_max 4", train=False))
+    model.set_input(single_batch("A", [1]))
+    model.test()
+    model.set_input(single_batch("B", [1]))
+    model.test()
+    assert set(model.get_current_visuals()) == {"real_B_img", "real_B_seg", "fake_A_img", "fake_A_seg"}
+
+
+def test_translated_masks_carry_the_number_of_the_mask_file_they_came_from(tmp_path):
+    model = create_model(make_opt(tmp_path, "--ins_max 4", train=False))
+    masks = torch.full((1, 20, SIZE, SIZE), -1.0)
+    masks[0, 0, :3, :3] = 1     # file _0: small
+    masks[0, 1, :9, :9] = 1     # file _2: large
+    masks[0, 2, 10:16, :6] = 1  # file _5: medium
+    ids = torch.tensor([[0, 2, 5] + [-1] * 17])
+    batch = single_batch("A", [0], ids)
+    batch["A_seg"] = masks
+    model.set_input(batch)
+    model.test()
+    assert model.instance_ids["real_A_seg"][0].tolist() == [2, 5, 0, -1]   # largest first, named by file
+    assert torch.equal(model.instance_ids["fake_B_seg"], model.instance_ids["real_A_seg"])
+    assert torch.equal(model.real_A_seg[0, 0], masks[0, 1])
+
+
+def test_cycle_gan_variants_upstream_and_the_authors_runs(tmp_path):
+    def has_spectral_norm(net: torch.nn.Module) -> bool:
+        return any(parametrize.is_parametrized(m) or hasattr(m, "weight_orig") for m in net.modules())
+
+    upstream = create_model(make_opt(tmp_path, "--model cycle_gan"))
+    authors = create_model(make_opt(tmp_path, "--model cycle_gan --variant authors"))
+    explicit = create_model(make_opt(tmp_path, "--model cycle_gan --variant authors --lambda_idt 0.25"))
+    assert (upstream.opt.lambda_idt, authors.opt.lambda_idt, explicit.opt.lambda_idt) == (0.5, 1.0, 0.25)
+    assert not has_spectral_norm(upstream.netD_A) and has_spectral_norm(authors.netD_A)
+    assert not has_spectral_norm(authors.netG_A)
+
+
+@pytest.mark.parametrize("step_idle", [False, True])
+def test_an_idle_discriminator_moves_only_with_step_idle_params(tmp_path, step_idle):
+    """The authors' code (old PyTorch's zero_grad) let Adam's momentum move a D that had no loss in a step."""
+    from models.base_model import Update
+
+    model = create_model(make_opt(tmp_path, "--batch_size 2"))
+    model.opt.step_idle_params = step_idle
+    model.set_input(make_batch([2, 2], [2, 2]))
+    model.optimize_parameters()    # both Ds stepped once: Adam has momentum for them
+    before = snapshot(model)
+    loss = model.criterion_gan(model.netD_B(model.real_A_img, model.real_A_seg), True)
+    model.apply_update(Update(model.optimizer_D, {"D_B": loss}))   # D_A idle in this update
+    after = snapshot(model)
+    moved = any(not torch.equal(before[n], after[n]) for n in before if n.startswith("D_A."))
+    assert moved == step_idle
+    assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("D_B."))

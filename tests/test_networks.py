@@ -1,4 +1,4 @@
-"""Networks: SPEC sizes and layouts, set semantics (per-sample sums, permutations, empty slots), D depth,
+"""Networks: the documented sizes and layouts, set semantics (per-sample sums, permutations, empty slots), D depth,
 spectral norm and initialisation."""
 
 import pytest

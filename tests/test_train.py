@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+import evaluate
 import test as test_script
 import train
 from datasets.make_shapes_dataset import make_shapes_dataset
@@ -60,13 +61,26 @@ def test_train_moves_the_losses_and_test_writes_one_row_per_input(shapes, tmp_pa
     assert test_script.main(f"--dataroot {shapes} --checkpoints_dir {ck} --name run --results_dir {results} "
                             f"{TINY} --ins_max 4 --ins_per 2 --num_test 2".split()) == 0
     page = (results / "run" / "test_latest" / "index.html").read_text()
-    assert page.count("<tr") == 2
+    assert page.count("<tr") == 4   # both directions by default, as the authors' test
     images = results / "run" / "test_latest" / "images"
     assert any(images.glob("*_fake_B_seg_0.png")) and any(images.glob("*_real_A_seg_0.png"))
     manifest = json.loads((results / "run" / "test_latest" / "visuals.json").read_text())
-    assert manifest["roles"] == {"input_image": "real_A_img", "input_masks": "real_A_seg",
-                                 "output_image": "fake_B_img", "output_masks": "fake_B_seg"}
+    assert manifest["roles"]["AtoB"] == {"input_image": "real_A_img", "input_masks": "real_A_seg",
+                                         "output_image": "fake_B_img", "output_masks": "fake_B_seg"}
+    assert manifest["roles"]["BtoA"]["output_image"] == "fake_A_img"
     assert manifest["visuals"]["fake_B_seg"] == "masks" and manifest["visuals"]["fake_B_img"] == "image"
+    assert manifest["options"]["ins_max"] == 4 and manifest["options"]["dataroot"] == str(shapes)
+    # per-instance files are named after the input mask file they came from, not the area-sorted slot
+    for saved in images.glob("*_real_?_seg_*.png"):
+        stem, folder, k = re.match(r"(.+)_real_([AB])_seg_(\d+)\.png", saved.name).groups()
+        source = np.asarray(Image.open(shapes / f"test{folder}_seg" / f"{stem}_{k}.png")) > 127
+        assert (np.asarray(Image.open(saved)) > 127).tolist() == source.tolist(), saved.name
+    # evaluate.py needs only the results folder, for either direction
+    for direction in ("AtoB", "BtoA"):
+        assert evaluate.main(["--results", str(results / "run" / "test_latest"), "--direction", direction,
+                              "--no_fid", "--no_domain_score", "--no_shape_score"]) == 0
+        metrics = json.loads((results / "run" / "test_latest" / "metrics.json").read_text())
+        assert metrics["num_images"] == 2 and metrics["direction"] == direction
 
 
 def test_test_py_uses_training_statistics_of_batch_norm_only_with_eval(shapes, tmp_path, capsys):
@@ -138,3 +152,22 @@ def test_train_stops_before_any_work_on_a_broken_dataset(shapes, tmp_path, capsy
     err = capsys.readouterr().err
     assert victim.name in err and "python -m data.check" in err
     assert not (tmp_path / "ck" / "run" / "latest_net_G_A.pth").exists()
+
+
+def test_cycle_gan_trains_and_tests_on_a_folder_without_masks(tmp_path):
+    """A plain unpaired folder (no _seg): each model picks the dataset its data needs, at train and test time."""
+    rng = np.random.default_rng(0)
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (tmp_path / "plain" / folder).mkdir(parents=True)
+        for index in range(3):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                tmp_path / "plain" / folder / f"{folder}_{index}.jpg")
+    ck, results = tmp_path / "ck", tmp_path / "results"
+    tiny = "--load_size 32 --crop_size 32 --ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 2 --gpu_ids -1 --display_id 0"
+    assert train.main(f"--dataroot {tmp_path / 'plain'} --checkpoints_dir {ck} --name plain --model cycle_gan "
+                      f"{tiny} --max_steps 2 --num_threads 0".split()) == 0
+    # only the name: the model, its sizes and the folder come from train_opt.json
+    assert test_script.main(f"--checkpoints_dir {ck} --name plain --results_dir {results}".split()) == 0
+    images = results / "plain" / "test_latest" / "images"
+    assert len(list(images.glob("*_fake_B_img.png"))) == 3 and len(list(images.glob("*_fake_A_img.png"))) == 3
+    assert (images / "testB_0_fake_A_img.png").is_file()   # B rows are named after folder B's own files

@@ -110,15 +110,19 @@ def order_like_model(masks: list[np.ndarray], ins_max: int) -> list[np.ndarray]:
     return [present[index] for index in order[:ins_max]]
 
 
-def match_instances(inputs: list[np.ndarray], outputs: dict[int, np.ndarray], how: str = "slot") -> list[float]:
+def match_instances(inputs: dict[int, np.ndarray] | list[np.ndarray], outputs: dict[int, np.ndarray],
+                    how: str = "slot") -> list[float]:
     """IoU of each input mask with its translated mask (0 when it has none).
 
-    ``slot``: input slot k (model order) pairs with translated slot k, the model's own correspondence.
+    ``slot``: input k pairs with translated k, the model's own correspondence (k: the input mask file's
+    number, as test.py names both; a list of inputs is numbered 0, 1, ...).
     ``iou``: the one-to-one pairing with the largest total IoU, which forgives a slot order that
     differs from the model's (e.g. near-equal areas that resizing reordered).
     """
+    if isinstance(inputs, list):
+        inputs = dict(enumerate(inputs))
     if how == "slot":
-        return [mask_iou(mask, outputs[k]) if k in outputs else 0.0 for k, mask in enumerate(inputs)]
+        return [mask_iou(mask, outputs[k]) if k in outputs else 0.0 for k, mask in inputs.items()]
     if how != "iou":
         raise ValueError(f"match must be 'slot' or 'iou', got {how!r}")
     translated = list(outputs.values())
@@ -126,7 +130,7 @@ def match_instances(inputs: list[np.ndarray], outputs: dict[int, np.ndarray], ho
         return [0.0] * len(inputs)
     from scipy.optimize import linear_sum_assignment  # only this matching mode needs scipy
 
-    table = np.array([[mask_iou(a, b) for b in translated] for a in inputs])
+    table = np.array([[mask_iou(a, b) for b in translated] for a in inputs.values()])
     rows, cols = linear_sum_assignment(table, maximize=True)
     ious = [0.0] * len(inputs)
     for row, col in zip(rows, cols, strict=True):
@@ -143,8 +147,9 @@ class InstanceFidelity:
     count_kept: int = 0
     empty_translated: int = 0
 
-    def add_image(self, inputs: list[np.ndarray], outputs: dict[int, np.ndarray], how: str = "slot") -> None:
-        """``inputs``: the translated input masks in model order; ``outputs``: translated masks by slot."""
+    def add_image(self, inputs: dict[int, np.ndarray] | list[np.ndarray], outputs: dict[int, np.ndarray],
+                  how: str = "slot") -> None:
+        """``inputs``: the input masks the model translated, by k; ``outputs``: translated masks by k."""
         non_empty = {slot: mask for slot, mask in outputs.items() if mask.any()}
         self.ious.extend(match_instances(inputs, non_empty, how))
         self.images += 1

@@ -35,13 +35,14 @@ def _image_stem(image_path: str | Path | Sequence[str | Path]) -> str:
 
 def save_images(webpage: HTML, visuals: dict[str, Tensor], kinds: dict[str, str],
                 image_path: str | Path | Sequence[str | Path], aspect_ratio: float = 1.0, width: int = 256,
-                per_instance: Sequence[str] = ()) -> None:
+                per_instance: dict[str, Tensor | None] | Sequence[str] = ()) -> None:
     """Save the visuals of one input as ``<stem>_<visual>.png`` and add them to the page as one row.
 
     ``kinds`` says which visuals are images and which mask sets (the model's ``visual_names``). Every
     non-empty slot of the mask visuals named in ``per_instance`` is also saved as a grey
-    ``<stem>_<visual>_<k>.png`` (k = the instance slot, the same slot in input and translation) so
-    evaluation tools can pair each input instance with its translation exactly.
+    ``<stem>_<visual>_<k>.png``, k being the slot's id in ``per_instance[visual]`` (the number of the input
+    mask file ``<stem>_<k>.png`` it came from; the slot number when the ids are None), so evaluation tools
+    pair each input instance with its translation, and with its mask file, exactly.
     """
     image_dir = webpage.get_image_dir()
     page_relative = Path(os.path.relpath(image_dir, webpage.web_dir)).as_posix()
@@ -56,9 +57,11 @@ def save_images(webpage: HTML, visuals: dict[str, Tensor], kinds: dict[str, str]
         txts.append(name)
         links.append(f"{page_relative}/{file_name}")
         if name in per_instance and kinds[name] == MASKS:
+            ids = per_instance.get(name) if isinstance(per_instance, dict) else None
             for slot, mask in enumerate(sample):
-                if not is_empty_slot(mask):
-                    save_image(mask2im(mask), image_dir / f"{stem}_{name}_{slot}.png", aspect_ratio)
+                k = slot if ids is None else int(ids[slot])
+                if not is_empty_slot(mask) and k >= 0:
+                    save_image(mask2im(mask), image_dir / f"{stem}_{name}_{k}.png", aspect_ratio)
     webpage.add_images(ims, txts, links, width=width)
 
 
