@@ -263,7 +263,7 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     opt = options.parse(argv, save=False, show=distributed.is_main_process())
     check_resume_state(opt)
     if distributed.is_main_process():
-        save_options_text(opt, options.text)
+        save_options_text(opt, options.text, options.argv)
     return opt
 
 

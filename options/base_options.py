@@ -82,7 +82,9 @@ class BaseOptions:
                        help=f"dataset to use: {', '.join(data.available_datasets())}")
         g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"], help="translation direction")
         g.add_argument("--serial_batches", action="store_true", help="take images in order, B paired with A's index")
-        g.add_argument("--num_threads", type=int, default=4, help="data loading worker processes")
+        g.add_argument("--num_threads", type=int, default=None,
+                       help="data-loading worker processes (default: min(4, the cores this process may use)); "
+                            "more than the cores warns once")
         g.add_argument("--batch_size", type=int, default=1, help="images per batch (per process)")
         g.add_argument("--load_size", type=int, default=None, help="set --load_size_h and --load_size_w at once")
         g.add_argument("--crop_size", type=int, default=None, help="set --crop_size_h and --crop_size_w at once")
@@ -178,7 +180,7 @@ class BaseOptions:
                      "max_instances", "input_nc", "output_nc", "n_layers_D"):
             if getattr(opt, flag) < 1:
                 raise OptionsError(f"--{flag} must be at least 1 (got {getattr(opt, flag)})")
-        if opt.n_blocks_G < 0 or opt.num_threads < 0:
+        if opt.n_blocks_G < 0 or (opt.num_threads is not None and opt.num_threads < 0):
             raise OptionsError("--n_blocks_G and --num_threads must not be negative")
         if opt.preprocess in ("resize_and_crop", "crop"):
             for side in ("h", "w"):

@@ -40,6 +40,10 @@ class TrainOptions(BaseOptions):
                             "(0 = stop at the first)")
         g.add_argument("--skip_data_check", action="store_true",
                        help="do not run the fast dataset check (python -m data.check) at start-up")
+        g.add_argument("--step_idle_params", action="store_true",
+                       help="also step parameters that got no gradient in an update, with a zero gradient, as the "
+                            "authors' code did on PyTorch 0.4 (Adam's momentum keeps moving a discriminator with "
+                            "no instance left in its direction); off: they stay put (see docs/method.md)")
         g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1")
         g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2")
         g.add_argument("--lr", type=float, default=0.0002, help="initial learning rate of G and D")

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Settings measured to learn the most within a short CPU budget (see docs/shapes_benchmark.md). The main rows keep
 # the paper's instance norm; the *_batch_norm rows show the alternative (tested with --eval).
 NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
-TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --seed 0 --display_id 0 --print_freq 400"
+TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 --print_freq 400"
 INSTAGAN = "--ins_max 4 --ins_per 2"
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
@@ -42,6 +42,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_batch_norm": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan_batch_norm": ("cycle_gan", "batch", "--lambda_idt 1"),
     "instagan_ctx5": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 5"),
+    "instagan_step_idle": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --step_idle_params"),
 }
 DEFAULT_ROWS = list(ROWS)[:4]
 LABELS = {
@@ -52,13 +53,18 @@ LABELS = {
     "instagan_batch_norm": "InstaGAN, batch norm",
     "cyclegan_batch_norm": "CycleGAN, batch norm",
     "instagan_ctx5": "InstaGAN, context weight x5 (lambda_ctx 5)",
+    "instagan_step_idle": "InstaGAN, idle D stepped by momentum (--step_idle_params, as the authors' code)",
 }
 
 
 def run(command: str, log: Path) -> None:
+    """Run a recorded command (written with a plain ``python``, as the docs show it) with this interpreter."""
     print(f"$ {command}", flush=True)
+    argv = shlex.split(command)
+    if argv[0] == "python":
+        argv[0] = sys.executable
     with log.open("w") as handle:
-        subprocess.run(shlex.split(command), cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, check=True)
+        subprocess.run(argv, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, check=True)
 
 
 def commands(row: str, args: argparse.Namespace) -> tuple[str, str]:
@@ -67,9 +73,10 @@ def commands(row: str, args: argparse.Namespace) -> tuple[str, str]:
     common = (f"--dataroot {args.dataroot} --name shapes_{row} --model {model} --checkpoints_dir {args.workdir} "
               f"{size} {args.nets} --norm {norm}")
     ins = f" {INSTAGAN}" if model == "insta_gan" else ""
-    train = f"{sys.executable} train.py {common} {extra} {TRAIN} --max_minutes {args.minutes} --num_threads 1"
+    budget = f"--max_steps {args.steps}" if args.steps else f"--max_minutes {args.minutes}"
+    train = f"python train.py {common} {extra} {TRAIN} --seed {args.seed} {budget} --num_threads 1"
     # --eval: batch norm uses the statistics gathered in training (instance norm has none, so it is a no-op).
-    test = (f"{sys.executable} test.py {common}{ins} --eval --results_dir {args.workdir}/results "
+    test = (f"python test.py {common}{ins} --eval --direction AtoB --results_dir {args.workdir}/results "
             f"--num_test {args.num_test}")
     return train, test
 
@@ -158,7 +165,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "# Shapes benchmark: InstaGAN vs CycleGAN",
         "",
         (f"Built-in shapes data ({args.size}x{args.size}, ellipses -> rectangles, 1-3 objects per image), "
-         f"every model trained for the same wall-clock budget of {args.minutes} minutes on this machine, then "
+         f"every model trained for the same budget ({budget_text(args)}) on this machine, then "
          f"evaluated on {args.num_test} held-out test images with `evaluate.py` (FID/KID skipped: no Inception "
          f"weights offline). Metrics: domain score = fraction of translated images a classifier trained on real "
          f"A vs B calls B; shape score = the same for each translated mask; mean IoU between each input instance "
@@ -176,6 +183,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
         f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
         f"    python -m scripts.shapes_benchmark --minutes {args.minutes} --dataroot {args.dataroot}"
+        + (f" --steps {args.steps}" if args.steps else "") + (f" --seed {args.seed}" if args.seed else "")
         + ("" if args.nets == NETS else f" --nets '{args.nets}'")
         + ("" if args.rows == DEFAULT_ROWS else f" --rows {' '.join(args.rows)}"),
         "",
@@ -201,6 +209,10 @@ def kept_notes(out: Path) -> str:
     return "\n" + NOTES_MARKER + out.read_text().split(NOTES_MARKER, 1)[1]
 
 
+def budget_text(args: argparse.Namespace) -> str:
+    return f"{args.steps} steps" if args.steps else f"{args.minutes} minutes of wall-clock time"
+
+
 def machine() -> str:
     import os
 
@@ -212,6 +224,10 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="train every row for this many steps instead of --minutes (quality at equal steps, "
+                             "unaffected by machine load)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every row")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS,
                         help="rows to run (default: InstaGAN, CycleGAN and the paper's two ablations)")
     parser.add_argument("--size", type=int, default=64)
