@@ -1,4 +1,4 @@
-"""Check a dataset in the SPEC section 6 layout before training on it.
+"""Check a dataset in the layout of docs/method.md (section 5) before training on it.
 
     python -m data.check --dataroot ./datasets/shapes [--phase train test] [--max_instances 20] [--fast] [--json]
 

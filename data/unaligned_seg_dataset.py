@@ -1,4 +1,4 @@
-"""InstaGAN's training data: two unpaired domains, each image with its instance masks (SPEC section 6).
+"""InstaGAN's training data: two unpaired domains, each image with its instance masks .
 
     <dataroot>/<phase>A/<name>.png         images of domain A (.png .jpg .jpeg, any case)
     <dataroot>/<phase>A_seg/<name>_<k>.png its k-th instance mask, k = 0, 1, ...

@@ -1,6 +1,6 @@
 """Helpers shared by the dataset builders (generate_coco/mhp/ccp_dataset.py).
 
-Every builder writes the SPEC section 6 layout::
+Every builder writes the layout of docs/method.md (section 5)::
 
     <out>/<phase>A/<name>.png           RGB image of domain A
     <out>/<phase>A_seg/<name>_<k>.png   its k-th instance mask, 8-bit grey, 0 or 255

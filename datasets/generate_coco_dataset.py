@@ -2,7 +2,7 @@
 
 Domain A holds the images showing ``--cat1``, domain B those showing ``--cat2``; every annotation
 of the category becomes one instance mask (polygons and both RLE forms, decoded by pycocotools).
-Written layout (SPEC section 6), images always as PNG::
+Written layout , images always as PNG::
 
     <out>/<phase>A/<image stem>.png  <out>/<phase>A_seg/<image stem>_<k>.png  (same for B)
 

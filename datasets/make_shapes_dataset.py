@@ -1,7 +1,7 @@
 """Generate the built-in "shapes" dataset: ellipses (domain A) <-> rectangles (domain B).
 
 Every image holds a few non-overlapping objects on a pale, smooth procedural background; each object gets its
-own mask file, in the folder layout train.py and test.py read (SPEC section 6):
+own mask file, in the folder layout train.py and test.py read :
 
     <out>/<phase>A/<name>.png, <out>/<phase>A_seg/<name>_<k>.png, and the same for B.
 

@@ -1,4 +1,4 @@
-"""The dataset layout on disk (SPEC section 6): which files are images, where masks are and how they are named.
+"""The dataset layout on disk : which files are images, where masks are and how they are named.
 
 Images live flat in ``<dataroot>/<phase>A``; the k-th mask of image ``<stem>.<ext>`` is
 ``<dataroot>/<phase>A_seg/<stem>_<k>.png``. Masks are matched to images by file stem only.
