@@ -37,7 +37,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
-from util.image_files import DatasetError, index_mask_files, list_image_files, mask_number
+from util.image_files import DatasetError, domain_letters, index_mask_files, list_image_files, mask_number
 from util.masks import EMPTY_SLOT
 
 __all__ = ["INTERPOLATIONS", "NO_MASK_ID", "BaseDataset", "DatasetError", "DomainFolder", "JointTransform",
@@ -319,3 +319,31 @@ class DomainFolder:
         image, masks = split_transformed(transform, image, masks, path)
         return {"image": image, "seg": pad_masks(masks, self.max_instances), "path": str(path),
                 "seg_ids": mask_ids(mask_files, self.max_instances), "num_instances": len(mask_files)}
+
+
+class OneFolderDataset(BaseDataset):
+    """One domain, in file order, for test.py: ``<phase>A`` (``<phase>B`` with ``--direction BtoA``).
+
+    The keys are named ``A`` whichever folder was read: they hold the domain being translated, and ``domain``
+    says which folder it was ("A" or "B"). Images of folder A have ``--input_nc`` channels, those of folder B
+    ``--output_nc``. Subclasses say whether masks are read.
+    """
+
+    with_masks = False
+
+    def __init__(self, opt: argparse.Namespace):
+        super().__init__(opt)
+        letter = domain_letters(opt)[0]
+        channels = opt.output_nc if letter == "B" else opt.input_nc
+        self.domain = DomainFolder(opt, letter, channels, with_masks=self.with_masks)
+        self.transform = get_joint_transform(opt)
+
+    def __len__(self) -> int:
+        return len(self.domain)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        a = self.domain.load(index, self.transform)
+        sample = {"A": a["image"], "A_paths": a["path"], "domain": self.domain.letter}
+        if self.with_masks:
+            sample.update(A_seg=a["seg"], A_seg_ids=a["seg_ids"], A_num_instances=a["num_instances"])
+        return sample
