@@ -151,3 +151,24 @@ def test_shared_helpers_are_defined_once(name, home):
             if name in names:
                 defined.append(rel(path))
     assert defined == [home], f"{name} is defined in {defined or 'no file'}; keep the one definition in {home}"
+
+
+def explained_files() -> Iterator[Path]:
+    """Code, docs and scripts a reader of the repository sees (not the tests, which may name such paths)."""
+    for path in sorted(ROOT.rglob("*")):
+        if path.suffix in {".py", ".md", ".sh"} and not SKIPPED_DIRS & set(path.relative_to(ROOT).parts):
+            yield path
+
+
+def test_the_repository_explains_itself():
+    """No pointer to a document outside the repository, nor to a path of one machine."""
+    outside = re.compile(r"\bSPEC\b|\.\./shared|/work/|/home/\w+|/root/|/tmp/pytest")
+    found = [f"{rel(path)}:{number}: {line.strip()[:100]}" for path in explained_files()
+             for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if outside.search(line)]
+    assert not found, "explain it in docs/ (e.g. docs/method.md) instead:\n" + "\n".join(found)
+
+
+def test_python_version_in_the_readme_matches_the_code():
+    """The code uses Python 3.11 features (typing.Self); README and pyproject say so."""
+    assert "Python 3.11+" in (ROOT / "README.md").read_text()
+    assert 'requires-python = ">=3.11"' in (ROOT / "pyproject.toml").read_text()
