@@ -7,7 +7,9 @@ either the old file or the complete new one, never a truncated file.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -16,7 +18,13 @@ from typing import BinaryIO
 # from other users and from a web server.
 DEFAULT_PERMISSIONS = 0o644
 
-__all__ = ["DEFAULT_PERMISSIONS", "atomic_write", "write_bytes_atomic", "write_text_atomic"]
+# The temporary file of an atomic write of NAME is ".NAME.<8 random characters>.tmp" (tempfile.mkstemp's random
+# part); a kill -9 or power cut during the write leaves it behind. remove_stale_temporaries matches exactly this.
+TEMP_SUFFIX = ".tmp"
+TEMP_PATTERN = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
+
+__all__ = ["DEFAULT_PERMISSIONS", "TEMP_PATTERN", "atomic_write", "remove_stale_temporaries", "write_bytes_atomic",
+           "write_text_atomic"]
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
@@ -30,7 +38,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -54,6 +62,32 @@ def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8", *,
                       permissions: int = DEFAULT_PERMISSIONS) -> Path:
     """``atomic_write`` of ``text`` encoded with ``encoding`` (newlines written as given)."""
     return write_bytes_atomic(path, text.encode(encoding), permissions=permissions)
+
+
+def remove_stale_temporaries(folder: str | Path, older_than_s: float = 60.0, *, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that interrupted atomic writes left in ``folder``; returns the removed paths.
+
+    Only files named like ours (``.NAME.<random>.tmp``) and last modified more than ``older_than_s`` seconds ago
+    are removed, so a write in progress in another process is left alone; with ``recursive`` sub-folders (e.g.
+    ``web/``) too. Symbolic links and files that vanish or cannot be removed meanwhile are skipped. A missing
+    folder removes nothing.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    deadline = time.time() - older_than_s
+    removed = []
+    for path in sorted(folder.rglob(f"*{TEMP_SUFFIX}") if recursive else folder.glob(f"*{TEMP_SUFFIX}")):
+        if not TEMP_PATTERN.fullmatch(path.name):
+            continue
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_mtime > deadline:
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
 
 
 def _fsync_folder(folder: Path) -> None:
