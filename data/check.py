@@ -2,15 +2,18 @@
 
     python -m data.check --dataroot ./datasets/shapes [--phase train test] [--max_instances 20] [--fast] [--json]
 
-Prints one line per finding (``error`` or ``warning``, the file, what is wrong and how to fix it) and a
-summary line ``N errors, M warnings in K files``. Exit status: 0 when nothing was found, 1 when there is
+Prints one line per finding (``error`` or ``warning``, the file, what is wrong and how to fix it), an
+``info`` line counting the macOS metadata files skipped (``._*``, ``.DS_Store``) and a summary line
+``N errors, M warnings in K files``. Exit status: 0 when nothing was found, 1 when there is
 any finding (errors or warnings only), 2 for a bad command line.
 
 Errors would stop training (the loader raises on them): a missing folder, no images, two images with one
-stem, an unreadable, truncated or zero-byte image or mask, a mask whose size differs from its image.
+stem (also one name in two Unicode forms, NFC and NFD), an unreadable, truncated or zero-byte image or mask,
+a mask whose size differs from its image.
 Warnings do not stop it but may spoil it: an image without masks (valid, zero instances), more masks than
-``--max_instances`` (extra ones are ignored), an orphan or misnamed mask file, and masks that are empty,
-coloured, not black and white, 16-bit, in an unusual mode or with transparency.
+``--max_instances`` (extra ones are ignored), an orphan or misnamed mask file (or one named in another
+Unicode form than its image), and masks that are empty, coloured, not black and white, 16-bit, in an
+unusual mode or with transparency.
 
 ``fast=True`` reads only file headers (sizes and modes), not pixels, so truncated pixel data and the
 pixel-content warnings (empty, coloured, not binary, transparent) are not detected; it is meant for
@@ -31,7 +34,15 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from util.image_files import MASK_NAME, index_mask_files, is_image_file
+from util.image_files import (
+    MASK_NAME,
+    duplicate_stem_message,
+    duplicate_stems,
+    index_mask_files,
+    is_image_file,
+    is_os_metadata_file,
+    same_name,
+)
 from util.masks import MASK_INSTANCE, MASK_THRESHOLD
 
 from .base_dataset import PIL_ERRORS
@@ -67,11 +78,13 @@ class Finding:
 
 @dataclass
 class Report:
-    """Everything ``check_dataset`` found, plus how many files it looked at."""
+    """Everything ``check_dataset`` found, plus how many files it looked at and skipped."""
 
     findings: list[Finding] = field(default_factory=list)
     images_checked: int = 0
     masks_checked: int = 0
+    # macOS metadata files (._*, .DS_Store) skipped, as the loader skips them
+    ignored: int = 0
 
     @property
     def errors(self) -> list[Finding]:
@@ -94,18 +107,23 @@ class Report:
         return (f"{len(self.errors)} errors, {len(self.warnings)} warnings in {files} files "
                 f"(checked {self.images_checked} images, {self.masks_checked} masks)")
 
+    def info(self) -> list[str]:
+        if not self.ignored:
+            return []
+        return [f"info: ignored {self.ignored} macOS metadata files (._*, .DS_Store); training skips them too"]
+
     def format(self, limit: int | None = None) -> str:
-        """One line per finding (errors first when ``limit`` cuts the list short), then the summary line."""
+        """One line per finding (errors first when ``limit`` cuts the list short), info, then the summary line."""
         shown = self.findings if limit is None else (self.errors + self.warnings)[:limit]
         lines = [f.format() for f in shown]
         if len(shown) < len(self.findings):
             lines.append(f"... and {len(self.findings) - len(shown)} more (python -m data.check lists them all)")
-        return "\n".join([*lines, self.summary()])
+        return "\n".join([*lines, *self.info(), self.summary()])
 
     def to_dict(self) -> dict:
         return {"findings": [asdict(f) for f in self.findings], "errors": len(self.errors),
                 "warnings": len(self.warnings), "images_checked": self.images_checked,
-                "masks_checked": self.masks_checked}
+                "masks_checked": self.masks_checked, "ignored": self.ignored}
 
 
 def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_instances: int = 20,
@@ -142,6 +160,14 @@ class _DomainScan:
         return self.root / f"{self.phase}{self.letter}_seg"
 
 
+def _list_folder(folder: Path, report: Report) -> list[str]:
+    """Sorted names in ``folder``, without the macOS metadata files (counted in ``report.ignored``)."""
+    names = sorted(os.listdir(folder))
+    kept = [name for name in names if not is_os_metadata_file(name)]
+    report.ignored += len(names) - len(kept)
+    return kept
+
+
 def _check_domain(scan: _DomainScan, report: Report) -> None:
     folder = scan.image_folder
     if not folder.is_dir():
@@ -149,28 +175,19 @@ def _check_domain(scan: _DomainScan, report: Report) -> None:
                    f"folder missing: expected <dataroot>/<phase>{scan.letter} with the images of domain "
                    f"{scan.letter}; check --dataroot and --phase")
         return
-    images = [folder / name for name in sorted(os.listdir(folder)) if is_image_file(name)]
+    images = [folder / name for name in _list_folder(folder, report) if is_image_file(name)]
     images = [p for p in images if p.is_file()]
     if not images:
         report.add(folder, "error", "no-images", "no .png/.jpg/.jpeg images in this folder; add images or "
                                                  "check --dataroot and --phase")
         return
-    _check_duplicate_stems(images, report)
+    for first, duplicate in duplicate_stems(images):
+        report.add(duplicate, "error", "duplicate-stem", duplicate_stem_message(first, duplicate))
     masks = _index_masks(scan, report)
     for image in images:
         _check_sample(image, masks, scan, report)
     if masks is not None:
-        _check_orphans(masks, {p.stem for p in images}, scan.image_folder, report)
-
-
-def _check_duplicate_stems(images: list[Path], report: Report) -> None:
-    first_with_stem: dict[str, Path] = {}
-    for image in images:
-        first = first_with_stem.setdefault(image.stem, image)
-        if first is not image:
-            report.add(image, "error", "duplicate-stem",
-                       f"shares the stem {image.stem!r} with {first.name}, so masks cannot be told apart; "
-                       f"rename or remove one")
+        _check_orphans(masks, images, scan.image_folder, report)
 
 
 def _index_masks(scan: _DomainScan, report: Report) -> dict[str, list[Path]] | None:
@@ -181,19 +198,28 @@ def _index_masks(scan: _DomainScan, report: Report) -> dict[str, list[Path]] | N
                    f"mask folder missing: expected <dataroot>/<phase>{scan.letter}_seg with masks "
                    f"<name>_<k>.png (it may be empty); create it")
         return None
-    for name in sorted(os.listdir(seg)):
+    for name in _list_folder(seg, report):
         if is_image_file(name) and not MASK_NAME.match(name):
             report.add(seg / name, "warning", "bad-mask-name",
                        "not named <image name>_<k>.png, so the loader ignores it; rename it (k = 0, 1, ...)")
     return index_mask_files(seg)
 
 
-def _check_orphans(masks: dict[str, list[Path]], stems: set[str], folder: Path, report: Report) -> None:
+def _check_orphans(masks: dict[str, list[Path]], images: list[Path], folder: Path, report: Report) -> None:
+    stems = {p.stem for p in images}
+    by_name = {same_name(p.stem): p for p in images}
     for stem in sorted(masks.keys() - stems):
+        twin = by_name.get(same_name(stem))
         for mask in masks[stem]:
-            report.add(mask, "warning", "orphan-mask",
-                       f"no image {stem}.png/.jpg in {folder}, so this mask is never used; add the image or "
-                       f"remove the mask")
+            if twin is not None:
+                report.add(mask, "warning", "unicode-name-mismatch",
+                           f"its name is {mask.name!a} but its image is {twin.name!a}: one name in two Unicode "
+                           f"forms (NFC and NFD; macOS writes NFD), so the loader does not match them and never "
+                           f"uses this mask; rename the mask to its image's form")
+            else:
+                report.add(mask, "warning", "orphan-mask",
+                           f"no image {stem}.png/.jpg in {folder}, so this mask is never used; add the image or "
+                           f"remove the mask")
 
 
 def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _DomainScan, report: Report) -> None:

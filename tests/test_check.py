@@ -7,6 +7,7 @@ import argparse
 import io
 import json
 import shutil
+import unicodedata
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ from PIL import Image
 
 from data.base_dataset import DatasetError, DomainFolder
 from data.check import Finding, check_dataset, main
+from util.image_files import same_name
 
 SIZE = 32
 
@@ -195,6 +197,64 @@ def test_each_problem_gets_its_code_severity_and_exit_status(tmp_path: Path, cas
     assert all(file_name in line and f"[{code}]" in line for line in finding_lines)
     noun = "errors" if severity == "error" else "warnings"
     assert f"{len(report.findings)} {noun}" in lines[-1]
+
+
+def _loader_error(root: Path) -> str:
+    """The real loader's message on this dataset, "" when it loads."""
+    opt = argparse.Namespace(dataroot=str(root), phase="train", max_dataset_size=float("inf"), max_instances=20)
+    try:
+        for letter in "AB":
+            domain = DomainFolder(opt, letter, nc=3, with_masks=True)
+            for index in range(len(domain)):
+                domain.load(index, lambda stack: stack)
+    except DatasetError as err:
+        return str(err)
+    return ""
+
+
+# ----------------------------------------------------------------------------------- names: Unicode, macOS files
+def _unicode_twins(folder: Path, write: Callable[[Path], None]) -> tuple[str, str]:
+    """Write ``café.png`` twice, NFC and NFD (skips where the file system folds them into one name, as macOS)."""
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    for name in (nfc, nfd):
+        write(folder / f"{name}.png")
+    if sum(same_name(p.name) == same_name(f"{nfc}.png") for p in folder.iterdir()) < 2:
+        pytest.skip("this file system keeps one name for both Unicode forms")
+    return nfc, nfd
+
+
+def test_unicode_normalisation_twins_are_duplicates_naming_both(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    nfc, nfd = _unicode_twins(root / "trainA", _write_image)
+    for name in (nfc, nfd):
+        _write_mask(root / "trainA_seg" / f"{name}_0.png")
+    (finding,) = check_dataset(root, fast=True).findings
+    assert (finding.code, finding.severity) == ("duplicate-stem", "error")
+    assert "two Unicode forms" in finding.message and "remove one" in finding.message
+    assert ascii(f"{nfc}.png") in finding.message and ascii(f"{nfd}.png") in finding.message
+    assert "Unicode forms" in _loader_error(root)
+
+
+def test_mask_named_in_another_unicode_form_than_its_image_says_so(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    _write_image(root / "trainA" / f"{nfc}.png")
+    _write_mask(root / "trainA_seg" / f"{nfd}_0.png")
+    codes = _codes(check_dataset(root).findings)
+    assert codes == {(f"{nfc}.png", "no-masks", "warning"), (f"{nfd}_0.png", "unicode-name-mismatch", "warning")}
+
+
+def test_macos_metadata_files_are_ignored_and_counted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _make_dataset(tmp_path)
+    appledouble = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    for path in ("trainA/._a.png", "trainB/._b.jpg", "trainA_seg/._a_0.png", "trainA/.DS_Store",
+                 "trainB_seg/.DS_Store"):
+        (root / path).write_bytes(appledouble)
+    report = check_dataset(root, fast=True)
+    assert report.findings == [] and report.ignored == 5 and report.images_checked == 4
+    assert main(["--dataroot", str(root)]) == 0
+    assert "info: ignored 5 macOS metadata files (._*, .DS_Store)" in capsys.readouterr().out
+    assert _loader_error(root) == ""
 
 
 def test_format_limit_shows_errors_first_and_counts_the_rest(tmp_path: Path) -> None:

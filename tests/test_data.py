@@ -6,6 +6,7 @@ import argparse
 import math
 import pickle
 import shutil
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -143,6 +144,38 @@ def test_colour_and_grey_masks_map_to_minus_one_plus_one(tmp_path: Path):
     save(tmp_path / "trainA_seg" / "x_0.png", rgb)
     seg = SingleSegDataset(make_opt(tmp_path))[0]["A_seg"]
     assert torch.all(seg[0, :16] == 1) and torch.all(seg[0, 16:] == -1)
+
+
+# ---------------------------------------------------------------------------------- file names: macOS, Unicode
+def test_macos_metadata_files_are_skipped(tmp_path: Path):
+    write_domain(tmp_path, "A", {"x": 1})
+    appledouble = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    (tmp_path / "trainA" / "._x.png").write_bytes(appledouble)
+    (tmp_path / "trainA" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (tmp_path / "trainA_seg" / "._x_0.png").write_bytes(appledouble)
+    dataset = SingleSegDataset(make_opt(tmp_path))
+    assert len(dataset) == 1
+    assert dataset[0]["A_num_instances"] == 1 and dataset[0]["A_seg_ids"].tolist() == [0, -1, -1, -1]
+
+
+def unicode_twins(folder: Path, stem: str = "café") -> tuple[str, str]:
+    """The NFC and NFD spellings of ``stem``, both written as images in ``folder`` (skips where the file
+    system folds them into one name, as macOS does)."""
+    nfc, nfd = unicodedata.normalize("NFC", stem), unicodedata.normalize("NFD", stem)
+    assert nfc != nfd
+    for name in (nfc, nfd):
+        save(folder / f"{name}.png", noise(16, 16))
+    if len(list(folder.iterdir())) < 2:
+        pytest.skip("this file system keeps one name for both Unicode forms")
+    return nfc, nfd
+
+
+def test_unicode_twins_are_duplicates_naming_both(tmp_path: Path):
+    nfc, nfd = unicode_twins(tmp_path / "trainA")
+    (tmp_path / "trainA_seg").mkdir()
+    message = error_of(lambda: SingleSegDataset(make_opt(tmp_path)))
+    assert "duplicates" in message and "Unicode forms" in message
+    assert ascii(f"{nfc}.png") in message and ascii(f"{nfd}.png") in message
 
 
 def test_masks_stay_soft_within_range_after_resize(tmp_path: Path):
