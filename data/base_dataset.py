@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import Tensor
@@ -37,8 +38,15 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 from torchvision.transforms.v2 import functional as TF
 
-from util.image_files import DatasetError, domain_letters, index_mask_files, list_image_files, mask_number
-from util.masks import EMPTY_SLOT
+from util.image_files import (
+    DatasetError,
+    domain_letters,
+    index_mask_files,
+    list_image_files,
+    mask_number,
+    to_8bit,
+)
+from util.masks import EMPTY_SLOT, MaskFormatError, read_mask
 
 __all__ = ["INTERPOLATIONS", "NO_MASK_ID", "BaseDataset", "DatasetError", "DomainFolder", "JointTransform",
            "add_data_options", "get_joint_transform", "interpolation_mode", "load_image", "load_masks", "mask_ids",
@@ -108,10 +116,13 @@ def _to_signed_float(pixels: Tensor) -> Tensor:
 
 
 def load_image(path: str | Path, nc: int) -> Tensor:
-    """Read an image as a float tensor (nc, H, W) in [-1, 1]; nc 1 gives greyscale, otherwise RGB."""
+    """Read an image as a float tensor (nc, H, W) in [-1, 1]; nc 1 gives greyscale, otherwise RGB.
+
+    16-bit greyscale files are scaled to 8 bits (``util.image_files.to_8bit``), not clipped to white.
+    """
     try:
         with Image.open(path) as img:
-            img = img.convert("L" if nc == 1 else "RGB")
+            img = to_8bit(img).convert("L" if nc == 1 else "RGB")
     except PIL_ERRORS as err:
         raise DatasetError(f"cannot read image {path}: {_one_line(err)}; replace or remove the file") from None
     return _to_signed_float(TF.pil_to_tensor(img))
@@ -120,8 +131,9 @@ def load_image(path: str | Path, nc: int) -> Tensor:
 def load_masks(paths: list[Path], size: tuple[int, int], image_path: str | Path = "") -> Tensor:
     """Read masks as a float tensor (len(paths), H, W) in [-1, 1] (0 -> -1, 255 -> +1, grey in between).
 
-    ``size`` is the (height, width) of the image the masks belong to; every mask must match it.
-    Colour masks are converted to grey.
+    ``size`` is the (height, width) of the image the masks belong to; every mask must match it. Pixels are
+    read by ``util.masks.read_mask`` (the rules data/check.py applies): colour masks as grey, 16-bit masks
+    scaled to 8 bits; 0/1 masks, faint colour or palette masks and RGBA cut-outs are refused (DatasetError).
     """
     height, width = size
     masks = torch.empty(len(paths), height, width)
@@ -131,10 +143,12 @@ def load_masks(paths: list[Path], size: tuple[int, int], image_path: str | Path 
                 if mask.size != (width, height):
                     raise DatasetError(f"mask {path} is {mask.width}x{mask.height} but its image {image_path} is "
                                        f"{width}x{height} (width x height); masks must have their image's size")
-                mask = mask.convert("L")
+                grey = read_mask(mask)
+        except MaskFormatError as err:
+            raise DatasetError(f"mask {path}: {err}") from None
         except PIL_ERRORS as err:
             raise DatasetError(f"cannot read mask {path}: {_one_line(err)}; replace or remove the file") from None
-        masks[slot] = _to_signed_float(TF.pil_to_tensor(mask))[0]
+        masks[slot] = _to_signed_float(torch.from_numpy(np.array(grey, dtype=np.uint8)))
     return masks
 
 

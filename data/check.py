@@ -4,20 +4,26 @@
 
 Prints one line per finding (``error`` or ``warning``, the file, what is wrong and how to fix it), an
 ``info`` line counting the macOS metadata files skipped (``._*``, ``.DS_Store``) and a summary line
-``N errors, M warnings in K files``. Exit status: 0 when nothing was found, 1 when there is
-any finding (errors or warnings only), 2 for a bad command line.
+``N errors, M warnings in K files``. Exit status: 0 when nothing was found, 1 when there is any finding
+(errors or warnings only), 2 for a bad command line.
 
 Errors would stop training (the loader raises on them): a missing folder, no images, two images with one
 stem (also one name in two Unicode forms, NFC and NFD), an unreadable, truncated or zero-byte image or mask,
-a mask whose size differs from its image.
-Warnings do not stop it but may spoil it: an image without masks (valid, zero instances), more masks than
-``--max_instances`` (extra ones are ignored), an orphan or misnamed mask file (or one named in another
-Unicode form than its image), and masks that are empty, coloured, not black and white, 16-bit, in an
-unusual mode or with transparency.
+a mask whose size differs from its image, a mask the loader refuses because it would train on garbage (0/1
+values, an RGBA cut-out with the instance in the alpha channel, a faint colour, palette or label-map mask:
+the rules are in util/masks.py).
 
-``fast=True`` reads only file headers (sizes and modes), not pixels, so truncated pixel data and the
-pixel-content warnings (empty, coloured, not binary, transparent) are not detected; it is meant for
-checking a large dataset quickly when training starts.
+Warnings do not stop it but may spoil it: an image without masks (valid, zero instances), more masks than
+``--max_instances`` (extra ones are ignored), an orphan or misnamed mask file (or one named in another Unicode
+form than its image), masks that are empty, coloured, not black and white, inverted ("inverted?": the
+instance covers at least 90% of the image and all four borders) or in an unusual mode, and 16-bit images
+that use only a small part of their range (they load nearly black).
+
+16-bit images and masks are read scaled to 8 bits, by the loader as by the checker (util/image_files.py).
+
+``fast=True`` (train.py at start-up) reads every file's header (sizes and modes) but the pixels of only a
+seeded sample of up to ``FAST_MASK_SAMPLE`` (64) masks per domain and of no image, so truncated pixel data and
+problems in the masks left out of the sample go unnoticed; the full check reads every file.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +43,7 @@ from PIL import Image
 
 from util.image_files import (
     MASK_NAME,
+    SIXTEEN_BIT_MODES,
     duplicate_stem_message,
     duplicate_stems,
     index_mask_files,
@@ -43,24 +51,20 @@ from util.image_files import (
     is_os_metadata_file,
     same_name,
 )
-from util.masks import MASK_INSTANCE, MASK_THRESHOLD
+from util.masks import inspect_mask
 
 from .base_dataset import PIL_ERRORS
 
-__all__ = ["Finding", "Report", "check_dataset", "main"]
+__all__ = ["FAST_MASK_SAMPLE", "Finding", "Report", "check_dataset", "main"]
 
 Severity = Literal["error", "warning"]
 
 DOMAINS = ("A", "B")
-GREY_MODES = frozenset({"1", "L"})
-SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
-COLOUR_MODES = frozenset({"RGB", "RGBA", "P", "PA", "LA"})
-# A pixel counts as black or white within this distance of 0 or 255; JPEG noise and anti-aliased edges stay inside.
-NEAR_BLACK_WHITE = 25
-# Share of pixels that may be neither near black nor near white (soft edges) before a mask counts as not binary.
-MAX_GREY_SHARE = 0.05
-# Largest channel spread (max - min of R, G, B) that still counts as grey.
-MAX_CHANNEL_SPREAD = 8
+KNOWN_MASK_MODES = SIXTEEN_BIT_MODES | {"1", "L", "LA", "RGB", "RGBA", "P", "PA"}
+# Masks per domain whose pixels the fast check reads (a sample drawn with a fixed seed: the same every run).
+FAST_MASK_SAMPLE = 64
+# A 16-bit image whose brightest value is below this uses at most 12 bits and loads nearly black.
+DARK_16BIT = 4096
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     images_checked: int = 0
     masks_checked: int = 0
+    # masks whose pixels were read: all of masks_checked in a full check, a sample in a fast one
+    mask_pixels_checked: int = 0
     # macOS metadata files (._*, .DS_Store) skipped, as the loader skips them
     ignored: int = 0
 
@@ -104,8 +110,10 @@ class Report:
 
     def summary(self) -> str:
         files = len({f.path for f in self.findings})
+        sampled = (f", pixels of {self.mask_pixels_checked} sampled masks"
+                   if self.mask_pixels_checked < self.masks_checked else "")
         return (f"{len(self.errors)} errors, {len(self.warnings)} warnings in {files} files "
-                f"(checked {self.images_checked} images, {self.masks_checked} masks)")
+                f"(checked {self.images_checked} images, {self.masks_checked} masks{sampled})")
 
     def info(self) -> list[str]:
         if not self.ignored:
@@ -123,14 +131,16 @@ class Report:
     def to_dict(self) -> dict:
         return {"findings": [asdict(f) for f in self.findings], "errors": len(self.errors),
                 "warnings": len(self.warnings), "images_checked": self.images_checked,
-                "masks_checked": self.masks_checked, "ignored": self.ignored}
+                "masks_checked": self.masks_checked, "mask_pixels_checked": self.mask_pixels_checked,
+                "ignored": self.ignored}
 
 
 def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_instances: int = 20,
-                  fast: bool = False) -> Report:
+                  fast: bool = False, *, mask_sample: int = FAST_MASK_SAMPLE) -> Report:
     """Scan ``<dataroot>/<phase>{A,B}`` and their ``_seg`` folders for every phase and report what is wrong.
 
-    ``fast`` reads headers only (see the module docstring for what that misses).
+    ``fast`` reads headers only, plus the pixels of a seeded sample of ``mask_sample`` masks per domain (see
+    the module docstring for what that misses).
     """
     root = Path(dataroot)
     report = Report()
@@ -139,7 +149,7 @@ def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_
         return report
     for phase in phases:
         for letter in DOMAINS:
-            _check_domain(_DomainScan(root, phase, letter, max_instances, fast), report)
+            _check_domain(_DomainScan(root, phase, letter, max_instances, fast, mask_sample), report)
     return report
 
 
@@ -150,6 +160,7 @@ class _DomainScan:
     letter: str
     max_instances: int
     fast: bool
+    mask_sample: int
 
     @property
     def image_folder(self) -> Path:
@@ -184,8 +195,13 @@ def _check_domain(scan: _DomainScan, report: Report) -> None:
     for first, duplicate in duplicate_stems(images):
         report.add(duplicate, "error", "duplicate-stem", duplicate_stem_message(first, duplicate))
     masks = _index_masks(scan, report)
+    sample: list[Path] = []
     for image in images:
-        _check_sample(image, masks, scan, report)
+        _check_sample(image, masks, scan, report, sample)
+    if scan.fast and sample:
+        chosen = random.Random(f"{scan.phase}{scan.letter}").sample(sample, min(scan.mask_sample, len(sample)))
+        for mask in sorted(chosen):
+            _check_mask_pixels(mask, report)
     if masks is not None:
         _check_orphans(masks, images, scan.image_folder, report)
 
@@ -222,7 +238,10 @@ def _check_orphans(masks: dict[str, list[Path]], images: list[Path], folder: Pat
                            f"remove the mask")
 
 
-def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _DomainScan, report: Report) -> None:
+def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _DomainScan, report: Report,
+                  sample: list[Path]) -> None:
+    """Check one image and its masks. In a fast check, the masks whose header is fine go to ``sample`` for a
+    pixel check of some of them."""
     report.images_checked += 1
     size = _check_image(image, scan.fast, report)
     if masks is None:
@@ -237,7 +256,8 @@ def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _Domai
                    f"the first {scan.max_instances} (by k) are ignored, raise --max_instances to use them")
     for mask in mask_files[: scan.max_instances]:
         report.masks_checked += 1
-        _check_mask(mask, size, scan.fast, report)
+        if _check_mask(mask, size, scan.fast, report) and scan.fast:
+            sample.append(mask)
 
 
 def _check_image(path: Path, fast: bool, report: Report) -> tuple[int, int] | None:
@@ -246,26 +266,64 @@ def _check_image(path: Path, fast: bool, report: Report) -> tuple[int, int] | No
         with Image.open(path) as img:
             if not fast:
                 img.load()
+                _check_image_pixels(path, img, report)
             return img.size
     except PIL_ERRORS as err:
         _report_unreadable(path, "image", err, report)
     return None
 
 
-def _check_mask(path: Path, image_size: tuple[int, int] | None, fast: bool, report: Report) -> None:
+def _check_image_pixels(path: Path, img: Image.Image, report: Report) -> None:
+    if img.mode not in SIXTEEN_BIT_MODES:
+        return
+    brightest = int(np.asarray(img).max(initial=0))
+    if brightest < DARK_16BIT:
+        report.add(path, "warning", "dark-16bit-image",
+                   f"16-bit image whose brightest value is {brightest} of 65535 (12-bit data or less?); training "
+                   f"scales 16 bits to 8, so it loads nearly black (brightest {round(brightest / 257)} of 255); "
+                   f"rescale it to the full range or save it as 8-bit")
+
+
+def _check_mask(path: Path, image_size: tuple[int, int] | None, fast: bool, report: Report) -> bool:
+    """Header checks and, unless ``fast``, pixel checks; True when the header is fine."""
     try:
         with Image.open(path) as mask:
             if image_size is not None and mask.size != image_size:
                 report.add(path, "error", "size-mismatch",
                            f"mask is {mask.width}x{mask.height} but its image is {image_size[0]}x{image_size[1]} "
                            f"(width x height); save masks at their image's size")
-                return
-            _check_mask_mode(path, mask.mode, report)
+                return False
+            if mask.mode not in KNOWN_MASK_MODES:
+                report.add(path, "warning", "mask-mode",
+                           f"mask has image mode {mask.mode}; save it as 8-bit grey (0 background, 255 instance)")
             if not fast:
                 mask.load()
-                _check_mask_pixels(path, mask, report)
+                _report_mask_content(path, mask, report)
+                report.mask_pixels_checked += 1
+            return True
     except PIL_ERRORS as err:
         _report_unreadable(path, "mask", err, report)
+    return False
+
+
+def _check_mask_pixels(path: Path, report: Report) -> None:
+    """Read one mask's pixels (the fast check's sample)."""
+    try:
+        with Image.open(path) as mask:
+            mask.load()
+            _report_mask_content(path, mask, report)
+            report.mask_pixels_checked += 1
+    except PIL_ERRORS as err:
+        _report_unreadable(path, "mask", err, report)
+
+
+def _report_mask_content(path: Path, mask: Image.Image, report: Report) -> None:
+    """The rules of util/masks.py: what the loader refuses is an error, the rest warnings."""
+    refusal, warnings = inspect_mask(mask)
+    if refusal is not None:
+        report.add(path, "error", refusal.code, refusal.message)
+    for issue in warnings:
+        report.add(path, "warning", issue.code, issue.message)
 
 
 def _report_unreadable(path: Path, kind: str, err: Exception, report: Report) -> None:
@@ -283,55 +341,6 @@ def _is_zero_bytes(path: Path) -> bool:
         return False
 
 
-def _check_mask_mode(path: Path, mode: str, report: Report) -> None:
-    if mode in SIXTEEN_BIT_MODES:
-        report.add(path, "warning", "mask-16bit",
-                   f"16-bit mask (mode {mode}); the loader clips values to 0..255, so save it as 8-bit grey "
-                   f"(0 background, 255 instance)")
-    elif mode not in GREY_MODES | COLOUR_MODES:
-        report.add(path, "warning", "mask-mode",
-                   f"mask has image mode {mode}; save it as 8-bit grey (0 background, 255 instance)")
-
-
-def _check_mask_pixels(path: Path, mask: Image.Image, report: Report) -> None:
-    """Content checks on a decoded mask, on the grey values the loader would see."""
-    grey = np.asarray(mask.convert("L"))
-    brightest = int(grey.max())
-    if mask.mode in COLOUR_MODES and _check_mask_colour(path, mask, brightest, report):
-        return  # the grey levels of a colour mask say nothing more than "it is in colour"
-    if brightest == 0:
-        report.add(path, "warning", "empty-mask",
-                   "mask is all 0 (no instance pixel); remove it or draw the instance in 255")
-        return
-    if brightest < MASK_THRESHOLD:
-        report.add(path, "warning", "empty-mask",
-                   f"mask has no pixel above {brightest}, so the loader sees almost no instance; masks must use "
-                   f"255 for the instance (0/1 masks: multiply by 255)")
-        return
-    in_between = (grey > NEAR_BLACK_WHITE) & (grey < MASK_INSTANCE - NEAR_BLACK_WHITE)
-    share = float(in_between.mean())
-    if share > MAX_GREY_SHARE:
-        report.add(path, "warning", "non-binary-mask",
-                   f"{share:.0%} of the pixels are neither near 0 nor near 255; masks should be black (0) and "
-                   f"white (255), e.g. threshold at 128")
-
-
-def _check_mask_colour(path: Path, mask: Image.Image, brightest: int, report: Report) -> bool:
-    """Report colour and transparency; True when the mask is in colour."""
-    rgba = np.asarray(mask.convert("RGBA"))
-    spread = rgba[..., :3].max(axis=2).astype(np.int16) - rgba[..., :3].min(axis=2)
-    coloured = int(spread.max()) > MAX_CHANNEL_SPREAD
-    if coloured:
-        report.add(path, "warning", "colour-mask",
-                   f"mask is in colour (mode {mask.mode}); the loader converts it to grey by luminance (its "
-                   f"brightest grey is {brightest} of 255); save it as 8-bit grey (0 background, 255 instance)")
-    if int(rgba[..., 3].min()) < 255:
-        report.add(path, "warning", "mask-alpha",
-                   "mask has transparent pixels but the loader ignores transparency; draw the instance in 255 "
-                   "on 0 and save it as 8-bit grey")
-    return coloured
-
-
 # -------------------------------------------------------------------------------------------------- CLI
 def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -343,7 +352,8 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--max_instances", type=int, default=20,
                         help="masks per image the loader keeps; more give a warning (default: %(default)s)")
     parser.add_argument("--fast", action="store_true",
-                        help="read file headers only: quicker, but misses truncated pixel data and mask content")
+                        help=f"read file headers and the pixels of up to {FAST_MASK_SAMPLE} masks per domain only: "
+                             f"quicker, but misses truncated pixel data and problems in the other masks")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     return parser.parse_args(None if argv is None else list(argv))
 

@@ -115,9 +115,9 @@ def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:60])
 
 
-def _colour_mask(path: Path) -> None:
+def _colour_mask(path: Path, colour: tuple[int, int, int] = (255, 0, 0)) -> None:
     pixels = np.zeros((SIZE, SIZE, 3), np.uint8)
-    pixels[4:12, 4:20] = (255, 0, 0)
+    pixels[4:12, 4:20] = colour
     Image.fromarray(pixels).save(path)
 
 
@@ -156,15 +156,8 @@ CASES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
     "missing domain folder": (lambda r: shutil.rmtree(r / "trainB"), "trainB", "missing-folder", "error"),
     "missing seg folder": (lambda r: shutil.rmtree(r / "trainA_seg"), "trainA_seg", "missing-seg-folder", "error"),
     "no images": (lambda r: [p.unlink() for p in (r / "trainB").iterdir()], "trainB", "no-images", "error"),
-    "colour mask": (lambda r: _colour_mask(r / "trainA_seg" / "a_1.png"), "a_1.png", "colour-mask", "warning"),
-    "palette mask": (lambda r: _palette_mask(r / "trainA_seg" / "a_1.png"), "a_1.png", "colour-mask", "warning"),
-    "transparent mask": (lambda r: _transparent_mask(r / "trainA_seg" / "b_0.png"), "b_0.png", "mask-alpha",
-                         "warning"),
-    "16-bit mask": (lambda r: _sixteen_bit_mask(r / "trainB_seg" / "a_0.png"), "a_0.png", "mask-16bit", "warning"),
-    "empty mask": (lambda r: _write_mask(r / "trainA_seg" / "b_0.png", np.zeros((SIZE, SIZE), np.uint8)),
-                   "b_0.png", "empty-mask", "warning"),
-    "0/1 mask": (lambda r: _write_mask(r / "trainA_seg" / "b_0.png", _mask_pixels() // 255), "b_0.png",
-                 "empty-mask", "warning"),
+    "bright colour mask": (lambda r: _colour_mask(r / "trainA_seg" / "a_1.png", (255, 255, 160)), "a_1.png",
+                           "colour-mask", "warning"),
     "grey gradient mask": (lambda r: _write_mask(r / "trainA_seg" / "b_0.png",
                                                  np.tile(np.arange(0, 256, 8, dtype=np.uint8), (SIZE, 1))),
                            "b_0.png", "non-binary-mask", "warning"),
@@ -210,6 +203,94 @@ def _loader_error(root: Path) -> str:
     except DatasetError as err:
         return str(err)
     return ""
+
+
+# --------------------------------------------------------------- mask pixels: errors stop training, in fast mode too
+def _cut_out(path: Path) -> None:
+    """An RGBA cut-out: the photo in RGB, the instance in the alpha channel."""
+    photo = np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+    Image.fromarray(np.dstack([photo, _mask_pixels()])).save(path)
+
+
+def _inverted_mask(path: Path) -> None:
+    """Background 255 and a 4x8 instance 0: 97% "instance", on all four borders."""
+    pixels = np.full((SIZE, SIZE), 255, np.uint8)
+    pixels[10:14, 10:18] = 0
+    _write_mask(path, pixels)
+
+
+MASK_CASES: dict[str, tuple[Callable[[Path], None], str, str, str]] = {
+    # name: (write the mask file, code, severity, fragment of the message)
+    "0/1 mask": (lambda p: _write_mask(p, _mask_pixels() // 255), "mask-0-1", "error", "multiply the values by 255"),
+    "RGBA cut-out, white RGB": (_transparent_mask, "mask-alpha", "error", "RGBA cut-out"),
+    "RGBA cut-out, photo RGB": (_cut_out, "mask-alpha", "error", "save the alpha channel"),
+    "palette mask": (_palette_mask, "faint-mask", "error", "palette mask (mode P)"),
+    "red colour mask": (_colour_mask, "faint-mask", "error", "brightest grey is 76 of 255"),
+    "label map of ids": (lambda p: _write_mask(p, (np.indices((SIZE, SIZE))[1] // 8).astype(np.uint8)),
+                         "faint-mask", "error", "label map"),
+    "inverted mask": (_inverted_mask, "inverted-mask", "warning", "inverted?"),
+    "empty mask": (lambda p: _write_mask(p, np.zeros((SIZE, SIZE), np.uint8)), "empty-mask", "warning",
+                   "training goes on"),
+}
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["full", "fast"])
+@pytest.mark.parametrize("case", list(MASK_CASES))
+def test_mask_pixel_problems_are_found_and_errors_are_what_the_loader_refuses(tmp_path: Path, case: str,
+                                                                             fast: bool) -> None:
+    write, code, severity, fragment = MASK_CASES[case]
+    root = _make_dataset(tmp_path)
+    write(root / "trainB_seg" / "a_1.png")
+    (finding,) = check_dataset(root, fast=fast).findings
+    assert (Path(finding.path).name, finding.code, finding.severity) == ("a_1.png", code, severity)
+    assert fragment in finding.message
+    loader_error = _loader_error(root)
+    assert bool(loader_error) == (severity == "error")
+    if loader_error:  # the loader refuses with the checker's words
+        assert finding.message in loader_error and "a_1.png" in loader_error
+
+
+FORMATS_READ_RIGHT: dict[str, Callable[[Path], None]] = {
+    # masks (and an image) whose format is unusual but read as intended: no finding, and the loader reads them
+    "16-bit mask 0/65535": lambda r: _sixteen_bit_mask(r / "trainA_seg" / "a_0.png"),
+    "16-bit mask holding 0/255": lambda r: _write_mask(r / "trainA_seg" / "a_1.png",
+                                                       _mask_pixels(1).astype(np.uint16)),
+    "RGBA whose alpha is the grey": lambda r: Image.fromarray(np.dstack([_mask_pixels()] * 4)).save(
+        r / "trainB_seg" / "a_0.png"),
+    "grey-valued RGB mask": lambda r: Image.fromarray(np.dstack([_mask_pixels()] * 3)).save(
+        r / "trainB_seg" / "b_0.png"),
+    "1-bit mask": lambda r: Image.fromarray(_mask_pixels(1) > 0).save(r / "trainB_seg" / "b_1.png"),
+    "16-bit grey image": lambda r: Image.fromarray(
+        np.random.default_rng(0).integers(0, 65536, (SIZE, SIZE), dtype=np.uint16)).save(r / "trainA" / "b.png"),
+}
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["full", "fast"])
+def test_formats_the_loader_reads_right_are_clean(tmp_path: Path, fast: bool) -> None:
+    root = _make_dataset(tmp_path)
+    for write in FORMATS_READ_RIGHT.values():
+        write(root)
+    assert check_dataset(root, fast=fast).findings == []
+    assert _loader_error(root) == ""
+
+
+def test_dark_16bit_image_is_a_warning(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path)
+    Image.fromarray(np.full((SIZE, SIZE), 4000, np.uint16)).save(root / "trainA" / "a.png")  # 12-bit data
+    (finding,) = check_dataset(root).findings
+    assert (finding.code, finding.severity) == ("dark-16bit-image", "warning") and "12-bit" in finding.message
+
+
+def test_fast_check_reads_the_pixels_of_a_seeded_sample_of_masks(tmp_path: Path) -> None:
+    root = _make_dataset(tmp_path, stems=tuple("abcdefgh"), masks_per_image=1)
+    for stem in "abcdefgh":
+        _write_mask(root / "trainA_seg" / f"{stem}_0.png", _mask_pixels() // 255)
+    reports = [check_dataset(root, fast=True, mask_sample=3) for _ in range(2)]
+    assert reports[0].findings == reports[1].findings  # the same sample every run
+    assert [(f.code, f.severity) for f in reports[0].findings] == [("mask-0-1", "error")] * 3
+    assert reports[0].mask_pixels_checked == 6 and "pixels of 6 sampled masks" in reports[0].summary()
+    assert len(check_dataset(root).errors) == 8  # the full check reads every mask
+    assert check_dataset(root).mask_pixels_checked == 16
 
 
 # ----------------------------------------------------------------------------------- names: Unicode, macOS files
@@ -295,10 +376,9 @@ def test_fast_mode_still_finds_header_level_errors(tmp_path: Path) -> None:
     (root / "trainA" / "a.png").write_bytes(b"")
     _write_mask(root / "trainB_seg" / "b_0.png", np.zeros((SIZE + 1, SIZE), np.uint8))
     _write_image(root / "trainB" / "b.jpg")
-    _sixteen_bit_mask(root / "trainA_seg" / "b_1.png")
     found = _codes(check_dataset(root, fast=True).findings)
     assert found == {("a.png", "zero-byte", "error"), ("b_0.png", "size-mismatch", "error"),
-                     ("b.png", "duplicate-stem", "error"), ("b_1.png", "mask-16bit", "warning")}
+                     ("b.png", "duplicate-stem", "error")}
 
 
 def test_json_output_lists_findings(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

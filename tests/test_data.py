@@ -19,7 +19,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 import data
-from data.base_dataset import BaseDataset, DatasetError, get_joint_transform
+from data.base_dataset import BaseDataset, DatasetError, get_joint_transform, load_image, load_masks
 from data.single_dataset import SingleDataset
 from data.single_seg_dataset import SingleSegDataset
 from data.unaligned_dataset import UnalignedDataset
@@ -114,7 +114,7 @@ def test_jpg_and_uppercase_extensions_are_images(tmp_path: Path):
 def test_masks_found_by_stem_with_underscores_digits_and_ordered_by_number(tmp_path: Path):
     save(tmp_path / "trainA" / "img_1.png", noise(32, 32))
     save(tmp_path / "trainA" / "img_12.png", noise(32, 32))
-    grey = {0: 10, 1: 40, 2: 70, 10: 200}  # k -> constant grey value, to read the order back
+    grey = {0: 130, 1: 160, 2: 190, 10: 255}  # k -> constant grey value, to read the order back
     for k, value in grey.items():
         save(tmp_path / "trainA_seg" / f"img_12_{k}.png", np.full((32, 32), value, np.uint8))
     save(tmp_path / "trainA_seg" / "img_1_0.png", np.full((32, 32), 255, np.uint8))
@@ -124,7 +124,7 @@ def test_masks_found_by_stem_with_underscores_digits_and_ordered_by_number(tmp_p
     assert img_1["A_num_instances"] == 1 and torch.all(img_1["A_seg"][0] == 1)
     assert img_12["A_num_instances"] == 4
     expected = [v / 127.5 - 1 for v in grey.values()] + [-1.0]
-    assert img_12["A_seg"][:, 0, 0].tolist() == pytest.approx(expected)
+    assert img_12["A_seg"][:, 0, 0].tolist() == pytest.approx(expected, abs=1e-6)
 
 
 def test_more_masks_than_max_instances_keeps_first_and_warns_once(tmp_path: Path):
@@ -144,6 +144,72 @@ def test_colour_and_grey_masks_map_to_minus_one_plus_one(tmp_path: Path):
     save(tmp_path / "trainA_seg" / "x_0.png", rgb)
     seg = SingleSegDataset(make_opt(tmp_path))[0]["A_seg"]
     assert torch.all(seg[0, :16] == 1) and torch.all(seg[0, 16:] == -1)
+
+
+# ------------------------------------------------------------- file formats: read as data.check assumes, or refused
+def test_16bit_grey_image_is_scaled_to_8_bits_not_clipped_to_white(tmp_path: Path):
+    path = save(tmp_path / "deep.png", np.array([[0, 40000], [65535, 257]], np.uint16))  # PIL mode I;16
+    expected = np.array([[0, 156], [255, 1]]) / 127.5 - 1  # value * 255 / 65535, rounded
+    np.testing.assert_allclose(load_image(path, 1)[0].numpy(), expected, atol=1e-6)
+    assert load_image(path, 3).shape == (3, 2, 2)
+    assert torch.equal(load_image(path, 3)[1], load_image(path, 1)[0])
+
+
+def test_16bit_masks_are_read_in_8_bits(tmp_path: Path):
+    cases = [  # 16-bit pixels -> the 8-bit grey read
+        (np.array([[0, 65535], [32896, 65535]], np.uint16), [[0, 255], [128, 255]]),  # 16-bit range: scaled
+        (np.array([[0, 255], [255, 0]], np.uint16), [[0, 255], [255, 0]]),  # 8-bit values in 16 bits: as is
+    ]
+    for index, (pixels, grey) in enumerate(cases):
+        path = save(tmp_path / f"m_{index}.png", pixels)
+        np.testing.assert_allclose(load_masks([path], (2, 2))[0].numpy(), np.array(grey) / 127.5 - 1, atol=1e-6)
+
+
+def _square(size: int = 16) -> np.ndarray:
+    pixels = np.zeros((size, size), np.uint8)
+    pixels[4:12, 4:12] = 255
+    return pixels
+
+
+def _palette(index_pixels: np.ndarray, colour: tuple[int, int, int]) -> Image.Image:
+    image = Image.fromarray(index_pixels).convert("P")
+    image.putpalette([0, 0, 0, *colour])
+    return image
+
+
+def _cut_out() -> np.ndarray:
+    """An RGBA cut-out: the photo in RGB, the instance in the alpha channel."""
+    return np.dstack([noise(16, 16), _square()])
+
+
+REFUSED_MASKS = {
+    # name: (mask file content, fragment of the loader's message)
+    "0/1 mask": (_square() // 255, "0/1 mask"),
+    "RGBA cut-out": (_cut_out(), "alpha channel"),
+    "white RGBA cut-out": (np.dstack([np.full((16, 16, 3), 255, np.uint8), _square()]), "alpha channel"),
+    "green palette mask": (_palette(_square() // 255, (0, 200, 0)), "palette mask"),
+    "label map of ids": (np.minimum(np.indices((16, 16))[1] // 4, 3).astype(np.uint8), "label map"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_MASKS))
+def test_loader_refuses_masks_that_would_train_on_garbage(tmp_path: Path, case: str):
+    content, fragment = REFUSED_MASKS[case]
+    save(tmp_path / "trainA" / "x.png", noise(16, 16))
+    mask = tmp_path / "trainA_seg" / "x_0.png"
+    mask.parent.mkdir()
+    (content if isinstance(content, Image.Image) else Image.fromarray(content)).save(mask)
+    message = error_of(lambda: SingleSegDataset(make_opt(tmp_path))[0])
+    assert str(mask) in message and fragment in message
+
+
+def test_alpha_that_agrees_with_the_grey_and_white_palette_masks_load(tmp_path: Path):
+    save(tmp_path / "trainA" / "x.png", noise(16, 16))
+    save(tmp_path / "trainA_seg" / "x_0.png", np.dstack([_square()] * 4))  # alpha = grey
+    _palette(_square() // 255, (255, 255, 255)).save(tmp_path / "trainA_seg" / "x_1.png")
+    seg = SingleSegDataset(make_opt(tmp_path))[0]["A_seg"]
+    expected = torch.from_numpy(_square()).float() / 127.5 - 1
+    assert torch.equal(seg[0], expected) and torch.equal(seg[1], expected)
 
 
 # ---------------------------------------------------------------------------------- file names: macOS, Unicode
@@ -429,14 +495,14 @@ def test_unaligned_trains_on_a_plain_unpaired_folder(tmp_path: Path):
 def test_seg_ids_give_each_slot_the_k_of_its_mask_file_gaps_included(tmp_path: Path):
     for letter in "AB":
         save(tmp_path / f"train{letter}" / "x.png", noise(32, 32))
-        for k, value in ((0, 10), (2, 40), (5, 70)):  # files _0, _2, _5: no _1, _3, _4
+        for k, value in ((0, 130), (2, 160), (5, 190)):  # files _0, _2, _5: no _1, _3, _4
             save(tmp_path / f"train{letter}_seg" / f"x_{k}.png", np.full((32, 32), value, np.uint8))
     sample = UnalignedSegDataset(make_opt(tmp_path, max_instances=5))[0]
     for letter in "AB":
         ids = sample[f"{letter}_seg_ids"]
         assert ids.dtype == torch.long and ids.tolist() == [0, 2, 5, -1, -1]
         grey = sample[f"{letter}_seg"][:3, 0, 0]  # slot i holds the file ids[i]
-        assert grey.tolist() == pytest.approx([v / 127.5 - 1 for v in (10, 40, 70)])
+        assert grey.tolist() == pytest.approx([v / 127.5 - 1 for v in (130, 160, 190)], abs=1e-6)
     with pytest.warns(UserWarning, match="max_instances"):
         capped = SingleSegDataset(make_opt(tmp_path, max_instances=2))
     assert capped[0]["A_seg_ids"].tolist() == [0, 2]

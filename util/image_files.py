@@ -10,6 +10,9 @@ Two names that differ only in their Unicode normalisation (``café.png`` typed a
 and as NFD, ``e`` plus a combining accent, as macOS writes it) are the same name to a reader: stems are
 compared after NFC normalisation, so such twins are reported as duplicates (``duplicate_stems``).
 
+16-bit greyscale files (PNG mode ``I;16``) are read scaled to 8 bits (``to_8bit``), not clipped (which
+turns every value above 255 white).
+
 This lives in util, not data, because evaluation (evaluate.py, util/domain_classifier.py) reads the same
 layout and must not depend on the training data pipeline.
 """
@@ -22,6 +25,9 @@ import re
 import unicodedata
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 # Greedy stem: the LAST "_<digits>" is the instance number, so "img_12_0.png" is instance 0 of "img_12".
@@ -30,10 +36,12 @@ MASK_NAME = re.compile(r"^(?P<stem>.+)_(?P<k>\d+)\.(png|jpg|jpeg)$", re.IGNORECA
 # Files macOS writes next to copied files; never images, always skipped.
 MACOS_METADATA = ".DS_Store"
 APPLEDOUBLE_PREFIX = "._"
+# Modes in which PIL opens a 16-bit greyscale PNG (and "I", 32-bit, as older Pillow opened them).
+SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 
-__all__ = ["IMG_EXTENSIONS", "MASK_NAME", "DatasetError", "check_unique_stems", "domain_letters",
+__all__ = ["IMG_EXTENSIONS", "MASK_NAME", "SIXTEEN_BIT_MODES", "DatasetError", "check_unique_stems", "domain_letters",
            "duplicate_stem_message", "duplicate_stems", "index_mask_files", "is_image_file", "is_os_metadata_file",
-           "list_image_files", "mask_file_name", "mask_number", "same_name"]
+           "list_image_files", "mask_file_name", "mask_number", "same_name", "to_8bit"]
 
 
 class DatasetError(ValueError):
@@ -139,3 +147,17 @@ def index_mask_files(seg_folder: Path) -> dict[str, list[Path]]:
             numbered.setdefault(match["stem"], []).append((int(match["k"]), path))
     return {stem: [p for _, p in sorted(items)] for stem, items in numbered.items()}
 
+
+def to_8bit(image: Image.Image, keep_8bit_values: bool = False) -> Image.Image:
+    """A 16-bit greyscale image (``SIXTEEN_BIT_MODES``) as 8-bit grey ("L"); any other image unchanged.
+
+    PIL's own conversion clips every value above 255 to white; here 0..65535 is scaled to 0..255 (the PNG
+    meaning of 16 bits: 65535 is white). With ``keep_8bit_values`` (masks), a file whose values are all at most
+    255 holds 8-bit values in a 16-bit container (``numpy.uint16`` 0/255 masks) and is read as is.
+    """
+    if image.mode not in SIXTEEN_BIT_MODES:
+        return image
+    values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)
+    if not (keep_8bit_values and values.max(initial=0) <= 255):
+        values = (values * 255 + 32767) // 65535
+    return Image.fromarray(values.astype(np.uint8), "L")
