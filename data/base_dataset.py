@@ -50,7 +50,7 @@ from util.masks import EMPTY_SLOT, MaskFormatError, read_mask
 
 __all__ = ["INTERPOLATIONS", "NO_MASK_ID", "BaseDataset", "DatasetError", "DomainFolder", "JointTransform",
            "add_data_options", "get_joint_transform", "interpolation_mode", "load_image", "load_masks", "mask_ids",
-           "pad_masks", "pick_b_index", "resize_like_pil", "split_transformed"]
+           "pad_masks", "pick_b_index", "resize_like_pil", "round_to_multiple", "split_transformed"]
 
 PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
@@ -217,8 +217,17 @@ class _Resize:
     def __call__(self, stack: Tensor) -> Tensor:
         size = self.size
         if self.multiple:
-            size = [max(self.multiple, round(side / self.multiple) * self.multiple) for side in stack.shape[-2:]]
+            size = [round_to_multiple(side, self.multiple) for side in stack.shape[-2:]]
         return resize_like_pil(stack, size, self.interpolation)
+
+
+# --preprocess none rounds each side to a multiple of this (the generator downsamples twice).
+NONE_MULTIPLE = 4
+
+
+def round_to_multiple(side: int, multiple: int = NONE_MULTIPLE) -> int:
+    """The side ``--preprocess none`` resizes to: the nearest multiple of ``multiple``, at least ``multiple``."""
+    return max(multiple, round(side / multiple) * multiple)
 
 
 def get_joint_transform(opt: argparse.Namespace) -> Callable[[Tensor], Tensor]:
@@ -238,7 +247,7 @@ def get_joint_transform(opt: argparse.Namespace) -> Callable[[Tensor], Tensor]:
         steps.append(_RequireAtLeast(*crop_size))
         steps.append(v2.RandomCrop(crop_size) if opt.isTrain else v2.CenterCrop(crop_size))
     if opt.preprocess == "none":
-        steps.append(_Resize(interpolation, multiple=4))
+        steps.append(_Resize(interpolation, multiple=NONE_MULTIPLE))
     if opt.preprocess not in ("resize_and_crop", "resize", "crop", "none"):
         raise ValueError(f"--preprocess {opt.preprocess!r}: choose resize_and_crop, resize, crop or none")
     if opt.isTrain and not opt.no_flip:

@@ -1,6 +1,7 @@
 """Check a dataset in the layout of docs/method.md (section 5) before training on it.
 
     python -m data.check --dataroot ./datasets/shapes [--phase train test] [--max_instances 20] [--fast] [--json]
+        [--preprocess crop --crop_size 256 --batch_size 4]
 
 Prints one line per finding (``error`` or ``warning``, the file, what is wrong and how to fix it), an
 ``info`` line counting the macOS metadata files skipped (``._*``, ``.DS_Store``) and a summary line
@@ -11,7 +12,9 @@ Errors would stop training (the loader raises on them): a missing folder, no ima
 stem (also one name in two Unicode forms, NFC and NFD), an unreadable, truncated or zero-byte image or mask,
 a mask whose size differs from its image, a mask the loader refuses because it would train on garbage (0/1
 values, an RGBA cut-out with the instance in the alpha channel, a faint colour, palette or label-map mask:
-the rules are in util/masks.py).
+the rules are in util/masks.py). When the preprocessing is given (train.py passes its options), also images
+smaller than the crop of ``--preprocess crop``, or of several sizes with ``--preprocess none`` and a
+``--batch_size`` above 1: one finding per folder instead of one failing sample after another.
 
 Warnings do not stop it but may spoil it: an image without masks (valid, zero instances), more masks than
 ``--max_instances`` (extra ones are ignored), an orphan or misnamed mask file (or one named in another Unicode
@@ -53,14 +56,15 @@ from util.image_files import (
 )
 from util.masks import inspect_mask
 
-from .base_dataset import PIL_ERRORS
+from .base_dataset import PIL_ERRORS, round_to_multiple
 
-__all__ = ["FAST_MASK_SAMPLE", "Finding", "Report", "check_dataset", "main"]
+__all__ = ["FAST_MASK_SAMPLE", "PREPROCESS_CHOICES", "Finding", "Report", "check_dataset", "main"]
 
 Severity = Literal["error", "warning"]
 
 DOMAINS = ("A", "B")
 KNOWN_MASK_MODES = SIXTEEN_BIT_MODES | {"1", "L", "LA", "RGB", "RGBA", "P", "PA"}
+PREPROCESS_CHOICES = ("resize_and_crop", "resize", "crop", "none")
 # Masks per domain whose pixels the fast check reads (a sample drawn with a fixed seed: the same every run).
 FAST_MASK_SAMPLE = 64
 # A 16-bit image whose brightest value is below this uses at most 12 bits and loads nearly black.
@@ -136,21 +140,39 @@ class Report:
 
 
 def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_instances: int = 20,
-                  fast: bool = False, *, mask_sample: int = FAST_MASK_SAMPLE) -> Report:
+                  fast: bool = False, *, preprocess: str | None = None, crop_size: tuple[int, int] | None = None,
+                  batch_size: int = 1, with_masks: bool = True, mask_sample: int = FAST_MASK_SAMPLE) -> Report:
     """Scan ``<dataroot>/<phase>{A,B}`` and their ``_seg`` folders for every phase and report what is wrong.
 
     ``fast`` reads headers only, plus the pixels of a seeded sample of ``mask_sample`` masks per domain (see
-    the module docstring for what that misses).
+    the module docstring for what that misses). With ``preprocess`` (train.py's ``--preprocess``), the image
+    sizes are checked against ``crop_size`` (height, width; for ``crop``) and ``batch_size`` (for ``none``).
+    ``with_masks=False`` (``--dataset_mode unaligned``) checks the images only.
     """
+    if preprocess is not None and preprocess not in PREPROCESS_CHOICES:
+        raise ValueError(f"preprocess {preprocess!r}: choose {', '.join(PREPROCESS_CHOICES)}")
+    if preprocess == "crop" and crop_size is None:
+        raise ValueError("preprocess 'crop' needs crop_size=(height, width)")
     root = Path(dataroot)
     report = Report()
     if not root.is_dir():
         report.add(root, "error", "missing-folder", "dataset folder does not exist; check --dataroot")
         return report
+    sizes = _Sizes(preprocess, tuple(crop_size) if crop_size is not None else None, batch_size)
     for phase in phases:
         for letter in DOMAINS:
-            _check_domain(_DomainScan(root, phase, letter, max_instances, fast, mask_sample), report)
+            _check_domain(_DomainScan(root, phase, letter, max_instances, fast, with_masks, mask_sample, sizes),
+                          report)
     return report
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """The preprocessing options the image sizes must suit (all None: not checked)."""
+
+    preprocess: str | None
+    crop: tuple[int, int] | None  # (height, width)
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -160,7 +182,9 @@ class _DomainScan:
     letter: str
     max_instances: int
     fast: bool
+    with_masks: bool
     mask_sample: int
+    sizes: _Sizes
 
     @property
     def image_folder(self) -> Path:
@@ -194,16 +218,20 @@ def _check_domain(scan: _DomainScan, report: Report) -> None:
         return
     for first, duplicate in duplicate_stems(images):
         report.add(duplicate, "error", "duplicate-stem", duplicate_stem_message(first, duplicate))
-    masks = _index_masks(scan, report)
+    masks = _index_masks(scan, report) if scan.with_masks else None
+    sizes: dict[Path, tuple[int, int]] = {}
     sample: list[Path] = []
     for image in images:
-        _check_sample(image, masks, scan, report, sample)
+        size = _check_sample(image, masks, scan, report, sample)
+        if size is not None:
+            sizes[image] = size
     if scan.fast and sample:
         chosen = random.Random(f"{scan.phase}{scan.letter}").sample(sample, min(scan.mask_sample, len(sample)))
         for mask in sorted(chosen):
             _check_mask_pixels(mask, report)
     if masks is not None:
         _check_orphans(masks, images, scan.image_folder, report)
+    _check_sizes(folder, sizes, scan.sizes, report)
 
 
 def _index_masks(scan: _DomainScan, report: Report) -> dict[str, list[Path]] | None:
@@ -239,13 +267,13 @@ def _check_orphans(masks: dict[str, list[Path]], images: list[Path], folder: Pat
 
 
 def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _DomainScan, report: Report,
-                  sample: list[Path]) -> None:
-    """Check one image and its masks. In a fast check, the masks whose header is fine go to ``sample`` for a
-    pixel check of some of them."""
+                  sample: list[Path]) -> tuple[int, int] | None:
+    """Check one image and its masks; returns the image's (width, height) or None. In a fast check, the masks
+    whose header is fine go to ``sample`` for a pixel check of some of them."""
     report.images_checked += 1
     size = _check_image(image, scan.fast, report)
     if masks is None:
-        return
+        return size
     mask_files = masks.get(image.stem, [])
     if not mask_files:
         report.add(image, "warning", "no-masks",
@@ -258,6 +286,7 @@ def _check_sample(image: Path, masks: dict[str, list[Path]] | None, scan: _Domai
         report.masks_checked += 1
         if _check_mask(mask, size, scan.fast, report) and scan.fast:
             sample.append(mask)
+    return size
 
 
 def _check_image(path: Path, fast: bool, report: Report) -> tuple[int, int] | None:
@@ -341,6 +370,40 @@ def _is_zero_bytes(path: Path) -> bool:
         return False
 
 
+# -------------------------------------------------------------------------------------- sizes vs options
+def _wxh(size: tuple[int, int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def _check_sizes(folder: Path, sizes: dict[Path, tuple[int, int]], options: _Sizes, report: Report) -> None:
+    """Image sizes (width, height) against --preprocess: one finding per folder, not one per failing sample."""
+    if not sizes:
+        return
+    if options.preprocess == "crop":
+        crop_h, crop_w = options.crop
+        small = {path: size for path, size in sizes.items() if size[0] < crop_w or size[1] < crop_h}
+        if small:
+            example, size = next(iter(small.items()))
+            fit_w = min(w for w, _ in sizes.values()) // 4 * 4
+            fit_h = min(h for _, h in sizes.values()) // 4 * 4
+            report.add(folder, "error", "smaller-than-crop",
+                       f"{len(small)} of {len(sizes)} images are smaller than the crop {crop_w}x{crop_h} "
+                       f"(width x height) that --preprocess crop cuts, e.g. {example.name} {_wxh(size)}, so every "
+                       f"sample with one would fail; lower --crop_size_w/--crop_size_h to at most {fit_w}x{fit_h} "
+                       f"(the smallest image, in multiples of 4) or use --preprocess resize_and_crop")
+    if options.preprocess == "none" and options.batch_size > 1:
+        rounded: dict[tuple[int, int], Path] = {}
+        for path, (width, height) in sizes.items():
+            rounded.setdefault((round_to_multiple(width), round_to_multiple(height)), path)
+        if len(rounded) > 1:
+            examples = ", ".join(f"{path.name} {_wxh(sizes[path])}" for path in list(rounded.values())[:3])
+            report.add(folder, "error", "mixed-sizes",
+                       f"--preprocess none keeps each image's size (rounded to multiples of 4) and these images "
+                       f"have {len(rounded)} sizes (e.g. {examples}), so a batch of --batch_size "
+                       f"{options.batch_size} cannot be stacked; use --batch_size 1, or --preprocess "
+                       f"resize_and_crop, resize or crop to give every image one size")
+
+
 # -------------------------------------------------------------------------------------------------- CLI
 def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -354,17 +417,33 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--fast", action="store_true",
                         help=f"read file headers and the pixels of up to {FAST_MASK_SAMPLE} masks per domain only: "
                              f"quicker, but misses truncated pixel data and problems in the other masks")
+    parser.add_argument("--no_masks", action="store_true",
+                        help="check the images only (for --dataset_mode unaligned: no _seg folders)")
+    sizes = parser.add_argument_group("image sizes against train.py's options (checked when --preprocess is given)")
+    sizes.add_argument("--preprocess", choices=PREPROCESS_CHOICES, default=None,
+                       help="crop: every image must be at least the crop; none: one size per folder unless "
+                            "--batch_size is 1")
+    sizes.add_argument("--crop_size", type=int, default=None, help="set --crop_size_h and --crop_size_w at once")
+    sizes.add_argument("--crop_size_h", type=int, default=256, help="crop height (default: %(default)s)")
+    sizes.add_argument("--crop_size_w", type=int, default=256, help="crop width (default: %(default)s)")
+    sizes.add_argument("--batch_size", type=int, default=1, help="batch size (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-    return parser.parse_args(None if argv is None else list(argv))
+    args = parser.parse_args(None if argv is None else list(argv))
+    if args.crop_size is not None:
+        args.crop_size_h = args.crop_size_w = args.crop_size
+    return args
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     """Run the checker from the command line; returns the exit status."""
     args = _parse_args(argv)
-    if args.max_instances < 1:
-        print(f"--max_instances must be at least 1, got {args.max_instances}", file=sys.stderr)
-        return 2
-    report = check_dataset(args.dataroot, args.phase, args.max_instances, fast=args.fast)
+    for flag in ("max_instances", "crop_size_h", "crop_size_w", "batch_size"):
+        if getattr(args, flag) < 1:
+            print(f"--{flag} must be at least 1, got {getattr(args, flag)}", file=sys.stderr)
+            return 2
+    report = check_dataset(args.dataroot, args.phase, args.max_instances, fast=args.fast,
+                           preprocess=args.preprocess, crop_size=(args.crop_size_h, args.crop_size_w),
+                           batch_size=args.batch_size, with_masks=not args.no_masks)
     print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else report.format())
     return 0 if report.ok else 1
 

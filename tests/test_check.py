@@ -293,6 +293,51 @@ def test_fast_check_reads_the_pixels_of_a_seeded_sample_of_masks(tmp_path: Path)
     assert check_dataset(root).mask_pixels_checked == 16
 
 
+# ------------------------------------------------------------------------- image sizes against train.py's options
+def _resize_image(root: Path, stem: str, width: int, height: int) -> None:
+    """Make image ``trainA/<stem>.png`` and its masks ``width`` x ``height``."""
+    _write_image(root / "trainA" / f"{stem}.png")
+    with Image.open(root / "trainA" / f"{stem}.png") as image:
+        image.resize((width, height)).save(root / "trainA" / f"{stem}.png")
+    for mask in (root / "trainA_seg").glob(f"{stem}_*.png"):
+        _write_mask(mask, np.where(np.indices((height, width))[0] < 4, 255, 0).astype(np.uint8))
+
+
+SIZE_CASES = {
+    # name: (image sizes in trainA (stem: width, height), check_dataset options, findings: (folder, code, fragment))
+    "crop larger than every image": ({}, {"preprocess": "crop", "crop_size": (40, 40)},
+                                     [("trainA", "smaller-than-crop", "--crop_size_w/--crop_size_h to at most 32x32"),
+                                      ("trainB", "smaller-than-crop", "2 of 2 images")]),
+    "crop larger than one image": ({"b": (36, 20)}, {"preprocess": "crop", "crop_size": (24, 32)},
+                                   [("trainA", "smaller-than-crop", "b.png 36x20")]),
+    "none, mixed sizes, batch 4": ({"b": (48, 40)}, {"preprocess": "none", "batch_size": 4},
+                                   [("trainA", "mixed-sizes", "use --batch_size 1")]),
+    "none, mixed sizes, batch 1": ({"b": (48, 40)}, {"preprocess": "none", "batch_size": 1}, []),
+    "none, sizes one after rounding": ({"b": (31, 30)}, {"preprocess": "none", "batch_size": 4}, []),
+    "resize, mixed sizes, batch 4": ({"b": (48, 40)}, {"preprocess": "resize", "batch_size": 4}, []),
+    "crop that fits": ({"b": (48, 40)}, {"preprocess": "crop", "crop_size": (32, 32), "batch_size": 4}, []),
+}
+
+
+@pytest.mark.parametrize("case", list(SIZE_CASES))
+def test_image_sizes_are_checked_once_per_folder_against_the_options(tmp_path: Path, case: str) -> None:
+    sizes, options, expected = SIZE_CASES[case]
+    root = _make_dataset(tmp_path)
+    for stem, (width, height) in sizes.items():
+        _resize_image(root, stem, width, height)
+    report = check_dataset(root, fast=True, **options)
+    assert [(Path(f.path).name, f.code) for f in report.findings] == [(folder, code) for folder, code, _ in expected]
+    for finding, (_, _, fragment) in zip(report.findings, expected):
+        assert finding.severity == "error" and fragment in finding.message
+
+
+def test_size_options_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _make_dataset(tmp_path)
+    assert main(["--dataroot", str(root), "--preprocess", "crop", "--crop_size", "40"]) == 1
+    assert capsys.readouterr().out.count("[smaller-than-crop]") == 2
+    assert main(["--dataroot", str(root), "--preprocess", "crop", "--crop_size", "32"]) == 0
+
+
 # ----------------------------------------------------------------------------------- names: Unicode, macOS files
 def _unicode_twins(folder: Path, write: Callable[[Path], None]) -> tuple[str, str]:
     """Write ``café.png`` twice, NFC and NFD (skips where the file system folds them into one name, as macOS)."""
