@@ -338,6 +338,17 @@ def test_size_options_on_the_command_line(tmp_path: Path, capsys: pytest.Capture
     assert main(["--dataroot", str(root), "--preprocess", "crop", "--crop_size", "32"]) == 0
 
 
+def test_without_masks_only_the_images_are_checked(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--dataset_mode unaligned (CycleGAN) reads no _seg folders: their absence is no error, sizes still count."""
+    root = _make_dataset(tmp_path)
+    for letter in "AB":
+        shutil.rmtree(root / f"train{letter}_seg")
+    assert check_dataset(root, fast=True, with_masks=False).findings == []
+    report = check_dataset(root, fast=True, with_masks=False, preprocess="crop", crop_size=(40, 40))
+    assert [f.code for f in report.findings] == ["smaller-than-crop"] * 2
+    assert main(["--dataroot", str(root), "--no_masks"]) == 0
+
+
 # ----------------------------------------------------------------------------------- names: Unicode, macOS files
 def _unicode_twins(folder: Path, write: Callable[[Path], None]) -> tuple[str, str]:
     """Write ``café.png`` twice, NFC and NFD (skips where the file system folds them into one name, as macOS)."""
