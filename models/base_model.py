@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import math
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -51,8 +52,9 @@ class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or Inf; raised before the optimiser step, so the weights are still finite.
     Under torchrun every rank raises at the same update (``name`` says where it happened)."""
 
-    def __init__(self, name: str, value: float):
-        super().__init__(f"loss {name} is {value}")
+    def __init__(self, name: str, value: float, limit: float | None = None):
+        diverged = f", above --max_loss {limit:g}: training diverged" if limit is not None else ""
+        super().__init__(f"loss {name} is {value:g}{diverged}")
         self.name = name
         self.value = value
 
@@ -203,16 +205,20 @@ class BaseModel(ABC):
             self.loss_totals.setdefault(name, []).append(value.detach())
 
     def check_finite(self, losses: dict[str, Tensor]) -> None:
-        """Raise NonFiniteLossError naming the first NaN/Inf loss, on every rank when any rank has one."""
+        """Raise NonFiniteLossError naming the first NaN/Inf loss, or one above ``--max_loss`` (divergence), on
+        every rank when any rank has one."""
         bad_name, bad_value = None, 0.0
+        limit = getattr(self.opt, "max_loss", 0) or None
         if losses:
             values = torch.stack([value.detach().float().sum() for value in losses.values()])
-            finite = torch.isfinite(values)
-            if not bool(finite.all()):  # one device sync for all losses
-                index = int((~finite).nonzero()[0])
+            good = torch.isfinite(values) & (values.abs() <= limit if limit else True)
+            if not bool(good.all()):  # one device sync for all losses
+                index = int((~good).nonzero()[0])
                 bad_name, bad_value = list(losses)[index], float(values[index])
         if distributed.any_rank(bad_name is not None, self.device):
-            raise NonFiniteLossError(bad_name or "(on another rank)", bad_value if bad_name else float("nan"))
+            if bad_name is None:
+                raise NonFiniteLossError("(on another rank)", float("nan"))
+            raise NonFiniteLossError(bad_name, bad_value, limit if math.isfinite(bad_value) else None)
 
     def _grad_scaler(self, optimizer: torch.optim.Optimizer) -> torch.amp.GradScaler:
         """The optimiser's loss scaler (active for ``--amp fp16`` only), in the order of ``self.optimizers``."""
@@ -396,6 +402,19 @@ class TwoDomainGANModel(BaseModel):
     def load_extra_state(self, state: dict) -> None:
         self.fake_A_pool.load_state_dict(state["fake_A_pool"], self.device)
         self.fake_B_pool.load_state_dict(state["fake_B_pool"], self.device)
+
+
+def validate_loss_weights(opt: argparse.Namespace, names: tuple[str, ...]) -> None:
+    """Loss weights are finite and non-negative; an identity loss needs inputs and outputs of the same channels
+    (the generator into a domain is fed that domain's own images)."""
+    for name in names:
+        value = getattr(opt, name, 0)
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ValueError(f"--{name} must be a non-negative number (got {value})")
+    if (getattr(opt, "lambda_idt", 0) or 0) > 0 and opt.input_nc != opt.output_nc:
+        raise ValueError(f"the identity loss feeds each generator images of its own output domain, so it needs "
+                         f"--input_nc {opt.input_nc} == --output_nc {opt.output_nc}; pass --lambda_idt 0 to train "
+                         f"without it")
 
 
 def unwrap(net: nn.Module) -> nn.Module:

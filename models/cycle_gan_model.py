@@ -13,7 +13,7 @@ import torch
 from torch.nn import functional as F
 
 from . import networks
-from .base_model import IMAGE, TwoDomainGANModel, Update
+from .base_model import IMAGE, TwoDomainGANModel, Update, validate_loss_weights
 
 # upstream: the CycleGAN code base; authors: how the InstaGAN authors ran their CycleGAN baseline.
 VARIANTS = {"upstream": {"lambda_idt": 0.5, "spectral_norm_D": False},
@@ -39,9 +39,7 @@ class CycleGanModel(TwoDomainGANModel):
     def validate_options(opt: argparse.Namespace) -> None:
         if getattr(opt, "isTrain", False) and opt.lambda_idt is None:
             opt.lambda_idt = VARIANTS[opt.variant]["lambda_idt"]
-        for name in ("lambda_A", "lambda_B", "lambda_idt"):
-            if getattr(opt, name, 0) < 0:
-                raise ValueError(f"--{name} must not be negative (got {getattr(opt, name)})")
+        validate_loss_weights(opt, ("lambda_A", "lambda_B", "lambda_idt"))
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
@@ -92,14 +90,16 @@ class CycleGanModel(TwoDomainGANModel):
         """GAN + cycle + identity losses of both directions (CycleGAN's weights)."""
         opt = self.opt
         idt = opt.lambda_idt
-        return {
+        losses = {
             "G_A": self.criterion_gan(self.netD_A(self.fake_B_img), True),          # (D_A(G_A(a)) - 1)^2
             "G_B": self.criterion_gan(self.netD_B(self.fake_A_img), True),
             "cycle_A": opt.lambda_A * F.l1_loss(self.rec_A_img, self.real_A_img),  # |G_B(G_A(a)) - a|_1
             "cycle_B": opt.lambda_B * F.l1_loss(self.rec_B_img, self.real_B_img),
-            "idt_A": opt.lambda_B * idt * F.l1_loss(self.netG_A(self.real_B_img), self.real_B_img),  # |G_A(b) - b|
-            "idt_B": opt.lambda_A * idt * F.l1_loss(self.netG_B(self.real_A_img), self.real_A_img),
         }
+        if idt > 0:
+            losses["idt_A"] = opt.lambda_B * idt * F.l1_loss(self.netG_A(self.real_B_img), self.real_B_img)  # |G_A(b)-b|
+            losses["idt_B"] = opt.lambda_A * idt * F.l1_loss(self.netG_B(self.real_A_img), self.real_A_img)
+        return losses
 
     def discriminator_loss(self, netD: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0))."""

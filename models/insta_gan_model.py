@@ -17,7 +17,7 @@ from torch import Tensor
 from util import distributed
 
 from . import networks
-from .base_model import IMAGE, MASKS, TwoDomainGANModel, Update
+from .base_model import IMAGE, MASKS, TwoDomainGANModel, Update, validate_loss_weights
 from .losses import context_preserving_loss, reconstruction_loss
 
 
@@ -125,9 +125,7 @@ class InstaGanModel(TwoDomainGANModel):
         if opt.dataset_mode not in ("unaligned_seg", "single_seg"):
             raise ValueError(f"--model insta_gan needs masks: use --dataset_mode unaligned_seg (or single_seg "
                              f"at test time), not {opt.dataset_mode}")
-        for name in ("lambda_A", "lambda_B", "lambda_idt", "lambda_ctx"):
-            if getattr(opt, name, 0) < 0:
-                raise ValueError(f"--{name} must not be negative (got {getattr(opt, name)})")
+        validate_loss_weights(opt, ("lambda_A", "lambda_B", "lambda_idt", "lambda_ctx"))
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
@@ -223,7 +221,7 @@ class InstaGanModel(TwoDomainGANModel):
         image, masks = d.current_image[active], d.real_masks[active, group]
         fake_image, fake_masks = forward_G(image, masks)
         rec_image, rec_masks = backward_G(fake_image, fake_masks)
-        idt_image, idt_masks = backward_G(image, masks)
+        idt_image, idt_masks = backward_G(image, masks) if self.opt.lambda_idt > 0 else (None, None)
         masks_for_D = d.fake_masks[active].clone()
         masks_for_D[:, group] = fake_masks
         return {"direction": d, "active": active, "group": group, "image": image, "masks": masks,
@@ -245,15 +243,16 @@ class InstaGanModel(TwoDomainGANModel):
         dst = "B" if src == "A" else "A"
         lam = opt.lambda_A if src == "A" else opt.lambda_B
         netD = self._discriminator_for(src)
-        return {
+        losses = {
             f"G_{src}": self.criterion_gan(netD(s["fake_image"], s["masks_for_D"]), True),
             f"cycle_{src}": lam * reconstruction_loss(s["rec_image"], s["rec_masks"], s["image"], s["masks"]),
-            # identity: the generator INTO src's domain leaves src inputs unchanged (CycleGAN's idt naming)
-            f"idt_{dst}": lam * opt.lambda_idt * reconstruction_loss(s["idt_image"], s["idt_masks"], s["image"],
-                                                                     s["masks"]),
-            f"ctx_{src}": lam * opt.lambda_ctx * context_preserving_loss(s["image"], s["fake_image"], s["masks"],
-                                                                         s["fake_masks"]),
         }
+        if s["idt_image"] is not None:   # identity: the generator INTO src's domain leaves src inputs unchanged
+            losses[f"idt_{dst}"] = lam * opt.lambda_idt * reconstruction_loss(s["idt_image"], s["idt_masks"],
+                                                                              s["image"], s["masks"])
+        losses[f"ctx_{src}"] = lam * opt.lambda_ctx * context_preserving_loss(s["image"], s["fake_image"],
+                                                                              s["masks"], s["fake_masks"])
+        return losses
 
     def _discriminator_loss(self, s: dict) -> Tensor:
         """0.5 * (MSE(D(real), 1) + MSE(D(pooled fake), 0)); real = target-domain images with all their masks."""

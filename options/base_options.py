@@ -155,7 +155,7 @@ class BaseOptions:
         self.complete(opt)
         self._apply_shortcuts(opt)
         if opt.suffix:
-            opt.name = f"{opt.name}_{opt.suffix.format(**vars(opt))}"
+            opt.name = f"{opt.name}_{expand_suffix(opt)}"
         self.validate(opt)
         opt.gpu_ids = self._resolve_gpu_ids(opt.gpu_ids)
         text = format_options(opt, parser)
@@ -197,6 +197,10 @@ class BaseOptions:
                                    f"downsamples twice); change {which}")
         if opt.max_dataset_size < 1:
             raise OptionsError("--max_dataset_size must be at least 1")
+        validate_name(opt.name)
+        if not math.isfinite(opt.init_gain) or opt.init_gain <= 0:
+            raise OptionsError(f"--init_gain must be a positive number (got {opt.init_gain})")
+        validate_discriminator_depth(opt)
         validate_model = getattr(models.find_model_using_name(opt.model), "validate_options", None)
         if validate_model is not None:
             try:
@@ -219,6 +223,34 @@ class BaseOptions:
             raise OptionsError(f"--gpu_ids {text}: GPU {missing[0]} does not exist (this machine has "
                                f"{available} CUDA device(s)); use --gpu_ids -1 for CPU")
         return ids
+
+
+def expand_suffix(opt: argparse.Namespace) -> str:
+    """``--suffix`` formatted with the options, e.g. ``{model}_{ngf}``."""
+    try:
+        return opt.suffix.format(**vars(opt))
+    except (KeyError, IndexError, ValueError) as err:
+        raise OptionsError(f"--suffix {opt.suffix!r}: {err.args[0]!r} is not an option name (use e.g. {{model}}_{{ngf}}; "
+                           f"double braces for a literal brace)") from None
+
+
+def validate_name(name: str) -> None:
+    """A run name is one folder inside --checkpoints_dir, never a path out of it."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise OptionsError(f"--name {name!r} must be a plain folder name (no '/', '..' or empty name): the run is "
+                           f"written to <checkpoints_dir>/<name>")
+
+
+def validate_discriminator_depth(opt: argparse.Namespace) -> None:
+    """Each of --n_layers_D stride-2 convolutions halves the input and the two 4x4 stride-1 convolutions at
+    the end take 3 pixels: the input must keep at least 3 pixels after the halvings."""
+    if opt.preprocess == "none":
+        return
+    side = min((opt.load_size_h, opt.load_size_w) if opt.preprocess == "resize" else (opt.crop_size_h, opt.crop_size_w))
+    if side // 2 ** opt.n_layers_D < 3:
+        deepest = max(n for n in range(1, 12) if side // 2 ** n >= 3) if side >= 6 else 0
+        raise OptionsError(f"--n_layers_D {opt.n_layers_D} is too deep for {side}-pixel inputs (the discriminator "
+                           f"would have nothing left to judge): use --n_layers_D {deepest} or less, or larger images")
 
 
 def format_options(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> str:

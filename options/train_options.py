@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from .base_options import BaseOptions, OptionsError
 
@@ -35,6 +36,13 @@ class TrainOptions(BaseOptions):
         g.add_argument("--nan_policy", default="stop", choices=["stop", "skip"],
                        help="when a loss becomes NaN/Inf: stop (naming the loss and the last good checkpoint) "
                             "or skip that update and go on")
+        g.add_argument("--max_loss", type=float, default=1e5,
+                       help="a loss above this means training diverged (e.g. --lr far too high): handled like a NaN "
+                            "loss (--nan_policy); 0 turns the check off")
+        g.add_argument("--max_nan_skips", type=int, default=20,
+                       help="with --nan_policy skip: stop after this many updates in a row were skipped")
+        g.add_argument("--overwrite", action="store_true",
+                       help="start over in <checkpoints_dir>/<name> even if it holds a run (its files are replaced)")
         g.add_argument("--max_bad_images", type=int, default=10,
                        help="unreadable images met during training are skipped with a warning, up to this many "
                             "(0 = stop at the first)")
@@ -64,7 +72,17 @@ class TrainOptions(BaseOptions):
         if opt.niter < 0 or opt.niter_decay < 0 or opt.niter + opt.niter_decay < 1:
             raise OptionsError(f"--niter {opt.niter} --niter_decay {opt.niter_decay}: both must be >= 0 "
                                f"and their sum at least 1")
-        if opt.lr <= 0:
-            raise OptionsError(f"--lr must be positive (got {opt.lr})")
-        if opt.pool_size < 0 or opt.max_steps < 0 or opt.max_minutes < 0 or opt.max_bad_images < 0:
-            raise OptionsError("--pool_size, --max_steps, --max_minutes and --max_bad_images must not be negative")
+        if not math.isfinite(opt.lr) or opt.lr <= 0:
+            raise OptionsError(f"--lr must be a positive number (got {opt.lr})")
+        for beta in ("beta1", "beta2"):
+            if not 0 <= getattr(opt, beta) < 1:
+                raise OptionsError(f"--{beta} must be in [0, 1) (got {getattr(opt, beta)}); Adam's defaults here "
+                                   f"are 0.5 and 0.999")
+        if opt.epoch_count > opt.niter + opt.niter_decay:
+            raise OptionsError(f"--epoch_count {opt.epoch_count} is past the last epoch ({opt.niter} + "
+                               f"{opt.niter_decay}): nothing would be trained; to resume a run use --continue_train")
+        if not math.isfinite(opt.max_loss) or opt.max_loss < 0:
+            raise OptionsError(f"--max_loss must be a non-negative number (got {opt.max_loss}; 0 turns it off)")
+        for flag in ("pool_size", "max_steps", "max_minutes", "max_bad_images", "max_nan_skips"):
+            if not getattr(opt, flag) >= 0:   # also rejects nan
+                raise OptionsError(f"--{flag} must not be negative (got {getattr(opt, flag)})")
