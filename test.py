@@ -19,7 +19,7 @@ import torch
 
 from data import create_dataset
 from models import create_model
-from options.base_options import OptionsError
+from options.base_options import OptionsError, save_options_text
 from options.test_options import TestOptions
 from util.checkpoint import CheckpointError
 from util.html import HTML
@@ -97,10 +97,25 @@ def run_test(opt: argparse.Namespace) -> Path:
     return page
 
 
+def check_trained_run(opt: argparse.Namespace) -> None:
+    """A mistyped --name must not create a folder: the run has to exist before test_opt.txt is written there."""
+    run_dir = Path(opt.checkpoints_dir) / opt.name
+    if not run_dir.is_dir():
+        runs = sorted(p.name for p in Path(opt.checkpoints_dir).glob("*/") if any(p.glob("*_net_*.pth")))
+        raise OptionsError(f"no trained run {run_dir}: check --name and --checkpoints_dir"
+                           + (f" (runs there: {', '.join(runs[:10])})" if runs else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
-    opt = TestOptions().parse(argv)
     try:
+        options = TestOptions()
+        opt = options.parse(argv, save=False)
+        check_trained_run(opt)
+        save_options_text(opt, options.text, options.argv)
         run_test(opt)
+    except OptionsError as err:
+        print(err.code, file=sys.stderr)
+        return 2
     except (CheckpointError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

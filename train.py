@@ -27,6 +27,7 @@ from options.base_options import OptionsError, save_options_text
 from options.train_options import TrainOptions
 from util import distributed
 from util.checkpoint import STATE_FILE, CheckpointError, load_weights_only, save_atomic
+from util.fileio import remove_stale_temporaries
 from util.image_files import DatasetError
 from util.run_control import StopRequest, rng_state, seed_everything, set_rng_state
 from util.visualizer import Visualizer
@@ -72,12 +73,14 @@ def optimize_step(run: TrainingRun, batch: dict) -> bool:
     try:
         run.model.optimize_parameters()
     except NonFiniteLossError as err:
-        if run.opt.nan_policy != "skip":
+        if run.opt.nan_policy != "skip" or run.skipped_in_a_row >= run.opt.max_nan_skips:
             raise
         run.skipped_steps += 1
+        run.skipped_in_a_row += 1
         run.log(f"warning: {err} at epoch {run.epoch}, iteration {run.epoch_iter + 1}: update skipped "
-                f"({run.skipped_steps} so far, --nan_policy skip)")
+                f"({run.skipped_steps} so far, {run.skipped_in_a_row} in a row, --nan_policy skip)")
         return False
+    run.skipped_in_a_row = 0
     return True
 
 
@@ -146,9 +149,14 @@ class TrainingRun:
         self.compute_time = self.data_time = 0.0   # seconds per image of the last step
         self.bad_images: list[str] = []
         self.skipped_steps = 0
+        self.skipped_in_a_row = 0
         self.last_saved = "none yet (nothing saved in this run)"
         self.epoch_rng = rng_state()
         self.resume_rng: dict | None = None   # RNG state at the saved step, restored after replaying the epoch
+        if self.dist.is_main:
+            removed = remove_stale_temporaries(self.save_dir)
+            if removed:
+                self.log(f"removed {len(removed)} temporary file(s) left by an interrupted save in {self.save_dir}")
         if opt.continue_train:
             self.resume()
         self.start_time = time.time()
@@ -189,11 +197,13 @@ class TrainingRun:
         set_rng_state(self.epoch_rng)
         self.dataset.set_epoch(self.epoch)
         iterator = iter(self.dataset)
-        if self.resume_rng is not None:
+        if self.resume_rng is not None and self.epoch_iter > 0:
             for _ in range(self.epoch_iter):
                 next(iterator)
             set_rng_state(self.resume_rng)
-            self.resume_rng = None
+        # Saved at an epoch boundary, the state equals the epoch's start state: the loader has just drawn
+        # the epoch's seed from it, exactly as the uninterrupted run did, so nothing is restored.
+        self.resume_rng = None
         self.progress = tqdm(total=self.batches_per_epoch, initial=self.epoch_iter, desc=f"epoch {self.epoch}",
                              unit="batch", dynamic_ncols=True, disable=None if self.dist.is_main else True)
         try:
@@ -241,46 +251,82 @@ def check_resume_state(opt: argparse.Namespace) -> None:
 
 
 def dataset_is_usable(opt: argparse.Namespace) -> bool:
-    """Fast header-level check of a mask dataset: stop on errors that would break training, warn otherwise."""
-    if opt.dataset_mode != "unaligned_seg" or opt.skip_data_check:
+    """Fast start-up check (headers, a sample of mask pixels, image sizes against the crop and batch): stop on
+    errors that would break or spoil training, warn otherwise."""
+    if opt.dataset_mode not in ("unaligned_seg", "unaligned") or opt.skip_data_check:
         return True
-    report = check_dataset(opt.dataroot, (opt.phase,), opt.max_instances, fast=True)
+    report = check_dataset(opt.dataroot, (opt.phase,), opt.max_instances, fast=True, preprocess=opt.preprocess,
+                           crop_size=(opt.crop_size_h, opt.crop_size_w), batch_size=opt.batch_size,
+                           with_masks=opt.dataset_mode == "unaligned_seg")
     if not distributed.is_main_process():
         return not report.errors
     if report.errors:
         print(report.format(limit=20), file=sys.stderr)
-        print(f"error: the dataset in {opt.dataroot} cannot be trained on; fix the files above "
-              f"(full check: python -m data.check --dataroot {opt.dataroot} --phase {opt.phase})", file=sys.stderr)
+        no_masks = "" if opt.dataset_mode == "unaligned_seg" else " --no_masks"
+        print(f"error: the dataset in {opt.dataroot} cannot be trained on; fix the files above (full check: "
+              f"python -m data.check --dataroot {opt.dataroot} --phase {opt.phase}{no_masks})", file=sys.stderr)
         return False
     if report.warnings:
         print(report.format(limit=10))
     return True
 
 
-def parse_options(argv: list[str] | None) -> argparse.Namespace:
-    """Parse and check the options; only then write train_opt.txt (rank 0)."""
+def check_not_overwriting(opt: argparse.Namespace) -> None:
+    """Never start a fresh run over a saved one by accident: that needs --continue_train or --overwrite."""
+    run_dir = Path(opt.checkpoints_dir) / opt.name
+    saved = sorted(run_dir.glob("*_net_*.pth")) + sorted(run_dir.glob(STATE_FILE))
+    if opt.continue_train or not saved:
+        return
+    if not opt.overwrite:
+        raise OptionsError(f"{run_dir} already holds a run ({len(saved)} checkpoint files, e.g. {saved[0].name}): "
+                           f"add --continue_train to resume it, --overwrite to start over (its checkpoints are "
+                           f"deleted), or choose another --name")
+    if distributed.is_main_process():
+        for path in saved:
+            path.unlink(missing_ok=True)
+        print(f"--overwrite: deleted the {len(saved)} checkpoint files of the previous run in {run_dir}")
+
+
+def parse_options(argv: list[str] | None) -> tuple[argparse.Namespace, TrainOptions]:
+    """Parse and check the options and the run folder; nothing is written yet (see write_options)."""
     options = TrainOptions()
     opt = options.parse(argv, save=False, show=distributed.is_main_process())
     check_resume_state(opt)
+    check_not_overwriting(opt)
+    return opt, options
+
+
+def write_options(opt: argparse.Namespace, options: TrainOptions) -> None:
+    """train_opt.txt and train_opt.json, once the run is set up (a failed resume leaves the old ones)."""
     if distributed.is_main_process():
         save_options_text(opt, options.text, options.argv)
-    return opt
 
 
 def main(argv: list[str] | None = None) -> int:
-    opt = parse_options(argv)
-    if not dataset_is_usable(opt):
-        return 2
     run = None
     try:
+        opt, options = parse_options(argv)
+        if not dataset_is_usable(opt):
+            return 2
         run = TrainingRun(opt)
+        write_options(opt, options)
         return train(run)
+    except OptionsError as err:
+        print(err.code, file=sys.stderr)
+        return 2
     except (CheckpointError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        saved = run.last_saved if run is not None else "nothing"
+        print(f"\nstopped at once by a second Ctrl-C: the current step was not saved; last save: {saved}",
+              file=sys.stderr)
+        return 1   # not 130: the run did not stop cleanly
     except NonFiniteLossError as err:
+        in_a_row = (f" after {run.skipped_in_a_row} skipped updates in a row (--max_nan_skips)"
+                    if run.skipped_in_a_row else "")
         print(f"error: {err} at epoch {run.epoch}, iteration {run.epoch_iter + 1} (step "
-              f"{run.total_steps + 1}); training stopped before that update. Last good checkpoint: "
+              f"{run.total_steps + 1}){in_a_row}; training stopped before that update. Last good checkpoint: "
               f"{run.last_saved}. Lower --lr, try --amp none, or pass --nan_policy skip", file=sys.stderr)
         return 3
     finally:

@@ -29,8 +29,9 @@ def poison_rank1(run: train.TrainingRun, batch_number: int) -> None:
 
 def main() -> int:
     out_dir, argv = Path(sys.argv[1]), sys.argv[2:]
-    opt = train.parse_options(argv)
+    opt, options = train.parse_options(argv)
     run = train.TrainingRun(opt)
+    train.write_options(opt, options)
     if os.environ.get("NAN_ON_RANK1_AT_BATCH"):
         poison_rank1(run, int(os.environ["NAN_ON_RANK1_AT_BATCH"]))
     status = train.train(run)

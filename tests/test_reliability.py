@@ -153,3 +153,77 @@ def test_checkpoint_that_needs_code_to_load_is_refused(shapes, tmp_path, capsys)
     assert test_script.main(test_args.split()) == 2
     err = capsys.readouterr().err
     assert "refusing to load" in err and "arbitrary" in err and str(path) in err
+
+
+# ---------------------------------------------------------------------------------------------- bad options
+BAD_OPTIONS = {  # extra flags -> what the error must say (exit status 2, nothing written)
+    "--lr nan": "--lr must be a positive number",
+    "--lr -1": "--lr must be a positive number",
+    "--beta1 2": "--beta1 must be in [0, 1)",
+    "--init_gain nan": "--init_gain must be a positive number",
+    "--suffix {nope}": "'nope' is not an option name",
+    "--n_layers_D 6": "--n_layers_D 6 is too deep for 32-pixel inputs",
+    "--input_nc 1": "pass --lambda_idt 0",
+    "--epoch_count 500": "past the last epoch",
+    "--name ../..": "must be a plain folder name",
+    "--lambda_A nan": "--lambda_A must be a non-negative number",
+    "--lambda_ctx -1": "--lambda_ctx must be a non-negative number",
+    "--max_loss nan": "--max_loss must be a non-negative number",
+    "--max_nan_skips -1": "--max_nan_skips must not be negative",
+    "--output_nc 1": "pass --lambda_idt 0",
+}
+
+
+@pytest.mark.parametrize("extra", list(BAD_OPTIONS))
+def test_bad_options_stop_with_the_option_and_exit_2(shapes, tmp_path, capsys, extra):
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, f"--max_steps 1 {extra}")) == 2
+    err = capsys.readouterr().err
+    assert BAD_OPTIONS[extra] in err and "Traceback" not in err, err
+    assert not ck.exists() and not (tmp_path.parent / "run").exists(), "a refused run wrote files"
+
+
+def test_a_new_run_never_overwrites_a_saved_one(shapes, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, "--max_steps 2")) == 0
+    state = ck / "run" / "latest_state.pth"
+    before = state.read_bytes()
+    assert train.main(args(shapes, ck, "--max_steps 1")) == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--continue_train" in err and "--overwrite" in err
+    assert state.read_bytes() == before
+    assert train.main(args(shapes, ck, "--max_steps 1 --overwrite")) == 0
+    assert torch.load(state, weights_only=True)["total_steps"] == 1
+
+
+def test_a_failed_resume_leaves_the_option_files_alone(shapes, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, "--max_steps 1")) == 0
+    options = (ck / "run" / "train_opt.txt").read_text(), (ck / "run" / "train_opt.json").read_text()
+    assert train.main(args(shapes, ck, "--max_steps 2 --continue_train --ngf 8")) == 2
+    assert "does not fit the network" in capsys.readouterr().err
+    assert ((ck / "run" / "train_opt.txt").read_text(), (ck / "run" / "train_opt.json").read_text()) == options
+
+
+def test_test_py_with_a_mistyped_name_creates_nothing(shapes, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, "--max_steps 1")) == 0
+    assert test_script.main(f"--checkpoints_dir {ck} --name rnu --results_dir {tmp_path / 'r'}".split()) == 2
+    err = capsys.readouterr().err
+    assert "no trained run" in err and "runs there: run" in err
+    assert not (ck / "rnu").exists() and not (tmp_path / "r").exists()
+
+
+def test_skipping_every_update_stops_instead_of_reporting_success(shapes, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(insta_gan_model, "context_preserving_loss", nan_after(1))
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, "--max_steps 10 --nan_policy skip --max_nan_skips 3")) == 3
+    err = capsys.readouterr().err
+    assert "after 3 skipped updates in a row (--max_nan_skips)" in err, err
+
+
+def test_a_diverging_run_stops_like_a_nan(shapes, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, "--max_steps 30 --lr 1e9 --max_loss 1e4")) == 3
+    err = capsys.readouterr().err
+    assert "above --max_loss 10000: training diverged" in err and "Lower --lr" in err, err

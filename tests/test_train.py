@@ -97,26 +97,29 @@ def test_test_py_uses_training_statistics_of_batch_norm_only_with_eval(shapes, t
     assert np.abs(translated[0] - translated[1]).mean() > 0.5  # running statistics, not the test image's own
 
 
-@pytest.mark.parametrize(("workers", "amp"), [(0, "none"), (2, "none"), (0, "fp16")])
-def test_resume_continues_exactly(shapes, tmp_path, workers, amp):
-    # 4 images, batch 2: 2 steps per epoch; stopping after 3 steps interrupts the second epoch mid-way
+@pytest.mark.parametrize(("workers", "amp", "split"),
+                         [(0, "none", 3), (2, "none", 3), (0, "fp16", 3), (0, "none", 2), (0, "bf16", 4)])
+def test_resume_continues_exactly(shapes, tmp_path, workers, amp, split):
+    # 4 images, batch 2: 2 steps per epoch; stopping after 3 steps interrupts the second epoch mid-way, after
+    # 2 or 4 steps the save is at an epoch boundary (the next epoch's data order must still match)
     common = f"--max_dataset_size 4 --batch_size 2 --niter 2 --niter_decay 2 --seed 3 --set_order random " \
              f"--pool_size 2 --num_threads {workers} --amp {amp}"
-    once, split = tmp_path / "once", tmp_path / "split"
+    once, halves = tmp_path / "once", tmp_path / "halves"
     assert train.main(train_args(shapes, once, f"{common} --max_steps 6")) == 0
-    assert train.main(train_args(shapes, split, f"{common} --max_steps 3")) == 0
-    assert train.main(train_args(shapes, split, f"{common} --max_steps 6 --continue_train")) == 0
-    assert_same_weights(weights(once), weights(split))
-    state = torch.load(split / "run" / "latest_state.pth", weights_only=True)
+    assert train.main(train_args(shapes, halves, f"{common} --max_steps {split}")) == 0
+    assert train.main(train_args(shapes, halves, f"{common} --max_steps 6 --continue_train")) == 0
+    assert_same_weights(weights(once), weights(halves))
+    state = torch.load(halves / "run" / "latest_state.pth", weights_only=True)
     assert (state["epoch"], state["epoch_iter"], state["total_steps"]) == (4, 0, 6)
     scalers = state["model"]["grad_scalers"]
     assert len(scalers) == 2 and all(bool(s) == (amp == "fp16") for s in scalers)   # fp16: the loss scale resumes
 
 
-def test_continue_train_without_checkpoint_fails_before_any_work(shapes, tmp_path):
-    with pytest.raises(SystemExit) as info:
-        train.main(train_args(shapes, tmp_path / "none", "--continue_train"))
-    assert "no training state" in str(info.value) and "--continue_train" in str(info.value)
+def test_continue_train_without_checkpoint_fails_before_any_work(shapes, tmp_path, capsys):
+    assert train.main(train_args(shapes, tmp_path / "none", "--continue_train")) == 2
+    err = capsys.readouterr().err
+    assert "no training state" in err and "--continue_train" in err
+    assert not (tmp_path / "none").exists()
 
 
 def test_ctrl_c_saves_latest_and_exits_cleanly(shapes, tmp_path):
