@@ -316,6 +316,12 @@ class BaseModel(ABC):
         }
 
     def load_training_state(self, state: dict, path: Path) -> None:
+        missing = [name for name in self.networks() if name not in state.get("networks", {})]
+        saved_optimizers = len(state.get("optimizers", []))
+        if missing or saved_optimizers != len(self.optimizers):
+            what = f"no network {missing[0]}" if missing else f"{saved_optimizers} optimisers, not {len(self.optimizers)}"
+            raise CheckpointError(f"{path} is the training state of another model ({what}): resume with the --model "
+                                  f"it was trained with (see {path.parent}/train_opt.txt)")
         for name, net in self.networks().items():
             load_state_checked(unwrap(net), state["networks"][name], path, self.opt)
         for optimizer, saved in zip(self.optimizers, state["optimizers"]):

@@ -113,8 +113,11 @@ def load_authors_file(path: Path) -> dict[str, Tensor]:
     except FileNotFoundError:
         raise ConversionError(f"{path}: no such file; check --src and --epoch") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        raise ConversionError(f"{path}: cannot be read as a weights-only state dict "
-                              f"({str(err).strip().splitlines()[0]})") from None
+        first_line = next(iter(str(err).strip().splitlines()), type(err).__name__)
+        if "weights_only" in first_line:   # torch's hint to load with weights_only=False: unsafe advice here
+            first_line = "not a weights-only PyTorch file"
+        raise ConversionError(f"{path}: cannot be read as a weights-only state dict ({first_line}); is it one of "
+                              f"the authors' <epoch>_net_<G|D>_<A|B>.pth files, complete?") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ConversionError(f"{path}: expected a state dict of tensors (a <epoch>_net_<G|D>_<A|B>.pth file)")
     return state

@@ -227,3 +227,14 @@ def test_a_diverging_run_stops_like_a_nan(shapes, tmp_path, capsys):
     assert train.main(args(shapes, ck, "--max_steps 30 --lr 1e9 --max_loss 1e4")) == 3
     err = capsys.readouterr().err
     assert "above --max_loss 10000: training diverged" in err and "Lower --lr" in err, err
+
+
+def test_resuming_another_models_state_names_the_model(shapes, tmp_path, capsys):
+    ck = tmp_path / "ck"
+    assert train.main(args(shapes, ck, "--max_steps 1")) == 0
+    cyclegan = f"--dataroot {shapes} --checkpoints_dir {ck} --name run --model cycle_gan {TINY.replace(NETS, '')} "
+    cyclegan += "--load_size 32 --crop_size 32 --ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 2 --gpu_ids -1"
+    assert train.main(f"{cyclegan} --max_steps 2 --continue_train".split()) == 2
+    err = capsys.readouterr().err
+    assert "training state of another model" in err or "does not fit the network" in err, err
+    assert "Traceback" not in err
