@@ -208,3 +208,27 @@ def test_compile_trains_to_the_same_weights_as_eager(shapes, tmp_path):
         for key, value in eager[net].items():
             torch.testing.assert_close(compiled[net][key], value, rtol=0, atol=1e-6,
                                        msg=lambda text, net=net, key=key: f"net{net}.{key}: {text}")
+
+
+# ---------------------------------------------------------------------------------------------- exact resume
+@pytest.mark.parametrize(("sig", "amp"), [(signal.SIGTERM, "none"), (signal.SIGKILL, "bf16"), (signal.SIGTERM, "fp16")])
+def test_resume_after_a_signal_gives_the_weights_of_an_uninterrupted_run(shapes, tmp_path, sig, amp):
+    """Stopped by SIGTERM (saves at once) or killed by SIGKILL (the last periodic 'latest' survives), then resumed
+    past an epoch boundary: the weights equal those of one uninterrupted run, bit for bit."""
+    total = IMAGES_PER_EPOCH + 6   # batch 1: one step per image; the resumed part crosses into epoch 2
+    common = f"--niter 50 --niter_decay 0 --amp {amp} --save_latest_freq 2"
+    with TrainRun(train_args(shapes, tmp_path / "stopped", common)) as run:
+        run.wait_for(STEP_LINE, after=run.wait_for(STEP_LINE, after=run.wait_for(STEP_LINE) + 1) + 1)
+        run.send(sig)
+        run.finish()
+    state = torch.load(tmp_path / "stopped" / "run" / "latest_state.pth", weights_only=True)
+    assert 0 < state["total_steps"] < total, f"stopped after {state['total_steps']} steps:\n{run.output}"
+    for ck, extra in ((tmp_path / "stopped", "--continue_train"), (tmp_path / "once", "")):
+        done = subprocess.run([sys.executable, "-u", "train.py", *train_args(
+            shapes, ck, f"{common} --max_steps {total} {extra}")], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            capture_output=True, text=True, timeout=START_TIMEOUT + EXIT_TIMEOUT, check=False)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for net in NETWORKS:
+        resumed = torch.load(tmp_path / "stopped" / "run" / f"latest_net_{net}.pth", weights_only=True)
+        once = torch.load(tmp_path / "once" / "run" / f"latest_net_{net}.pth", weights_only=True)
+        assert all(torch.equal(value, once[key]) for key, value in resumed.items()), f"net {net} differs"
