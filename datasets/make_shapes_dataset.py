@@ -5,6 +5,28 @@ own mask file, in the folder layout train.py and test.py read :
 
     <out>/<phase>A/<name>.png, <out>/<phase>A_seg/<name>_<k>.png, and the same for B.
 
+Ground truth for the test split: every test image of both domains is rendered a second time with each
+object's kind swapped, into
+
+    <out>/testA_target/<name>.png, <out>/testA_target_seg/<name>_<k>.png (and testB_target, testB_target_seg),
+
+with the same file names as the input and mask k belonging to the swapped object k. The swapped scene keeps
+the background, every object's colour and texture, centre and angle, its area and its aspect ratio (long
+side / short side); only the outline changes:
+
+    ellipse with semi-axes (a, b): area pi*a*b  ->  rectangle with half-sides (a*sqrt(pi)/2, b*sqrt(pi)/2),
+                                                   area 4 * (a*sqrt(pi)/2) * (b*sqrt(pi)/2) = pi*a*b;
+    rectangle with half-sides (p, q): area 4*p*q ->  ellipse with semi-axes (2p/sqrt(pi), 2q/sqrt(pi)),
+                                                   area pi * (2p/sqrt(pi)) * (2q/sqrt(pi)) = 4*p*q.
+
+So testA_target shows the A test scene as it should look in domain B (rectangles) and testB_target the B
+scene as it should look in domain A (ellipses): a benchmark can judge a translation against what it should
+be, not only against its input. A swapped object may reach past the image border or into a neighbour (the
+corners of a rectangle stick out of its ellipse, an ellipse out of its rectangle); the border crops it,
+objects are painted in mask order (a later one on top) and each target mask holds the object's visible
+pixels; such objects are marked "cut" in the meta file. Rendering the targets draws no random numbers, so
+the training and test inputs are the same files as in format 2.
+
 Nothing is downloaded. The same options give byte-identical files: each image draws from its own random
 generator seeded by (seed, phase, domain, index), so generation order and worker count do not matter.
 
@@ -30,11 +52,16 @@ import numpy as np
 from PIL import Image
 
 # Bump when the pictures change for the same options, so an existing dataset is not reused by mistake.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: adds the swapped-kind ground truth of the test split
 META_NAME = "shapes_meta.json"
 README_NAME = "README.md"
 PHASES = ("train", "test")
 DOMAIN_KINDS = {"A": "ellipse", "B": "rectangle"}
+TARGET_PHASE = "test"  # the phase that gets swapped-kind ground truth
+SWAPPED_KINDS = {"ellipse": "rectangle", "rectangle": "ellipse"}
+TARGET_RULE = ("same background, colour, texture, centre, angle, area and aspect ratio; an ellipse with "
+               "semi-axes (a, b) becomes the rectangle with half-sides (a*sqrt(pi)/2, b*sqrt(pi)/2), a "
+               "rectangle with half-sides (p, q) the ellipse with semi-axes (2p/sqrt(pi), 2q/sqrt(pi))")
 
 SUPERSAMPLE = 4  # sub-pixels per pixel side for anti-aliased coverage
 RECT_MAX_TILT_DEG = 12.0
@@ -276,33 +303,87 @@ def object_fill(rng: np.random.Generator, obj: ShapeObject, colour: np.ndarray, 
     return np.clip(fill, 0.0, 1.0), texture
 
 
-def render_image(options: DatasetOptions, phase: str, domain: str,
-                 index: int) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
-    """One scene: RGB uint8 image, one 0/255 uint8 mask per object, and each object's description."""
+@dataclass
+class Layer:
+    """One painted object: its shape, coverage, fill over the whole image, colour and texture name."""
+
+    obj: ShapeObject
+    cover: np.ndarray
+    fill: np.ndarray
+    colour: np.ndarray
+    texture: str
+
+
+def render_scene(options: DatasetOptions, phase: str, domain: str,
+                 index: int) -> tuple[np.ndarray, np.ndarray, list[Layer]]:
+    """One scene: its float background, the float image and the objects painted on it, in order."""
     rng = image_rng(options.seed, phase, domain, index)
     size = options.size
-    image = draw_background(rng, size)
+    background = draw_background(rng, size)
+    image = background
     count = int(rng.integers(options.min_objects, options.max_objects + 1))
-    masks, described = [], []
+    layers = []
     for obj, cover in place_objects(rng, DOMAIN_KINDS[domain], count, options):
         mask = cover >= 0.5
         colour = pick_colour(rng, image[mask].mean(axis=0))
         fill, texture = object_fill(rng, obj, colour, size)
         alpha = cover[..., None]
         image = image * (1 - alpha) + fill * alpha
+        layers.append(Layer(obj, cover, fill, colour, texture))
+    return background, image, layers
+
+
+def render_image(options: DatasetOptions, phase: str, domain: str,
+                 index: int) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
+    """One scene: RGB uint8 image, one 0/255 uint8 mask per object, and each object's description."""
+    _, image, layers = render_scene(options, phase, domain, index)
+    masks, described = [], []
+    for layer in layers:
+        mask = layer.cover >= 0.5
         masks.append(np.where(mask, 255, 0).astype(np.uint8))
-        described.append(describe_object(obj, mask, colour, texture))
+        described.append(describe_object(layer.obj, mask, layer.colour, layer.texture))
+    return np.round(image * 255).astype(np.uint8), masks, described
+
+
+def swap_kind(obj: ShapeObject) -> ShapeObject:
+    """The other kind with the same centre, angle, area and aspect ratio (the rule in the module docstring)."""
+    scale = math.sqrt(math.pi) / 2 if obj.kind == "ellipse" else 2 / math.sqrt(math.pi)
+    return ShapeObject(SWAPPED_KINDS[obj.kind], obj.center, (obj.size[0] * scale, obj.size[1] * scale), obj.angle)
+
+
+def render_target(background: np.ndarray, layers: list[Layer],
+                  size: int) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
+    """The scene with every object's kind swapped: RGB uint8 image, one 0/255 mask per object (its visible
+    pixels; a later object is painted on top) and each swapped object's description."""
+    image = background
+    swapped = [swap_kind(layer.obj) for layer in layers]
+    covers = [coverage(obj, size) for obj in swapped]
+    for layer, cover in zip(layers, covers):
+        alpha = cover[..., None]
+        image = image * (1 - alpha) + layer.fill * alpha
+    whole = [cover >= 0.5 for cover in covers]
+    masks, described = [], []
+    for k, (layer, obj) in enumerate(zip(layers, swapped)):
+        mask = whole[k].copy()
+        for later in whole[k + 1:]:
+            mask &= ~later
+        hx, hy = half_extents(obj)
+        cx, cy = obj.center
+        cut = bool(cx - hx < 0 or cy - hy < 0 or cx + hx > size or cy + hy > size or (whole[k] & ~mask).any())
+        masks.append(np.where(mask, 255, 0).astype(np.uint8))
+        described.append({**describe_object(obj, mask, layer.colour, layer.texture), "cut": cut})
     return np.round(image * 255).astype(np.uint8), masks, described
 
 
 def describe_object(obj: ShapeObject, mask: np.ndarray, colour: np.ndarray, texture: str) -> dict:
     rows, cols = np.nonzero(mask)
+    bbox = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1] if rows.size else None
     return {"kind": obj.kind,
             "center": [round(obj.center[0], 3), round(obj.center[1], 3)],
             "size": [round(obj.size[0], 3), round(obj.size[1], 3)],
             "angle": round(obj.angle, 3),
             "area": int(mask.sum()),
-            "bbox": [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1],
+            "bbox": bbox,
             "color": [round(float(c) * 255) for c in colour],
             "texture": texture}
 
@@ -313,15 +394,37 @@ def image_name(options: DatasetOptions, index: int) -> str:
     return f"{index:0{options.name_width()}d}"
 
 
-def write_image(out: Path, options: DatasetOptions, phase: str, domain: str, index: int) -> dict:
-    """Render one image and write it and its masks; returns its meta record."""
-    image, masks, objects = render_image(options, phase, domain, index)
-    name = image_name(options, index)
-    Image.fromarray(image, "RGB").save(out / f"{phase}{domain}" / f"{name}.png")
+def save_scene(out: Path, folder: str, name: str, image: np.ndarray, masks: list[np.ndarray],
+               objects: list[dict]) -> str:
+    """Write an image to <folder>/<name>.png and its masks to <folder>_seg/<name>_<k>.png (named in `objects`)."""
+    Image.fromarray(image, "RGB").save(out / folder / f"{name}.png")
     for k, (mask, obj) in enumerate(zip(masks, objects)):
-        obj["mask"] = f"{phase}{domain}_seg/{name}_{k}.png"
+        obj["mask"] = f"{folder}_seg/{name}_{k}.png"
         Image.fromarray(mask, "L").save(out / obj["mask"])
-    return {"name": name, "image": f"{phase}{domain}/{name}.png", "n_objects": len(objects), "objects": objects}
+    return f"{folder}/{name}.png"
+
+
+def write_image(out: Path, options: DatasetOptions, phase: str, domain: str, index: int) -> dict:
+    """Render one image and write it and its masks (and, for the test phase, its swapped-kind ground truth);
+    returns its meta record."""
+    background, image, layers = render_scene(options, phase, domain, index)
+    masks, objects = [], []
+    for layer in layers:
+        mask = layer.cover >= 0.5
+        masks.append(np.where(mask, 255, 0).astype(np.uint8))
+        objects.append(describe_object(layer.obj, mask, layer.colour, layer.texture))
+    name = image_name(options, index)
+    path = save_scene(out, f"{phase}{domain}", name, np.round(image * 255).astype(np.uint8), masks, objects)
+    record = {"name": name, "image": path, "n_objects": len(objects), "objects": objects}
+    if phase == TARGET_PHASE:
+        target, target_masks, target_objects = render_target(background, layers, options.size)
+        target_path = save_scene(out, target_folder(domain), name, target, target_masks, target_objects)
+        record["target"] = {"image": target_path, "objects": target_objects}
+    return record
+
+
+def target_folder(domain: str) -> str:
+    return f"{TARGET_PHASE}{domain}_target"
 
 
 def _write_image_task(task: tuple) -> dict:
@@ -332,6 +435,7 @@ def owned_paths(out: Path) -> list[Path]:
     """Everything this generator writes under `out` (so only these are ever removed)."""
     folders = [out / f"{phase}{domain}{suffix}" for phase in PHASES for domain in DOMAIN_KINDS
                for suffix in ("", "_seg")]
+    folders += [out / f"{target_folder(domain)}{suffix}" for domain in DOMAIN_KINDS for suffix in ("", "_seg")]
     return folders + [out / README_NAME, out / META_NAME]
 
 
@@ -354,6 +458,11 @@ def is_complete(out: Path, meta: dict | None, options: DatasetOptions) -> bool:
                     return False
                 for record in records:
                     paths = [record["image"]] + [obj["mask"] for obj in record["objects"]]
+                    if phase == TARGET_PHASE:
+                        target = record["target"]
+                        if len(target["objects"]) != len(record["objects"]):
+                            return False
+                        paths += [target["image"]] + [obj["mask"] for obj in target["objects"]]
                     if not all((out / p).is_file() for p in paths):
                         return False
     except (KeyError, TypeError):
@@ -404,6 +513,9 @@ def generate(out: Path, options: DatasetOptions, workers: int) -> dict:
     for phase, domain in tasks:
         (out / f"{phase}{domain}").mkdir(parents=True, exist_ok=True)
         (out / f"{phase}{domain}_seg").mkdir(parents=True, exist_ok=True)
+        if phase == TARGET_PHASE:
+            (out / target_folder(domain)).mkdir(parents=True, exist_ok=True)
+            (out / f"{target_folder(domain)}_seg").mkdir(parents=True, exist_ok=True)
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             records = {key: pool.map(_write_image_task, jobs, chunksize=32) for key, jobs in tasks.items()}
@@ -425,6 +537,13 @@ def summarise(out: Path, meta: dict, skipped: bool) -> dict:
             "counts": {p: {d: len(phases[p][d]) for d in phases[p]} for p in phases},
             "masks": {p: {d: sum(r["n_objects"] for r in phases[p][d]) for d in phases[p]} for p in phases},
             "instance_histogram": {p: {d: instance_histogram(phases[p][d]) for d in phases[p]} for p in phases}}
+
+
+def target_layout() -> dict:
+    """The ground-truth folders, as listed in the meta file."""
+    return {domain: {"phase": TARGET_PHASE, "images": target_folder(domain), "masks": f"{target_folder(domain)}_seg",
+                     "kind": SWAPPED_KINDS[kind], "rule": TARGET_RULE}
+            for domain, kind in DOMAIN_KINDS.items()}
 
 
 def regenerate_command(options: DatasetOptions) -> str:
@@ -473,8 +592,39 @@ def readme_text(options: DatasetOptions, meta: dict) -> str:
         "    <phase>A/<name>.png          RGB image of domain A (phase: train, test)",
         "    <phase>A_seg/<name>_<k>.png  its k-th object mask, 8-bit grey: 255 inside, 0 outside",
         "    <phase>B/..., <phase>B_seg/...  the same for domain B",
+        f"    {TARGET_PHASE}A_target/<name>.png       ground truth: the {TARGET_PHASE}A scene as domain B (rectangles)",
+        f"    {TARGET_PHASE}A_target_seg/<name>_<k>.png  its mask k: object k of {TARGET_PHASE}A_seg/<name>_<k>.png, swapped",
+        f"    {TARGET_PHASE}B_target/..., {TARGET_PHASE}B_target_seg/...  the same for B (rectangles become ellipses)",
         f"    {META_NAME}            options and every object's kind, centre, size, angle, area, bbox,",
-        "                                 colour, texture and mask file",
+        "                                 colour, texture and mask file; each test record's `target` holds",
+        "                                 the same for the swapped objects, plus `cut`",
+        "",
+        "## Ground truth of the test split",
+        "",
+        (f"Every {TARGET_PHASE} image of both domains is also rendered with each object's kind swapped, under "
+         "the same file name"),
+        "(mask k of the target is object k of the input). Kept: the background, each object's colour and texture,",
+        "centre and angle, its area and its aspect ratio (long side / short side). The rule:",
+        "",
+        "- an ellipse with semi-axes (a, b) has area pi*a*b; it becomes the rectangle with half-sides",
+        "  (a*sqrt(pi)/2, b*sqrt(pi)/2), whose area 4 * a*sqrt(pi)/2 * b*sqrt(pi)/2 is pi*a*b again;",
+        "- a rectangle with half-sides (p, q) has area 4*p*q; it becomes the ellipse with semi-axes",
+        "  (2p/sqrt(pi), 2q/sqrt(pi)), whose area is 4*p*q again.",
+        "",
+        "A rectangle's corners reach past its ellipse, and an ellipse past its rectangle's sides, so a swapped",
+        "object can cross the image border or a neighbour: the border crops it, objects are painted in mask",
+        "order (a later one on top), a target mask holds the object's visible pixels, and `cut` is true for",
+        "such objects in the meta file. Away from the objects and their anti-aliased rims the target equals",
+        "its input pixel for pixel.",
+        "",
+        "| ground truth | images | masks | cut objects |",
+        "| --- | --- | --- | --- |",
+    ]
+    for domain in DOMAIN_KINDS:
+        targets = [r["target"] for r in meta["phases"][TARGET_PHASE][domain]]
+        lines.append(f"| {target_folder(domain)} | {len(targets)} | {sum(len(t['objects']) for t in targets)} | "
+                     f"{sum(o['cut'] for t in targets for o in t['objects'])} |")
+    lines += [
         "",
         "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
         "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
@@ -517,7 +667,7 @@ def make_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000
     # Marked incomplete first, so an interrupted run is recognised as ours and redone next time.
     write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
     meta = {"generator": "datasets/make_shapes_dataset.py", "complete": True, "options": options.as_dict(),
-            "domains": DOMAIN_KINDS, "phases": generate(out, options, max(1, workers))}
+            "domains": DOMAIN_KINDS, "targets": target_layout(), "phases": generate(out, options, max(1, workers))}
     (out / README_NAME).write_text(readme_text(options, meta))
     write_meta(out / META_NAME, meta)
     return summarise(out, meta, skipped=False)

@@ -1,5 +1,6 @@
-"""The built-in shapes dataset: format, determinism, content and the skip/force behaviour."""
+"""The built-in shapes dataset: format, determinism, content, ground truth and the skip/force behaviour."""
 
+import hashlib
 import json
 import math
 import re
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.make_shapes_dataset import main, make_shapes_dataset
+from datasets.make_shapes_dataset import ShapeObject, main, make_shapes_dataset, swap_kind
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = {"size": 32, "n_train": 4, "n_test": 2}
@@ -58,6 +59,7 @@ def test_same_seed_gives_identical_files(tmp_path):
     first, second = all_files(tmp_path / "one"), all_files(tmp_path / "two")
     assert first.keys() == second.keys()
     assert first == second
+    assert {"testA_target/00000.png", "testB_target/00001.png", "testA_target_seg/00000_0.png"} <= first.keys()
 
 
 def test_different_seed_gives_different_images(tmp_path):
@@ -264,6 +266,9 @@ def test_incomplete_dataset_is_regenerated(tmp_path):
     next((out / "testB_seg").iterdir()).unlink()
     assert not make_shapes_dataset(out, **TINY)["skipped"]
     assert all_files(out) == before
+    next((out / "testA_target_seg").iterdir()).unlink()
+    assert not make_shapes_dataset(out, **TINY)["skipped"]
+    assert all_files(out) == before
 
 
 def test_refuses_to_overwrite_another_dataset_without_force(tmp_path, capsys):
@@ -294,3 +299,162 @@ def test_command_line_entry_points(tmp_path, entry):
                              "--n_test", "1"], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (out / "trainB" / "00001.png").is_file() and (out / "shapes_meta.json").is_file()
+
+
+# ---------------------------------------------------------------- ground truth of the test split (format 3)
+
+# Digests of the decoded pixels of every train and test input file (image and mask, path included) that the
+# format-2 generator (commit c9f9255) wrote for size=32, n_train=6, n_test=3, seed=7. Pixels rather than PNG
+# bytes, so that a different zlib build cannot fail the test; the bytes are compared run against run below.
+FORMAT_2_PIXEL_DIGESTS = {"train": "d8cb7e98f1ad9c7ab4374e772cc67e2d45d323f98ef1511d597bf8fbee28b662",
+                          "test": "51aa814067041dfa7327fcfc625ac29e393d5609316ddb3e6c59e59a75edb98b"}
+
+
+def pixel_digest(root: Path, phase: str) -> str:
+    digest = hashlib.sha256()
+    for folder in (f"{phase}A", f"{phase}A_seg", f"{phase}B", f"{phase}B_seg"):
+        for path in sorted((root / folder).iterdir()):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(np.asarray(Image.open(path)).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def targets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("targets") / "shapes"
+    make_shapes_dataset(root, size=64, n_train=2, n_test=24, seed=3, min_objects=1, max_objects=3)
+    meta = json.loads((root / "shapes_meta.json").read_text())
+    return root, meta
+
+
+def target_pairs(root: Path, meta: dict, domain: str):
+    """(input image, target image, [(input object, target object, input mask, target mask), ...]) per test image."""
+    for record in meta["phases"]["test"][domain]:
+        image = np.asarray(Image.open(root / record["image"])).astype(float)
+        target = np.asarray(Image.open(root / record["target"]["image"])).astype(float)
+        objects = [(obj, tobj, load_mask(root / obj["mask"]) == 255, load_mask(root / tobj["mask"]) == 255)
+                   for obj, tobj in zip(record["objects"], record["target"]["objects"])]
+        yield image, target, objects
+
+
+def min_box_fill(mask: np.ndarray) -> float:
+    """Mask area over the area of its smallest rotated bounding box (1 degree steps): ~1 for a filled rectangle,
+    ~pi/4 for an ellipse. Uses no meta data."""
+    rows, cols = np.nonzero(mask)
+    best = math.inf
+    for degrees in range(90):
+        theta = math.radians(degrees)
+        u = cols * math.cos(theta) - rows * math.sin(theta)
+        v = cols * math.sin(theta) + rows * math.cos(theta)
+        best = min(best, (np.ptp(u) + 1) * (np.ptp(v) + 1))
+    return mask.sum() / best
+
+
+def test_swap_rule_keeps_centre_angle_area_and_aspect():
+    ellipse = ShapeObject("ellipse", (10.0, 20.0), (12.0, 6.0), 33.0)  # semi-axes (6, 3), area 18 pi
+    rectangle = swap_kind(ellipse)
+    assert rectangle.kind == "rectangle" and rectangle.center == ellipse.center and rectangle.angle == 33.0
+    assert rectangle.size == pytest.approx((6 * math.sqrt(math.pi), 3 * math.sqrt(math.pi)))  # half-sides a*sqrt(pi)/2
+    assert rectangle.size[0] * rectangle.size[1] == pytest.approx(math.pi * 6 * 3)
+    assert rectangle.size[0] / rectangle.size[1] == pytest.approx(2.0)
+    back = swap_kind(rectangle)
+    assert back.kind == "ellipse" and back.size == pytest.approx(ellipse.size)
+    upright = ShapeObject("rectangle", (5.0, 5.0), (4.0, 9.0), -7.0)
+    assert math.pi / 4 * math.prod(swap_kind(upright).size) == pytest.approx(36.0)
+
+
+def test_target_folders_mirror_the_test_inputs(targets):
+    root, meta = targets
+    for domain, kind in (("A", "rectangle"), ("B", "ellipse")):
+        assert meta["targets"][domain]["images"] == f"test{domain}_target"
+        assert meta["targets"][domain]["masks"] == f"test{domain}_target_seg"
+        assert meta["targets"][domain]["kind"] == kind
+        images = sorted(p.name for p in (root / f"test{domain}").iterdir())
+        assert sorted(p.name for p in (root / f"test{domain}_target").iterdir()) == images
+        assert sorted(p.name for p in (root / f"test{domain}_target_seg").iterdir()) == \
+            sorted(p.name for p in (root / f"test{domain}_seg").iterdir())  # one target mask per input mask, same k
+        for record in meta["phases"]["test"][domain]:
+            target = record["target"]
+            assert target["image"] == f"test{domain}_target/{record['name']}.png"
+            assert len(target["objects"]) == record["n_objects"]
+            for k, (obj, tobj) in enumerate(zip(record["objects"], target["objects"])):
+                assert tobj["mask"] == f"test{domain}_target_seg/{record['name']}_{k}.png"
+                assert tobj["kind"] == kind and tobj["center"] == obj["center"] and tobj["angle"] == obj["angle"]
+                assert tobj["color"] == obj["color"] and tobj["texture"] == obj["texture"]
+                scale = math.sqrt(math.pi) / 2 if kind == "rectangle" else 2 / math.sqrt(math.pi)
+                assert tobj["size"] == pytest.approx([obj["size"][0] * scale, obj["size"][1] * scale], abs=2e-3)
+                with Image.open(root / tobj["mask"]) as mask:
+                    assert mask.mode == "L" and set(np.unique(np.asarray(mask))) <= {0, 255}
+        assert not (root / f"train{domain}_target").exists()
+
+
+def test_target_masks_have_the_other_kind_with_the_same_area(targets):
+    root, meta = targets
+    fills = {"A": [], "B": []}
+    for domain in "AB":
+        areas = []
+        for _, _, objects in target_pairs(root, meta, domain):
+            masks = [tmask for _, _, _, tmask in objects]
+            assert sum(m.astype(int) for m in masks).max() <= 1  # disjoint
+            for _, tobj, mask, tmask in objects:
+                assert tmask.sum() == tobj["area"]
+                if tobj["cut"]:
+                    continue
+                areas.append((mask.sum(), tmask.sum()))
+                assert abs(tmask.sum() / mask.sum() - 1) < 0.12, tobj  # objects of ~30 px lose or gain rim pixels
+                fills[domain].append(min_box_fill(tmask))
+        assert len(areas) >= 30
+        inputs, outputs = np.array(areas).sum(axis=0)
+        assert abs(outputs / inputs - 1) < 0.03  # the same area, up to pixel rounding
+    # Rectangles (targets of A) fill their smallest rotated box, ellipses (targets of B) about pi/4 of it.
+    assert min(fills["A"]) > 0.8 and np.mean(fills["A"]) > 0.86
+    assert max(fills["B"]) < 0.9 and np.mean(fills["B"]) < 0.81
+
+
+def test_target_equals_input_outside_the_objects_and_keeps_their_colours(targets):
+    root, meta = targets
+    for domain in "AB":
+        compared = 0
+        for image, target, objects in target_pairs(root, meta, domain):
+            union = np.zeros(image.shape[:2], dtype=bool)
+            for _, _, mask, tmask in objects:
+                union |= mask | tmask
+            outside = ~grow(union, 1)  # the anti-aliased rim lies within one pixel of a mask
+            assert outside.mean() > 0.5
+            assert np.array_equal(image[outside], target[outside])  # the same background, exactly
+            compared += int(outside.sum())
+            for obj, tobj, mask, tmask in objects:
+                core, tcore = mask & ~grow(~mask, 1), tmask & ~grow(~tmask, 1)
+                if tcore.sum() < 4:
+                    continue
+                colour = np.array(obj["color"], dtype=float)
+                assert np.linalg.norm(target[tcore] - colour, axis=1).mean() < 40
+                assert np.linalg.norm(target[tcore].mean(axis=0) - image[core].mean(axis=0)) < 12
+                ring = grow(tmask, 4) & ~grow(tmask, 2) & ~grow(union & ~tmask, 2)
+                if ring.sum() >= 10:  # the target's background does not look like the object
+                    assert np.linalg.norm(target[ring] - colour, axis=1).mean() > 60
+        assert compared > 0
+
+
+def test_train_and_test_inputs_are_the_format_2_files(tmp_path):
+    make_shapes_dataset(tmp_path / "d", size=32, n_train=6, n_test=3, seed=7)
+    meta = json.loads((tmp_path / "d" / "shapes_meta.json").read_text())
+    assert meta["options"]["format_version"] == 3
+    for phase, digest in FORMAT_2_PIXEL_DIGESTS.items():
+        assert pixel_digest(tmp_path / "d", phase) == digest
+    # The train files' bytes do not depend on the test split that now carries the ground truth.
+    make_shapes_dataset(tmp_path / "no_test", size=32, n_train=6, n_test=0, seed=7)
+    for folder in ("trainA", "trainA_seg", "trainB", "trainB_seg"):
+        assert all_files(tmp_path / "d" / folder) == all_files(tmp_path / "no_test" / folder)
+
+
+def test_readme_lists_the_ground_truth_and_its_rule(targets):
+    root, meta = targets
+    readme = (root / "README.md").read_text()
+    assert "format version 3" in readme
+    for folder in ("testA_target/", "testA_target_seg/", "testB_target/", "testB_target_seg/"):
+        assert folder in readme
+    assert "(a*sqrt(pi)/2, b*sqrt(pi)/2)" in readme and "pi*a*b" in readme
+    cut = sum(o["cut"] for r in meta["phases"]["test"]["A"] for o in r["target"]["objects"])
+    masks = sum(r["n_objects"] for r in meta["phases"]["test"]["A"])
+    assert f"| testA_target | 24 | {masks} | {cut} |" in readme
