@@ -333,18 +333,6 @@ def render_scene(options: DatasetOptions, phase: str, domain: str,
     return background, image, layers
 
 
-def render_image(options: DatasetOptions, phase: str, domain: str,
-                 index: int) -> tuple[np.ndarray, list[np.ndarray], list[dict]]:
-    """One scene: RGB uint8 image, one 0/255 uint8 mask per object, and each object's description."""
-    _, image, layers = render_scene(options, phase, domain, index)
-    masks, described = [], []
-    for layer in layers:
-        mask = layer.cover >= 0.5
-        masks.append(np.where(mask, 255, 0).astype(np.uint8))
-        described.append(describe_object(layer.obj, mask, layer.colour, layer.texture))
-    return np.round(image * 255).astype(np.uint8), masks, described
-
-
 def swap_kind(obj: ShapeObject) -> ShapeObject:
     """The other kind with the same centre, angle, area and aspect ratio (the rule in the module docstring)."""
     scale = math.sqrt(math.pi) / 2 if obj.kind == "ellipse" else 2 / math.sqrt(math.pi)
