@@ -120,9 +120,9 @@ class InputMasks:
         files = self.files.get(stem, [])[: self.max_instances]
         if files:
             self._check_aspect(files[0], size)
-        masks = {int(MASK_NAME.match(path.name)["k"]): metrics.read_mask(path, size) for path in files}
-        kept = metrics.order_like_model(list(masks.values()), self.ins_max)
-        return list(masks.values()), {k: mask for k, mask in masks.items() if any(mask is m for m in kept)}
+        numbers = [int(MASK_NAME.match(path.name)["k"]) for path in files]
+        masks = [metrics.read_mask(path, size) for path in files]
+        return masks, {numbers[index]: masks[index] for index in metrics.model_order(masks, self.ins_max)}
 
     def _check_aspect(self, path: Path, size: tuple[int, int]) -> None:
         from PIL import Image

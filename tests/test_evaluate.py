@@ -15,6 +15,7 @@ from torch import nn
 import evaluate
 from util import domain_classifier as dc
 from util import metrics
+from util.image_files import DatasetError
 
 SIZE = 32
 TINY = dc.ClassifierSettings(size=16, steps=3, batch_size=8)
@@ -410,3 +411,17 @@ def test_wrong_ins_max_and_wrong_folder_are_clear_errors(tmp_path, capsys):
     assert "--ins_max" in capsys.readouterr().err
     assert evaluate.main(["--results", str(tmp_path), *common]) == 2
     assert "_fake_B_img.png" in capsys.readouterr().err
+
+
+def test_evaluation_reads_files_as_training_does(tmp_path):
+    """16-bit files are scaled, not clipped to white; a mask format training refuses is refused here too."""
+    pixels = np.zeros((8, 8), dtype=np.uint16)
+    pixels[2:5, 2:5] = 65535
+    Image.fromarray(pixels).save(tmp_path / "mask16.png")
+    assert metrics.read_mask(tmp_path / "mask16.png").sum() == 9
+    Image.fromarray((pixels // 2).astype(np.uint16)).save(tmp_path / "image16.png")   # mid grey, not white
+    assert metrics.read_rgb(tmp_path / "image16.png")[0, 0].tolist() == [0, 0, 0]
+    assert metrics.read_rgb(tmp_path / "image16.png")[3, 3].tolist() == [127, 127, 127]   # 32767 of 65535
+    Image.fromarray((pixels > 0).astype(np.uint8)).save(tmp_path / "mask01.png")     # 0/1: invisible instance
+    with pytest.raises(DatasetError, match="mask01.png"):
+        metrics.read_mask(tmp_path / "mask01.png")

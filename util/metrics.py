@@ -17,6 +17,10 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from .image_files import DatasetError, to_8bit
+from .masks import MaskFormatError, binarize_mask
+from .masks import read_mask as decode_mask
+
 # The Inception file torch-fidelity (and so torchmetrics) loads for FID/KID.
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -28,21 +32,27 @@ class InceptionWeightsMissing(FileNotFoundError):
 
 # ---------------------------------------------------------------------------------------------- file reading
 def read_rgb(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """An image file as uint8 (H, W, 3); ``size`` (height, width) resizes it (bicubic) when it differs."""
+    """An image file as uint8 (H, W, 3), decoded as training decodes it (16-bit grey scaled, not clipped);
+    ``size`` (height, width) resizes it (bicubic) when it differs."""
     with Image.open(path) as image:
-        image = image.convert("RGB")
+        image = to_8bit(image).convert("RGB")
         if size is not None and (image.height, image.width) != size:
             image = image.resize((size[1], size[0]), Image.BICUBIC)
         return np.asarray(image, dtype=np.uint8)
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A grey mask file as a boolean (H, W) array (pixel >= 128); ``size`` resizes it (bilinear) first."""
+    """A mask file as a boolean (H, W) array, decoded by the rules training uses (``util.masks.read_mask``:
+    16-bit and colour masks read alike, refused formats raise DatasetError naming the file); ``size`` resizes
+    it (bilinear) before the threshold."""
     with Image.open(path) as image:
-        image = image.convert("L")
-        if size is not None and (image.height, image.width) != size:
-            image = image.resize((size[1], size[0]), Image.BILINEAR)
-        return np.asarray(image) >= 128
+        try:
+            grey = Image.fromarray(decode_mask(image), "L")
+        except MaskFormatError as err:
+            raise DatasetError(f"mask {path}: {err}") from None
+    if size is not None and (grey.height, grey.width) != size:
+        grey = grey.resize((size[1], size[0]), Image.BILINEAR)
+    return binarize_mask(np.asarray(grey))
 
 
 # ---------------------------------------------------------------------------------------------- background
@@ -102,12 +112,16 @@ def mask_iou(first: np.ndarray, second: np.ndarray) -> float:
     return float(np.logical_and(first, second).sum() / union)
 
 
+def model_order(masks: list[np.ndarray], ins_max: int) -> list[int]:
+    """Indices of the input masks the model translates, in its slot order (see ``order_like_model``)."""
+    present = [index for index, mask in enumerate(masks) if mask.any()]
+    return sorted(present, key=lambda index: -int(masks[index].sum()))[:ins_max]   # stable: ties keep file order
+
+
 def order_like_model(masks: list[np.ndarray], ins_max: int) -> list[np.ndarray]:
     """The input masks the model translates, in its slot order: non-empty ones, largest first (ties keep the
     file order k), at most ``ins_max`` (``select_instances`` with ``--set_order decreasing``)."""
-    present = [mask for mask in masks if mask.any()]
-    order = sorted(range(len(present)), key=lambda index: -int(present[index].sum()))
-    return [present[index] for index in order[:ins_max]]
+    return [masks[index] for index in model_order(masks, ins_max)]
 
 
 def match_instances(inputs: dict[int, np.ndarray] | list[np.ndarray], outputs: dict[int, np.ndarray],
