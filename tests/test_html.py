@@ -115,7 +115,7 @@ def test_save_images_writes_each_visual_and_each_translated_instance(tmp_path):
         "rec_A_seg": make_masks(4, {0: (slice(0, 8), slice(0, 8))}),
     }
     save_images(page, visuals, kinds_by_suffix(visuals), "/data/testA/img 7.png",
-                per_instance=["real_A_seg", "fake_B_seg"])
+                per_instance={"real_A_seg": None, "fake_B_seg": None})
     images = tmp_path / "web" / "images"
     for name in visuals:
         with Image.open(images / f"img 7_{name}.png") as picture:
@@ -189,7 +189,7 @@ def test_mask2im_and_visual2im_dispatch_on_the_declared_kind():
 def test_save_images_renders_each_visual_by_its_declared_kind_not_its_name(tmp_path):
     page = HTML(tmp_path / "web", "results")
     layout = make_masks(3, {0: (slice(0, 8), slice(0, 8))})   # 3 slots: would fail as an image
-    save_images(page, {"layout": layout}, {"layout": MASKS}, "x/a.png", per_instance=["layout"])
+    save_images(page, {"layout": layout}, {"layout": MASKS}, "x/a.png", per_instance={"layout": None})
     picture = np.asarray(Image.open(tmp_path / "web" / "images" / "a_layout.png"))
     assert (picture == masks2im(layout)).all()
     assert (tmp_path / "web" / "images" / "a_layout_0.png").is_file()

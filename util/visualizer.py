@@ -35,11 +35,11 @@ def _image_stem(image_path: str | Path | Sequence[str | Path]) -> str:
 
 def save_images(webpage: HTML, visuals: dict[str, Tensor], kinds: dict[str, str],
                 image_path: str | Path | Sequence[str | Path], aspect_ratio: float = 1.0, width: int = 256,
-                per_instance: dict[str, Tensor | None] | Sequence[str] = ()) -> None:
+                per_instance: dict[str, Tensor | None] | None = None) -> None:
     """Save the visuals of one input as ``<stem>_<visual>.png`` and add them to the page as one row.
 
     ``kinds`` says which visuals are images and which mask sets (the model's ``visual_names``). Every
-    non-empty slot of the mask visuals named in ``per_instance`` is also saved as a grey
+    non-empty slot of the mask visuals that are keys of ``per_instance`` is also saved as a grey
     ``<stem>_<visual>_<k>.png``, k being the slot's id in ``per_instance[visual]`` (the number of the input
     mask file ``<stem>_<k>.png`` it came from; the slot number when the ids are None), so evaluation tools
     pair each input instance with its translation, and with its mask file, exactly.
@@ -56,8 +56,8 @@ def save_images(webpage: HTML, visuals: dict[str, Tensor], kinds: dict[str, str]
         ims.append(f"{page_relative}/{file_name}")
         txts.append(name)
         links.append(f"{page_relative}/{file_name}")
-        if name in per_instance and kinds[name] == MASKS:
-            ids = per_instance.get(name) if isinstance(per_instance, dict) else None
+        if per_instance and name in per_instance and kinds[name] == MASKS:
+            ids = per_instance[name]
             for slot, mask in enumerate(sample):
                 k = slot if ids is None else int(ids[slot])
                 if not is_empty_slot(mask) and k >= 0:
