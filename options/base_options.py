@@ -289,10 +289,10 @@ def save_options_text(opt: argparse.Namespace, text: str, argv: list[str] | None
     so that testing on ``--phase train`` cannot overwrite the training's file); a training run also writes
     ``train_opt.json``, which test.py reads for the architecture it must rebuild. ``argv`` defaults to
     ``sys.argv[1:]``. Returns the text file's path."""
+    argv = sys.argv[1:] if argv is None else argv
     expr_dir = Path(opt.checkpoints_dir) / opt.name
-    expr_dir.mkdir(parents=True, exist_ok=True)
     path = expr_dir / (f"{opt.phase}_opt.txt" if opt.isTrain else "test_opt.txt")
-    path.write_text(text + "\n" + f"command: {' '.join(sys.argv)}\n")
+    write_text_atomic(path, text + "\n" + f"command: {' '.join([sys.argv[0], *argv])}\n")
     if opt.isTrain:
-        write_text_atomic(expr_dir / TRAINING_OPTIONS_JSON, options_json(opt, sys.argv[1:] if argv is None else argv))
+        write_text_atomic(expr_dir / TRAINING_OPTIONS_JSON, options_json(opt, argv))
     return path
