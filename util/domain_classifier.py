@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from .image_files import index_mask_files, list_image_files
+from .image_files import index_mask_files, list_image_files, to_8bit
 from .masks import mask_to_grey
 from .metrics import read_mask, sobel_magnitude
 
@@ -77,7 +77,7 @@ class DomainClassifierNet(nn.Module):
 def image_input(path: str | Path, side: int) -> Tensor:
     """An image file -> (3, side, side) float in [-1, 1]."""
     with Image.open(path) as image:
-        image = image.convert("RGB").resize((side, side), Image.BILINEAR)
+        image = to_8bit(image).convert("RGB").resize((side, side), Image.BILINEAR)   # 16-bit as training reads it
         array = np.asarray(image, dtype=np.float32)
     return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1.0
 
