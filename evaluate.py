@@ -136,6 +136,59 @@ class InputMasks:
                           f"crop size for exact background and IoU figures", stacklevel=2)
 
 
+class GroundTruth:
+    """The test split's targets, when the dataset has them (``<phase><source>_target/<stem>.png`` and its masks
+    ``..._target_seg/<stem>_<k>.png``, mask k being input object k translated; the shapes data writes them),
+    and the scores of the outputs against them, beside two references: the input left unchanged (identity) and
+    flat-colour backgrounds (floors)."""
+
+    def __init__(self, dataroot: Path, folder: str):
+        self.images = dataroot / f"{folder}_target"
+        seg = dataroot / f"{folder}_target_seg"
+        self.available = self.images.is_dir() and seg.is_dir()
+        self.mask_files = index_mask_files(seg) if self.available else {}
+        self.model, self.identity = metrics.TargetComparison(), metrics.TargetComparison()
+        self.background = metrics.RegionError()
+        self.inputs: list[np.ndarray] = []
+        self.regions: list[np.ndarray] = []
+        self.mask_ious: list[float] = []
+
+    def skip_reason(self) -> str:
+        return (f"target metrics skipped: no ground truth {self.images} (and its _seg folder); only datasets with "
+                f"known translations have it, e.g. the shapes data (python -m datasets.make_shapes_dataset)")
+
+    def add_image(self, stem: str, real: np.ndarray, fake: np.ndarray, input_masks: list[np.ndarray],
+                  kept_inputs: dict[int, np.ndarray], outputs: dict[int, np.ndarray]) -> None:
+        size = fake.shape[:2]
+        path = self.images / f"{stem}.png"
+        if not path.is_file():
+            raise EvaluationError(f"no target {path} for result {stem}: the dataset's {self.images.name} folder must "
+                                  f"hold every test image; regenerate the dataset")
+        target = metrics.read_rgb(path, size)
+        masks = {int(MASK_NAME.match(file.name)["k"]): metrics.read_mask(file, size)
+                 for file in self.mask_files.get(stem, [])}
+        self.model.add_image(fake, target, list(masks.values()))
+        self.identity.add_image(real, target, list(masks.values()))
+        region = metrics.background_mask(input_masks + list(masks.values()), size)
+        self.background += metrics.region_error(real, fake, region)
+        self.inputs.append(real)
+        self.regions.append(region)
+        self.mask_ious += [metrics.mask_iou(masks[k], outputs.get(k, np.zeros(size, bool)))
+                           for k in kept_inputs if k in masks]
+
+    def scores(self, with_masks: bool) -> dict[str, float | None]:
+        identity = {f"identity_{key}": value for key, value in self.identity.scores().items()}
+        floors = metrics.flat_background_floors(self.inputs, self.regions)
+        return {**self.model.scores(), "target_background_psnr": self.background.psnr,
+                "target_mask_iou": float(np.mean(self.mask_ious)) if with_masks and self.mask_ious else None,
+                **identity, **{f"background_{key}": value for key, value in floors.items()}}
+
+
+TARGET_KEYS = ("target_psnr", "target_ssim", "object_psnr", "object_colour_error", "target_background_psnr",
+               "target_mask_iou", "identity_target_psnr", "identity_target_ssim", "identity_object_psnr",
+               "identity_object_colour_error", "background_floor_dataset_colour", "background_floor_image_colour")
+
+
 def _same_size(images: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
     from PIL import Image
 
@@ -180,7 +233,8 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
     input_masks = InputMasks(image_dir, dataroot, f"{phase}{source}", max_instances, ins_max, roles.get("input_masks"))
     stems = sorted(path.name[: -len(fake_suffix)] for path in image_dir.glob(f"*{fake_suffix}"))
     translated_files = index_slot_files(image_dir, roles["output_masks"]) if "output_masks" in roles else {}
-    background, fidelity = metrics.BackgroundError(), metrics.InstanceFidelity()
+    background, fidelity = metrics.RegionError(), metrics.InstanceFidelity()
+    truth = GroundTruth(dataroot, f"{phase}{source}")
     fakes, fake_masks, per_image = [], [], []
     for stem in stems:
         real_path = image_dir / f"{stem}{real_suffix}"
@@ -190,8 +244,11 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
         size = fake.shape[:2]
         all_inputs, kept_inputs = input_masks.load(stem, size)
         outputs = read_translated_masks(translated_files.get(stem, {}), size, ins_max)
-        error = metrics.background_error(metrics.read_rgb(real_path, size), fake, all_inputs + list(outputs.values()))
+        real = metrics.read_rgb(real_path, size)
+        error = metrics.background_error(real, fake, all_inputs + list(outputs.values()))
         background += error
+        if truth.available:
+            truth.add_image(stem, real, fake, all_inputs, kept_inputs, outputs)
         ious_before = len(fidelity.ious)
         fidelity.add_image(kept_inputs, outputs, match)
         fakes.append(fake)
@@ -209,7 +266,13 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
         "fid": None, "kid_mean": None, "kid_std": None,
         "domain_score": None, "domain_classifier_val_accuracy": None,
         "shape_score": None, "shape_classifier_val_accuracy": None, "skipped": {},
+        **dict.fromkeys(TARGET_KEYS),
     }
+    if truth.available:
+        result.update(truth.scores(with_masks="output_masks" in roles))
+    else:
+        result["skipped"]["target"] = truth.skip_reason()
+        log(truth.skip_reason())
     if fid:
         try:
             real_paths = list_image_files(dataroot / f"{phase}{target}")
@@ -253,6 +316,18 @@ TABLE_ROWS = (
     ("instance_count_kept", "images whose instance count is kept", "{:.3f}"),
     ("empty_translated_masks", "empty translated masks", "{:d}"),
     ("num_input_instances", "input instances translated", "{:d}"),
+    ("target_psnr", "target PSNR dB, full image vs ground truth", "{:.2f}"),
+    ("identity_target_psnr", "  reference: the input unchanged", "{:.2f}"),
+    ("target_ssim", "target SSIM", "{:.3f}"),
+    ("identity_target_ssim", "  reference: the input unchanged", "{:.3f}"),
+    ("object_psnr", "object PSNR dB, inside the target masks", "{:.2f}"),
+    ("identity_object_psnr", "  reference: the input unchanged", "{:.2f}"),
+    ("object_colour_error", "object colour error (0..1, lower is better)", "{:.4f}"),
+    ("identity_object_colour_error", "  reference: the input unchanged", "{:.4f}"),
+    ("target_background_psnr", "background PSNR dB vs input, outside input and target masks", "{:.2f}"),
+    ("background_floor_dataset_colour", "  floor: painted in the dataset's mean colour", "{:.2f}"),
+    ("background_floor_image_colour", "  floor: painted in each image's mean colour", "{:.2f}"),
+    ("target_mask_iou", "mean IoU translated vs target mask", "{:.3f}"),
     ("seconds", "seconds", "{:.1f}"),
 )
 
@@ -281,7 +356,9 @@ def _json_ready(value: Any) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", required=True, help="test.py page folder: <results_dir>/<name>/<phase>_<epoch>")
+    parser.add_argument("--results", required=True, nargs="+",
+                        help="test.py page folder: <results_dir>/<name>/<phase>_<epoch>; several (e.g. one per "
+                             "seed) also print each metric's mean +- spread")
     parser.add_argument("--dataroot", default=None, help="the dataset test.py translated (default: as test.py ran)")
     parser.add_argument("--phase", default=None, help="split test.py ran on (default: as test.py ran, else test)")
     parser.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
@@ -320,26 +397,71 @@ def fill_from_test_run(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def evaluate_one(args: argparse.Namespace, results: str) -> dict[str, Any]:
+    """evaluate_results for one --results folder, options not given taken from its test run."""
+    run_args = fill_from_test_run(argparse.Namespace(**{**vars(args), "results": results}))
+    settings = dc.ClassifierSettings(size=args.classifier_size, steps=args.classifier_steps)
+    return evaluate_results(
+        results, run_args.dataroot, run_args.phase, args.direction, ins_max=run_args.ins_max,
+        max_instances=run_args.max_instances, match=args.match, inception_weights=args.inception_weights,
+        fid=not args.no_fid, domain_score=not args.no_domain_score, shape_score=not args.no_shape_score,
+        classifier_settings=settings, retrain_classifier=args.retrain_classifier,
+        kid_subset_size=args.kid_subset_size, log=lambda text: print(text, file=sys.stderr))
+
+
+def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per numeric table metric over several runs (e.g. seeds): mean and spread, the spread being half the
+    range (max - min) / 2, so two seeds read as mean +- the distance of each from the mean."""
+    summary = {}
+    for key, _, _ in TABLE_ROWS:
+        values = [run[key] for run in runs if isinstance(run.get(key), int | float) and not isinstance(run[key], bool)]
+        values = [value for value in values if not math.isnan(value)]
+        if values:
+            summary[key] = {"mean": float(np.mean(values)), "spread": (max(values) - min(values)) / 2,
+                            "runs": len(values)}
+    return summary
+
+
+def format_summary(summary: dict[str, dict[str, float]]) -> str:
+    width = max(len(label) for _, label, _ in TABLE_ROWS)
+    lines = []
+    for key, label, fmt in TABLE_ROWS:
+        if key in summary:
+            mean, spread = summary[key]["mean"], summary[key]["spread"]
+            fmt = "{:.1f}" if fmt == "{:d}" else fmt
+            text = "inf" if math.isinf(mean) else f"{fmt.format(mean)} +- {fmt.format(spread)}"
+            lines.append(f"{label:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def write_json(path: Path, content: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_json_ready(content), indent=2), encoding="utf-8")
+    print(f"metrics written to {path}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(max(args.threads, 1))
-    settings = dc.ClassifierSettings(size=args.classifier_size, steps=args.classifier_steps)
+    if args.json and len(args.results) > 1:
+        print("error: --json names one file, but several --results were given: leave --json out (each folder gets "
+              "its metrics.json) or evaluate one folder at a time", file=sys.stderr)
+        return 2
+    runs = []
     try:
-        args = fill_from_test_run(args)
-        result = evaluate_results(
-            args.results, args.dataroot, args.phase, args.direction, ins_max=args.ins_max,
-            max_instances=args.max_instances, match=args.match, inception_weights=args.inception_weights,
-            fid=not args.no_fid, domain_score=not args.no_domain_score, shape_score=not args.no_shape_score,
-            classifier_settings=settings, retrain_classifier=args.retrain_classifier,
-            kid_subset_size=args.kid_subset_size, log=lambda text: print(text, file=sys.stderr))
+        for results in args.results:
+            runs.append(evaluate_one(args, results))
     except (EvaluationError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(format_table(result))
-    json_path = Path(args.json) if args.json else Path(args.results) / "metrics.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(_json_ready(result), indent=2), encoding="utf-8")
-    print(f"metrics written to {json_path}")
+    for results, result in zip(args.results, runs, strict=True):
+        if len(runs) > 1:
+            print(f"\n== {results}")
+        print(format_table(result))
+        write_json(Path(args.json) if args.json else Path(results) / "metrics.json", result)
+    if len(runs) > 1:
+        print(f"\n== mean +- spread (half the range) over {len(runs)} runs")
+        print(format_summary(summarize_runs(runs)))
     return 0
 
 

@@ -102,7 +102,7 @@ def test_background_errors_of_several_images_pool_their_pixels():
     """The run's figure weighs every background pixel equally, not every image."""
     instance = square(4, 4, 10)
     changed = metrics.background_error(flat_image(), flat_image() + STEP, [instance])     # 924 pixels off by 0.2
-    total = metrics.BackgroundError()
+    total = metrics.RegionError()
     total += changed
     total += metrics.background_error(flat_image(), flat_image(), [])                    # 1024 pixels exact
     assert total.l1 == pytest.approx(0.2 * 924 / (924 + 1024))
@@ -301,7 +301,7 @@ def test_evaluate_end_to_end_writes_documented_json(tmp_path, monkeypatch, capsy
     assert result["fid"] is None and metrics.INCEPTION_URL in result["skipped"]["fid"]
     assert result["instance_count_kept"] == 0.75 and result["empty_translated_masks"] == 1
     assert result["mean_iou"] == pytest.approx(5 / 6)
-    assert set(result["skipped"]) == {"fid"}   # both classifiers ran (their scores: the labelled-data test below)
+    assert set(result["skipped"]) == {"fid", "target"}   # no ground truth here; both classifiers ran (their scores: the labelled-data test below)
 
 
 def make_hand_results(root: Path) -> tuple[Path, Path]:
@@ -344,6 +344,63 @@ def test_evaluate_reports_hand_computed_background_iou_and_counts(tmp_path, caps
     assert (img0["input_instances"], img0["translated_instances"]) == (2, 2)
     assert (img1["input_instances"], img1["translated_instances"]) == (1, 0)
     assert "background PSNR" in capsys.readouterr().out
+
+
+def add_hand_targets(dataroot: Path) -> float:
+    """Ground truth for make_hand_results: white objects on the grey inputs; returns one object's colour error.
+    img0's target mask 0 is where the translation painted white (exact), its mask 1 stays grey in the
+    translation, and img1's only object was lost (grey)."""
+    targets = {"img0": [square(4, 6, 8), square(20, 20, 6)], "img1": [square(0, 0, 10)]}
+    for stem, masks in targets.items():
+        target = flat_image()
+        for k, mask in enumerate(masks):
+            target[mask] = 255
+            save_png(mask, dataroot / "testA_target_seg" / f"{stem}_{k}.png")
+        save_png(target, dataroot / "testA_target" / f"{stem}.png")
+    return (255 - GREY) / 255
+
+
+def test_evaluate_scores_outputs_against_ground_truth_with_references(tmp_path, capsys):
+    dataroot, page = make_hand_results(tmp_path)
+    wrong = add_hand_targets(dataroot)
+    assert evaluate.main(["--results", str(page), "--dataroot", str(dataroot), "--no_fid", "--no_domain_score",
+                          "--no_shape_score"]) == 0
+    result = json.loads((page / "metrics.json").read_text())
+    pixels = 2 * SIZE * SIZE
+    # full image: img0's 64 background pixels off by 0.2 and its grey object 1 (36 px); img1's lost object (100 px)
+    assert result["target_psnr"] == pytest.approx(psnr_db((64 * 0.04 + 136 * wrong**2) / pixels), abs=1e-4)
+    assert result["identity_target_psnr"] == pytest.approx(psnr_db(200 * wrong**2 / pixels), abs=1e-4)
+    assert result["identity_target_ssim"] < result["target_ssim"] < 1.0
+    # inside the 200 target-object pixels, 136 are wrong; per object: exact, wrong, wrong
+    assert result["object_psnr"] == pytest.approx(psnr_db(136 * wrong**2 / 200))
+    assert result["object_colour_error"] == pytest.approx(2 * wrong / 3)
+    assert result["identity_object_colour_error"] == pytest.approx(wrong)
+    # translated masks: img0's two match their targets exactly, img1's was lost
+    assert result["target_mask_iou"] == pytest.approx(2 / 3)
+    # background outside input AND target masks: 1024 - 116 and 1024 - 100 pixels; flat inputs: perfect floors
+    assert result["target_background_psnr"] == pytest.approx(psnr_db(0.04 * 64 / (908 + 924)))
+    assert result["background_floor_dataset_colour"] == math.inf
+    assert result["background_floor_image_colour"] == math.inf
+    assert "target" not in result["skipped"]
+    assert "reference: the input unchanged" in capsys.readouterr().out
+
+
+def test_without_ground_truth_the_target_metrics_are_skipped_saying_why(tmp_path, capsys):
+    dataroot, page = make_hand_results(tmp_path)
+    assert evaluate.main(["--results", str(page), "--dataroot", str(dataroot), "--no_fid", "--no_domain_score",
+                          "--no_shape_score"]) == 0
+    result = json.loads((page / "metrics.json").read_text())
+    assert all(result[key] is None for key in evaluate.TARGET_KEYS)
+    assert "testA_target" in result["skipped"]["target"]
+    assert "testA_target" in capsys.readouterr().err
+
+
+def test_flat_background_floors_of_known_colours():
+    dark, light = flat_image(40), flat_image(140)   # dataset mean 90: every pixel 50/255 away; own mean: exact
+    everywhere = np.ones((SIZE, SIZE), dtype=bool)
+    floors = metrics.flat_background_floors([dark, light], [everywhere, everywhere])
+    assert floors["floor_dataset_colour"] == pytest.approx(psnr_db((50 / 255) ** 2))
+    assert floors["floor_image_colour"] == math.inf
 
 
 def make_labelled_dataset(root: Path) -> None:
@@ -425,3 +482,26 @@ def test_evaluation_reads_files_as_training_does(tmp_path):
     Image.fromarray((pixels > 0).astype(np.uint8)).save(tmp_path / "mask01.png")     # 0/1: invisible instance
     with pytest.raises(DatasetError, match="mask01.png"):
         metrics.read_mask(tmp_path / "mask01.png")
+
+
+def test_several_results_folders_print_mean_and_half_range(tmp_path, capsys):
+    """One folder per seed: each gets its own metrics.json, and the table adds mean +- (max - min) / 2."""
+    pages = []
+    for seed, shift in ((0, 64), (1, 0)):   # seed 1's translation keeps img0's background exactly
+        dataroot, page = make_hand_results(tmp_path / f"seed{seed}")
+        if not shift:
+            fake = np.asarray(Image.open(page / "images" / "img0_fake_B_img.png")).copy()
+            fake[24:32, 0:8] = GREY
+            save_png(fake, page / "images" / "img0_fake_B_img.png")
+        pages.append(page)
+    assert evaluate.main(["--results", *map(str, pages), "--dataroot", str(dataroot), "--no_fid",
+                          "--no_domain_score", "--no_shape_score"]) == 0
+    first, second = (json.loads((page / "metrics.json").read_text()) for page in pages)
+    assert first["background_l1"] > 0 and second["background_l1"] == 0
+    summary = evaluate.summarize_runs([first, second])
+    assert summary["background_l1"]["mean"] == pytest.approx(first["background_l1"] / 2)
+    assert summary["background_l1"]["spread"] == pytest.approx(first["background_l1"] / 2)
+    assert summary["mean_iou"] == {"mean": first["mean_iou"], "spread": 0.0, "runs": 2}
+    out = capsys.readouterr().out
+    assert "mean +- spread (half the range) over 2 runs" in out
+    assert f"{first['background_l1'] / 2:.4f} +- {first['background_l1'] / 2:.4f}" in out

@@ -64,14 +64,15 @@ def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
 
 
 @dataclass
-class BackgroundError:
-    """Sums of the errors over the background pixels of one or more images (values on a 0..1 scale)."""
+class RegionError:
+    """Sums of the errors over a region (e.g. the background) of one or more images (values on a 0..1 scale);
+    its PSNR is that of the pooled squared error, so every pixel weighs the same whatever image it is in."""
 
     abs_sum: float = 0.0
     squared_sum: float = 0.0
     values: int = 0  # pixel-channel values summed
 
-    def __iadd__(self, other: BackgroundError) -> Self:
+    def __iadd__(self, other: RegionError) -> Self:
         self.abs_sum += other.abs_sum
         self.squared_sum += other.squared_sum
         self.values += other.values
@@ -94,13 +95,17 @@ def background_mask(masks: list[np.ndarray], shape: tuple[int, int]) -> np.ndarr
     return background
 
 
-def background_error(source: np.ndarray, output: np.ndarray, masks: list[np.ndarray]) -> BackgroundError:
+def region_error(reference: np.ndarray, output: np.ndarray, region: np.ndarray) -> RegionError:
+    """Errors between two uint8 images on the pixels where the boolean ``region`` is True."""
+    if reference.shape != output.shape:
+        raise ValueError(f"reference image {reference.shape} and output image {output.shape} differ in size")
+    diff = (reference.astype(np.float64) - output.astype(np.float64))[region] / 255.0
+    return RegionError(float(np.abs(diff).sum()), float((diff**2).sum()), int(diff.size))
+
+
+def background_error(source: np.ndarray, output: np.ndarray, masks: list[np.ndarray]) -> RegionError:
     """Errors between two uint8 images on the pixels outside every mask (pass input AND translated masks)."""
-    if source.shape != output.shape:
-        raise ValueError(f"input image {source.shape} and translated image {output.shape} differ in size")
-    background = background_mask(masks, source.shape[:2])
-    diff = (source.astype(np.float64) - output.astype(np.float64))[background] / 255.0
-    return BackgroundError(float(np.abs(diff).sum()), float((diff**2).sum()), int(diff.size))
+    return region_error(source, output, background_mask(masks, source.shape[:2]))
 
 
 # ---------------------------------------------------------------------------------------------- instances
@@ -177,6 +182,72 @@ class InstanceFidelity:
     @property
     def count_kept_fraction(self) -> float:
         return self.count_kept / self.images if self.images else math.nan
+
+
+# ---------------------------------------------------------------------------------------------- ground truth
+def mean_colour_error(reference: np.ndarray, output: np.ndarray, region: np.ndarray) -> float:
+    """|mean colour of ``reference`` in ``region`` - mean colour of ``output`` there|, averaged over the
+    channels, on a 0..1 scale (NaN for an empty region)."""
+    if not region.any():
+        return math.nan
+    difference = reference[region].astype(np.float64).mean(0) - output[region].astype(np.float64).mean(0)
+    return float(np.abs(difference).mean() / 255.0)
+
+
+def _as_float_batch(images: list[np.ndarray]) -> Tensor:
+    return to_uint8_batch(images).double() / 255.0
+
+
+@dataclass
+class TargetComparison:
+    """Outputs scored against ground-truth targets (each input scene as it should look once translated).
+
+    Full image: PSNR of the pooled squared error and mean SSIM (torchmetrics, data range 1). Objects: PSNR over
+    the pixels inside the target masks, and per object the mean colour error inside its target mask.
+    """
+
+    outputs: list[np.ndarray] = field(default_factory=list)
+    targets: list[np.ndarray] = field(default_factory=list)
+    objects: RegionError = field(default_factory=RegionError)
+    colour_errors: list[float] = field(default_factory=list)
+
+    def add_image(self, output: np.ndarray, target: np.ndarray, target_masks: list[np.ndarray]) -> None:
+        if output.shape != target.shape:
+            raise ValueError(f"output {output.shape} and target {target.shape} differ in size")
+        self.outputs.append(output)
+        self.targets.append(target)
+        self.objects += region_error(target, output, ~background_mask(target_masks, target.shape[:2]))
+        self.colour_errors += [mean_colour_error(target, output, mask) for mask in target_masks if mask.any()]
+
+    def scores(self) -> dict[str, float]:
+        """``target_psnr``, ``target_ssim``, ``object_psnr``, ``object_colour_error`` (NaN without images)."""
+        if not self.outputs:
+            return dict.fromkeys(("target_psnr", "target_ssim", "object_psnr", "object_colour_error"), math.nan)
+        from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+        outputs, targets = _as_float_batch(self.outputs), _as_float_batch(self.targets)
+        return {"target_psnr": float(peak_signal_noise_ratio(outputs, targets, data_range=1.0)),
+                "target_ssim": float(structural_similarity_index_measure(outputs, targets, data_range=1.0)),
+                "object_psnr": self.objects.psnr,
+                "object_colour_error": float(np.mean(self.colour_errors)) if self.colour_errors else math.nan}
+
+
+def flat_background_floors(inputs: list[np.ndarray], regions: list[np.ndarray]) -> dict[str, float]:
+    """Background PSNR of two do-nothing-clever references, on the same pixels (``regions``) as a model's:
+    every background painted in the mean background colour of all ``inputs`` (``floor_dataset_colour``), and
+    each in its own mean background colour (``floor_image_colour``). A model below them damages the background
+    more than a flat colour would."""
+    pixels = [image[region].astype(np.float64) for image, region in zip(inputs, regions, strict=True)]
+    if not any(len(values) for values in pixels):
+        return {"floor_dataset_colour": math.nan, "floor_image_colour": math.nan}
+    dataset_colour = np.concatenate(pixels).mean(0)
+    dataset, own = RegionError(), RegionError()
+    for values in pixels:
+        if len(values):
+            for total, colour in ((dataset, dataset_colour), (own, values.mean(0))):
+                diff = (values - colour) / 255.0
+                total += RegionError(float(np.abs(diff).sum()), float((diff**2).sum()), int(diff.size))
+    return {"floor_dataset_colour": dataset.psnr, "floor_image_colour": own.psnr}
 
 
 # ---------------------------------------------------------------------------------------------- domain score
