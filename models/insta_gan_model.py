@@ -8,8 +8,9 @@ G and one D update per step. Aggregation is per sample, so any batch size works.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -68,8 +69,17 @@ def active_samples(group_masks: Tensor, step: int) -> Tensor:
     return networks.instance_presence(group_masks).any(1).nonzero().squeeze(1)
 
 
+def compose_through_masks(image: Tensor, fake_image: Tensor, masks: Tensor, fake_masks: Tensor) -> Tensor:
+    """``--compose_output``: out = m * G(x) + (1 - m) * x, m = 1 where any input or translated mask is above
+    its half-way value 0 (masks in [-1, 1]): the generator paints only where objects are or become. m is hard,
+    so the input is kept exactly elsewhere (a soft tanh mask is never exactly -1) and the image losses do not
+    train the masks."""
+    region = (torch.cat([masks, fake_masks], 1) > 0).any(1, keepdim=True)
+    return torch.where(region, fake_image, image.to(fake_image.dtype))
+
+
 @torch.no_grad()
-def translate_sequential(generator: torch.nn.Module, image: Tensor, masks: Tensor, ins_per: int) -> tuple[Tensor, Tensor]:
+def translate_sequential(generator: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]], image: Tensor, masks: Tensor, ins_per: int) -> tuple[Tensor, Tensor]:
     """Test-time sequential translation (any number of slots): returns the final image and all masks."""
     image = image.clone()
     translated = torch.full_like(masks, -1.0)
@@ -97,6 +107,8 @@ class Direction:
 
 
 class InstaGanModel(TwoDomainGANModel):
+    inherited_from_training = ("compose_output",)
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(dataset_mode="unaligned_seg" if is_train else "single_seg")
@@ -105,6 +117,9 @@ class InstaGanModel(TwoDomainGANModel):
         g.add_argument("--ins_per", type=int, default=2, help="instances translated per sequential step")
         g.add_argument("--set_order", default="decreasing", choices=["decreasing", "random"],
                        help="order of instances: largest area first, or shuffled")
+        g.add_argument("--compose_output", action="store_true",
+                       help="not in the paper: keep the input outside the input and translated masks, "
+                            "out = m * G(x) + (1 - m) * x (test.py takes it from the training run)")
         if is_train:
             g.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
             g.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B -> A -> B")
@@ -174,7 +189,7 @@ class InstaGanModel(TwoDomainGANModel):
         ins_per = self.opt.ins_per
         for src in ("A", "B") if self.has_B else (self.source,):
             dst = "B" if src == "A" else "A"
-            forward_G, backward_G = self.test_generators(src)
+            forward_G, backward_G = (partial(self._generate, net) for net in self.test_generators(src))
             image, masks = getattr(self, f"real_{src}_img"), getattr(self, f"real_{src}_seg")
             fake_image, fake_masks = translate_sequential(forward_G, image, masks, ins_per)
             setattr(self, f"fake_{dst}_img", fake_image)
@@ -208,6 +223,13 @@ class InstaGanModel(TwoDomainGANModel):
         empty = torch.full_like(masks, -1.0)
         return Direction(src, image, masks, image.detach().clone(), empty, image.detach().clone(), empty.clone())
 
+    def _generate(self, generator: torch.nn.Module, image: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+        """One generator call: translated image and masks (composed through the masks with --compose_output)."""
+        fake_image, fake_masks = generator(image, masks)
+        if self.opt.compose_output:
+            fake_image = compose_through_masks(image, fake_image, masks, fake_masks)
+        return fake_image, fake_masks
+
     def _generators(self, src: str) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(forward generator, backward generator) for inputs of domain ``src``."""
         return (self.netG_A, self.netG_B) if src == "A" else (self.netG_B, self.netG_A)
@@ -219,9 +241,9 @@ class InstaGanModel(TwoDomainGANModel):
             return None
         forward_G, backward_G = self._generators(d.src)
         image, masks = d.current_image[active], d.real_masks[active, group]
-        fake_image, fake_masks = forward_G(image, masks)
-        rec_image, rec_masks = backward_G(fake_image, fake_masks)
-        idt_image, idt_masks = backward_G(image, masks) if self.opt.lambda_idt > 0 else (None, None)
+        fake_image, fake_masks = self._generate(forward_G, image, masks)
+        rec_image, rec_masks = self._generate(backward_G, fake_image, fake_masks)
+        idt_image, idt_masks = self._generate(backward_G, image, masks) if self.opt.lambda_idt > 0 else (None, None)
         masks_for_D = d.fake_masks[active].clone()
         masks_for_D[:, group] = fake_masks
         return {"direction": d, "active": active, "group": group, "image": image, "masks": masks,

@@ -473,3 +473,28 @@ def test_an_idle_discriminator_moves_only_with_step_idle_params(tmp_path, step_i
     moved = any(not torch.equal(before[n], after[n]) for n in before if n.startswith("D_A."))
     assert moved == step_idle
     assert any(not torch.equal(before[n], after[n]) for n in before if n.startswith("D_B."))
+
+
+def test_compose_output_keeps_the_input_outside_the_input_and_translated_masks(tmp_path):
+    """--compose_output (not in the paper): test and training translations change only pixels of objects."""
+    batch = make_batch([2, 1], [1, 3])
+    for train in (False, True):
+        model = create_model(make_opt(tmp_path, "--ins_max 4 --compose_output", train=train))
+        model.set_input(batch if train else single_batch("A", [2, 1]))
+        if train:
+            model.optimize_parameters()
+        else:
+            model.test()
+        outside = ((model.real_A_seg > 0).any(1) | (model.fake_B_seg > 0).any(1))[:, None].logical_not()
+        outside = outside.expand_as(model.real_A_img)
+        assert outside.any() and torch.equal(model.fake_B_img[outside], model.real_A_img[outside].to(model.fake_B_img.dtype))
+    plain = create_model(make_opt(tmp_path, "--ins_max 4", train=False))
+    plain.set_input(single_batch("A", [2, 1]))
+    plain.test()
+    assert not torch.equal(plain.fake_B_img, plain.real_A_img)
+
+
+def test_test_time_takes_compose_output_from_the_training_run(tmp_path):
+    train_opt = TrainOptions().parse(shlex.split(f"{TINY} --checkpoints_dir {tmp_path} --name m --compose_output"))
+    assert train_opt.compose_output
+    assert make_opt(tmp_path, "", train=False).compose_output
