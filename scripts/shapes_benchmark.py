@@ -1,11 +1,14 @@
-"""The shapes benchmark: InstaGAN against CycleGAN (and two ablations) with the same budget, evaluated alike.
+"""The shapes benchmark: InstaGAN against CycleGAN (ablations, options) with the same budget, judged against the
+ground truth of the shapes test split.
 
-    python -m scripts.shapes_benchmark --minutes 10                 # all rows, ~45 min on a 2-core CPU
-    python -m scripts.shapes_benchmark --minutes 2 --rows instagan cyclegan --out /tmp/quick.md
+    python -m scripts.shapes_benchmark --minutes 10                 # default rows, ~70 min on a 2-core CPU
+    python -m scripts.shapes_benchmark --minutes 2 --rows instagan cyclegan --seeds 0 --out /tmp/quick.md
 
-Each row trains with train.py for the same wall-clock budget (``--max_minutes``), translates the held-out
-test split with test.py and scores it with evaluate.py; the table, the commands and a figure of sample
-translations (input, CycleGAN, InstaGAN, masks) go to ``docs/shapes_benchmark.md``. Run it alone: a second
+Each row trains with train.py for the same wall-clock budget (``--max_minutes``; ``--steps`` for equal steps),
+translates both held-out test folders with test.py and scores A->B and B->A with evaluate.py against the
+targets (``testA_target``: each test scene with its objects' kinds swapped). The main rows (``MAIN_ROWS``) run
+once per ``--seeds`` and report mean +- spread (half the range); the others run with the first seed. The tables,
+the commands and a figure of sample translations go to ``docs/shapes_benchmark.md``. Run it alone: a second
 torch process on the same cores slows both several times.
 """
 
@@ -22,12 +25,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from evaluate import evaluate_results
+from evaluate import evaluate_results, summarize_runs
 from util.checkpoint import STATE_FILE
 from util.domain_classifier import ClassifierSettings
 from util.machine import cpu_model_name
 
 ROOT = Path(__file__).resolve().parents[1]
+DIRECTIONS = ("AtoB", "BtoA")
 
 # Settings measured to learn the most within a short CPU budget (see docs/shapes_benchmark.md). The main rows keep
 # the paper's instance norm; the *_batch_norm rows show the alternative (tested with --eval).
@@ -43,8 +47,10 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "cyclegan_batch_norm": ("cycle_gan", "batch", "--lambda_idt 1"),
     "instagan_ctx5": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 5"),
     "instagan_step_idle": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --step_idle_params"),
+    "instagan_compose": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
 }
 DEFAULT_ROWS = list(ROWS)[:4]
+MAIN_ROWS = ("instagan", "cyclegan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
     "instagan": "InstaGAN (sequential, ins_per 2)",
     "cyclegan": "CycleGAN",
@@ -54,6 +60,7 @@ LABELS = {
     "cyclegan_batch_norm": "CycleGAN, batch norm",
     "instagan_ctx5": "InstaGAN, context weight x5 (lambda_ctx 5)",
     "instagan_step_idle": "InstaGAN, idle D stepped by momentum (--step_idle_params, as the authors' code)",
+    "instagan_compose": "InstaGAN, output composed through the masks (--compose_output, not in the paper)",
 }
 
 
@@ -67,48 +74,70 @@ def run(command: str, log: Path) -> None:
         subprocess.run(argv, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT, check=True)
 
 
-def commands(row: str, args: argparse.Namespace) -> tuple[str, str]:
+def run_name(row: str, seed: int) -> str:
+    return f"shapes_{row}_seed{seed}"
+
+
+def commands(row: str, seed: int, args: argparse.Namespace) -> tuple[str, str]:
     model, norm, extra = ROWS[row]
     size = f"--load_size {args.size} --crop_size {args.size}"
-    common = (f"--dataroot {args.dataroot} --name shapes_{row} --model {model} --checkpoints_dir {args.workdir} "
-              f"{size} {args.nets} --norm {norm}")
-    ins = f" {INSTAGAN}" if model == "insta_gan" else ""
+    common = (f"--dataroot {args.dataroot} --name {run_name(row, seed)} --model {model} "
+              f"--checkpoints_dir {args.workdir} {size} {args.nets} --norm {norm}")
     budget = f"--max_steps {args.steps}" if args.steps else f"--max_minutes {args.minutes}"
-    train = f"python train.py {common} {extra} {TRAIN} --seed {args.seed} {budget} --num_threads 1"
+    train = f"python train.py {common} {extra} {TRAIN} --seed {seed} {budget} --num_threads 1"
+    # Both test folders (A -> B and B -> A); the other options come from the run's train_opt.json.
     # --eval: batch norm uses the statistics gathered in training (instance norm has none, so it is a no-op).
-    test = (f"python test.py {common}{ins} --eval --direction AtoB --results_dir {args.workdir}/results "
-            f"--num_test {args.num_test}")
+    test = f"python test.py --name {run_name(row, seed)} --checkpoints_dir {args.workdir} --eval " \
+           f"--results_dir {args.workdir}/results --num_test {args.num_test}"
     return train, test
 
 
-def steps_done(workdir: Path, row: str) -> int:
+def steps_done(workdir: Path, name: str) -> int:
     import torch
 
-    state = torch.load(workdir / f"shapes_{row}" / STATE_FILE, weights_only=True)
+    state = torch.load(workdir / name / STATE_FILE, weights_only=True)
     return int(state["total_steps"])
 
 
-def benchmark_row(row: str, args: argparse.Namespace) -> dict:
-    train, test = commands(row, args)
+def git_commit() -> str:
+    found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
+                           text=True)
+    return found.stdout.strip() or "unknown"
+
+
+def benchmark_run(row: str, seed: int, args: argparse.Namespace) -> dict:
+    """Train, test and score one row with one seed: {"row", "seed", "steps", ..., "AtoB": metrics, "BtoA": ...}."""
+    train, test = commands(row, seed, args)
+    name = run_name(row, seed)
     logs = Path(args.workdir) / "logs"
-    saved = logs / f"{row}_metrics.json"
+    saved = logs / f"{name}_metrics.json"
     if args.reuse and saved.is_file():
         print(f"reusing {saved}")
         return json.loads(saved.read_text())
     logs.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    run(train, logs / f"{row}_train.log")
+    run(train, logs / f"{name}_train.log")
     train_minutes = (time.time() - started) / 60
-    run(test, logs / f"{row}_test.log")
-    results = Path(args.workdir) / "results" / f"shapes_{row}" / "test_latest"
+    run(test, logs / f"{name}_test.log")
+    results = Path(args.workdir) / "results" / name / "test_latest"
     classifier = ClassifierSettings(steps=args.classifier_steps)
-    metrics = evaluate_results(results, args.dataroot, ins_max=4, fid=False, classifier_settings=classifier,
-                               log=lambda _: None)
-    metrics.pop("per_image", None)
-    metrics.update(row=row, steps=steps_done(Path(args.workdir), row), train_minutes=round(train_minutes, 1),
-                   train_command=train, test_command=test)
-    (logs / f"{row}_metrics.json").write_text(json.dumps(metrics, indent=1, default=str))
-    return metrics
+    record = {"row": row, "seed": seed, "steps": steps_done(Path(args.workdir), name),
+              "train_minutes": round(train_minutes, 1), "train_command": train, "test_command": test,
+              "commit": git_commit(), "machine": machine()}
+    for direction in DIRECTIONS:
+        metrics = evaluate_results(results, args.dataroot, direction=direction, ins_max=4, fid=False,
+                                   classifier_settings=classifier, log=lambda _: None)
+        metrics.pop("per_image", None)
+        record[direction] = metrics
+    saved.write_text(json.dumps(record, indent=1, default=str))
+    return record
+
+
+def benchmark_row(row: str, args: argparse.Namespace) -> dict:
+    """All seeds of a row: {"row", "runs": [...], "AtoB": {metric: {"mean", "spread", "runs"}}, "BtoA": ...}."""
+    seeds = args.seeds if row in MAIN_ROWS else args.seeds[:1]
+    runs = [benchmark_run(row, seed, args) for seed in seeds]
+    return {"row": row, "runs": runs, **{d: summarize_runs([r[d] for r in runs]) for d in DIRECTIONS}}
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -119,39 +148,81 @@ def fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
-def table(results: list[dict]) -> str:
-    head = ("| model | steps (min) | domain score | shape score | mean IoU | count kept | empty masks | "
-            "bg PSNR dB | bg L1 |")
-    lines = [head, "|" + "---|" * 9]
+COLUMNS = (  # (metric of evaluate.py, column title, digits, only models with masks)
+    ("target_psnr", "target PSNR dB", 2, False),
+    ("target_ssim", "target SSIM", 3, False),
+    ("object_colour_error", "object colour error", 3, False),
+    ("object_psnr", "object PSNR dB", 2, False),
+    ("target_background_psnr", "background PSNR dB", 2, False),
+    ("shape_score", "shape score", 3, True),
+    ("target_mask_iou", "target-mask IoU", 3, True),
+    ("domain_score", "domain score", 3, False),
+)
+
+
+def cell(summary: dict, key: str, digits: int) -> str:
+    """mean, or mean +- spread over seeds."""
+    if key not in summary:
+        return "n/a"
+    entry = summary[key]
+    if entry["runs"] < 2 or entry["mean"] == float("inf"):
+        return fmt(entry["mean"], digits)
+    return f"{fmt(entry['mean'], digits)} ± {fmt(entry['spread'], digits)}"
+
+
+def table(results: list[dict], direction: str) -> str:
+    head = "| model | seeds | steps (min) | " + " | ".join(title for _, title, _, _ in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in results:
         masks = ROWS[r["row"]][0] == "insta_gan"
-        lines.append(
-            f"| {LABELS[r['row']]} | {r['steps']} ({r['train_minutes']}) | {fmt(r['domain_score'])} | "
-            f"{fmt(r['shape_score']) if masks else 'n/a'} | {fmt(r['mean_iou']) if masks else 'n/a'} | "
-            f"{fmt(r['instance_count_kept']) if masks else 'n/a'} | "
-            f"{fmt(r['empty_translated_masks']) if masks else 'n/a'} | {fmt(r['background_psnr'], 2)} | "
-            f"{fmt(r['background_l1'], 4)} |")
+        runs = r["runs"]
+        steps = " / ".join(f"{run['steps']} ({run['train_minutes']})" for run in runs)
+        cells = [cell(r[direction], key, digits) if masks or not needs_masks else "n/a"
+                 for key, _, digits, needs_masks in COLUMNS]
+        lines.append(f"| {LABELS[r['row']]} | {' '.join(str(run['seed']) for run in runs)} | {steps} | "
+                     + " | ".join(cells) + " |")
+    lines += reference_rows(results[0]["runs"][0][direction]) if results else []
     return "\n".join(lines)
 
 
-def sample_figure(args: argparse.Namespace, path: Path, count: int = 6, scale: int = 2) -> None:
-    """Rows of: input, input masks, CycleGAN, InstaGAN image, InstaGAN masks (from the saved result PNGs)."""
+def reference_rows(metrics: dict) -> list[str]:
+    """What doing nothing scores (the input as output), and the flat-colour background floors."""
+    identity = {key: metrics.get(f"identity_{key}") for key, _, _, _ in COLUMNS}
+    identity["target_background_psnr"] = float("inf")
+    rows = [("reference: the input unchanged", identity),
+            ("reference: backgrounds painted in the dataset's mean colour",
+             {"target_background_psnr": metrics.get("background_floor_dataset_colour")}),
+            ("reference: backgrounds painted in each image's mean colour",
+             {"target_background_psnr": metrics.get("background_floor_image_colour")})]
+    return [f"| *{label}* | | | " + " | ".join(fmt(values.get(key), digits) for key, _, digits, _ in COLUMNS) + " |"
+            for label, values in rows]
+
+
+FIGURE_ROWS = ("cyclegan", "instagan", "instagan_batch_norm", "instagan_compose")
+
+
+def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: int = 6, scale: int = 2) -> None:
+    """Rows of: input, target, each model's translation (first seed), InstaGAN's masks; A -> B test images."""
     results = Path(args.workdir) / "results"
-    columns = [("shapes_instagan", "real_A_img", "input"), ("shapes_instagan", "real_A_seg", "input masks"),
-               ("shapes_cyclegan", "fake_B_img", "CycleGAN"), ("shapes_instagan", "fake_B_img", "InstaGAN"),
-               ("shapes_instagan", "fake_B_seg", "InstaGAN masks")]
-    image_dir = results / "shapes_instagan" / "test_latest" / "images"
+    seed = args.seeds[0]
+    shown = [row for row in FIGURE_ROWS if row in rows]
+    columns = [("instagan", "real_A_img", "input"), (None, "target", "target")]
+    columns += [(row, "fake_B_img", LABELS[row].split(" (")[0].replace("InstaGAN, ", "")) for row in shown]
+    columns += [("instagan", "fake_B_seg", "InstaGAN masks")]
+    image_dir = results / run_name("instagan", seed) / "test_latest" / "images"
     stems = sorted(p.name[: -len("_real_A_img.png")] for p in image_dir.glob("*_real_A_img.png"))[:count]
-    cell = args.size * scale
-    canvas = Image.new("RGB", (cell * len(columns), 16 + cell * len(stems)), "white")
+    cell_side = args.size * scale
+    canvas = Image.new("RGB", (cell_side * len(columns), 16 + cell_side * len(stems)), "white")
     draw = ImageDraw.Draw(canvas)
-    for col, (run_name, visual, title) in enumerate(columns):
-        draw.text((col * cell + 4, 2), title, fill="black")
-        for row, stem in enumerate(stems):
-            file = results / run_name / "test_latest" / "images" / f"{stem}_{visual}.png"
+    for col, (row, visual, title) in enumerate(columns):
+        draw.text((col * cell_side + 4, 2), title[:14], fill="black")
+        for index, stem in enumerate(stems):
+            file = (Path(args.dataroot) / "testA_target" / f"{stem}.png" if row is None else
+                    results / run_name(row, seed) / "test_latest" / "images" / f"{stem}_{visual}.png")
             if file.is_file():
                 with Image.open(file) as image:
-                    canvas.paste(image.convert("RGB").resize((cell, cell), Image.NEAREST), (col * cell, 16 + row * cell))
+                    canvas.paste(image.convert("RGB").resize((cell_side, cell_side), Image.NEAREST),
+                                 (col * cell_side, 16 + index * cell_side))
     canvas.save(path)
 
 
@@ -159,23 +230,31 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure = out.with_suffix(".png")
-    if {"instagan", "cyclegan"} <= {r["row"] for r in results}:
-        sample_figure(args, figure)
+    rows = [r["row"] for r in results]
+    if "instagan" in rows:
+        sample_figure(args, figure, rows)
     lines = [
-        "# Shapes benchmark: InstaGAN vs CycleGAN",
+        "# Shapes benchmark: InstaGAN vs CycleGAN, judged against ground truth",
         "",
-        (f"Built-in shapes data ({args.size}x{args.size}, ellipses -> rectangles, 1-3 objects per image), "
-         f"every model trained for the same budget ({budget_text(args)}) on this machine, then "
-         f"evaluated on {args.num_test} held-out test images with `evaluate.py` (FID/KID skipped: no Inception "
-         f"weights offline). Metrics: domain score = fraction of translated images a classifier trained on real "
-         f"A vs B calls B; shape score = the same for each translated mask; mean IoU between each input instance "
-         f"and its translated mask; count kept = images whose number of instances is unchanged; background "
-         f"PSNR/L1 on pixels outside the input and translated masks (CycleGAN has no masks: outside the input "
-         f"masks only)."),
+        (f"Built-in shapes data ({args.size}x{args.size}, ellipses <-> rectangles, 1-3 objects per image), every "
+         f"model trained for the same budget ({budget_text(args)}) on this machine, then both held-out test "
+         f"folders ({args.num_test} images each) translated and scored with `evaluate.py` against the ground "
+         f"truth: each test scene rendered with its objects' kinds swapped (`testA_target/`, `testB_target/`). "
+         f"Main rows: mean ± spread (half the range) over seeds {' and '.join(map(str, args.seeds))}; other rows "
+         f"one seed. Metrics: target PSNR (pooled over all pixels) and SSIM of the whole image against the "
+         f"target; object colour error = mean over objects of the difference between the target's and the "
+         f"output's mean colour inside the object's target mask (0..1); object PSNR inside the target masks; "
+         f"background PSNR against the input outside the input and target masks (the pixels that should not "
+         f"change; the same pixels for every model); shape score = fraction of translated masks a classifier "
+         f"calls the target kind; target-mask IoU = translated mask vs target mask; domain score = fraction of "
+         f"translated images an edge-based classifier calls the target domain (FID/KID skipped: no Inception "
+         f"weights offline). The reference rows score the input itself as the output and flat backgrounds."),
         "",
-        table(results),
-        "",
-        f"Machine: {machine()}. Recorded {time.strftime('%Y-%m-%d')}.",
+    ]
+    for direction, title in (("AtoB", "A -> B (ellipses to rectangles)"), ("BtoA", "B -> A (rectangles to ellipses)")):
+        lines += [f"### {title}", "", table(results, direction), ""]
+    lines += [
+        f"Machine: {machine()}. Recorded {time.strftime('%Y-%m-%d')} at commit {git_commit()}.",
         "",
         "## Commands",
         "",
@@ -183,17 +262,21 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
         f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
         f"    python -m scripts.shapes_benchmark --minutes {args.minutes} --dataroot {args.dataroot}"
-        + (f" --steps {args.steps}" if args.steps else "") + (f" --seed {args.seed}" if args.seed else "")
+        + (f" --steps {args.steps}" if args.steps else "")
+        + ("" if args.seeds == [0, 1] else f" --seeds {' '.join(map(str, args.seeds))}")
         + ("" if args.nets == NETS else f" --nets '{args.nets}'")
         + ("" if args.rows == DEFAULT_ROWS else f" --rows {' '.join(args.rows)}"),
         "",
-        "which runs, per row:",
+        "which runs, per row and seed:",
         "",
     ]
     for r in results:
-        lines += [f"- {LABELS[r['row']]}:", "", f"      {r['train_command']}", f"      {r['test_command']}", ""]
+        lines += [f"- {LABELS[r['row']]}:", ""]
+        for run_record in r["runs"]:
+            lines += [f"      {run_record['train_command']}", f"      {run_record['test_command']}"]
+        lines += [""]
     if figure.is_file():
-        lines += ["## Sample translations", "", f"![samples]({figure.name})", ""]
+        lines += ["## Sample translations (A -> B, first seed)", "", f"![samples]({figure.name})", ""]
     out.write_text("\n".join(lines) + "\n" + kept_notes(out))
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {out}")
@@ -227,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=0,
                         help="train every row for this many steps instead of --minutes (quality at equal steps, "
                              "unaffected by machine load)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of every row")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="training seeds of the main rows (instagan, cyclegan); other rows use the first")
+    parser.add_argument("--seed", type=int, default=None, help="one seed for every row (same as --seeds N)")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS,
                         help="rows to run (default: InstaGAN, CycleGAN and the paper's two ablations)")
     parser.add_argument("--size", type=int, default=64)
@@ -241,12 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse", action="store_true",
                         help="take rows already measured in --workdir from their metrics json instead of retraining")
     args = parser.parse_args(argv)
+    if args.seed is not None:
+        args.seeds = [args.seed]
     if not Path(args.dataroot, "trainA").is_dir():
         run(f"{sys.executable} -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
             Path("/dev/null"))
     results = [benchmark_row(row, args) for row in args.rows]
     write_report(results, args)
-    print(table(results))
+    for direction in DIRECTIONS:
+        print(f"{direction}:\n{table(results, direction)}")
     return 0
 
 

@@ -12,23 +12,29 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     data = tmp_path / "shapes"
     make_shapes_dataset(data, size=32, n_train=6, n_test=3, seed=0, min_objects=1, max_objects=2)
     out = tmp_path / "docs" / "bench.md"
-    argv = ["--minutes", "0.005", "--size", "32", "--dataroot", str(data), "--workdir", str(tmp_path / "work"),
+    argv = ["--steps", "1", "--size", "32", "--dataroot", str(data), "--workdir", str(tmp_path / "work"),
             "--num_test", "3", "--classifier_steps", "2", "--nets", "--ngf 4 --ndf 4 --n_blocks_G 1",
-            "--out", str(out), "--rows", "instagan", "cyclegan"]
+            "--out", str(out), "--rows", "instagan", "cyclegan", "instagan_compose", "--seeds", "0", "1"]
     assert shapes_benchmark.main(argv) == 0
     report = out.read_text()
-    rows = [line for line in report.splitlines() if line.startswith(("| InstaGAN", "| CycleGAN"))]
-    assert len(rows) == 2 and rows[1].split("|")[4].strip() == "n/a"  # CycleGAN has no shape score
+    for direction in ("A -> B", "B -> A"):
+        section = report.split(f"### {direction}")[1].split("###")[0]
+        rows = [line.split("|") for line in section.splitlines() if line.startswith(("| InstaGAN", "| CycleGAN"))]
+        assert [row[2].strip() for row in rows] == ["0 1", "0 1", "0"]   # main rows both seeds, options the first
+        assert "±" in rows[0][4] and rows[1][9].strip() == "n/a"         # target PSNR +- spread; no CycleGAN masks
+        assert "reference: the input unchanged" in section and "mean colour" in section
     assert "--norm instance" in report and "--eval" in report and "--nets '--ngf 4" in report
-    assert "--rows instagan cyclegan" in report  # the reproduce line names the rows that were run
+    assert "--rows instagan cyclegan instagan_compose" in report  # the reproduce line names the rows that were run
     results = json.loads(out.with_suffix(".json").read_text())
-    assert [r["row"] for r in results] == ["instagan", "cyclegan"]
-    assert all(r["steps"] >= 1 and r["num_images"] == 3 for r in results)
-    assert 0 <= results[0]["shape_score"] <= 1 and results[0]["empty_translated_masks"] >= 0
-    with Image.open(out.with_suffix(".png")) as figure:
-        assert figure.size == (5 * 32 * 2, 16 + 3 * 32 * 2)  # input, masks, CycleGAN, InstaGAN, masks x 3 rows
+    assert [r["row"] for r in results] == ["instagan", "cyclegan", "instagan_compose"]
+    first = results[0]["runs"][0]
+    assert first["steps"] == 1 and first["AtoB"]["num_images"] == 3 and first["BtoA"]["num_images"] == 3
+    assert 0 <= first["AtoB"]["shape_score"] <= 1 and first["AtoB"]["target_psnr"] > 0
+    assert results[0]["AtoB"]["target_psnr"]["runs"] == 2
+    with Image.open(out.with_suffix(".png")) as figure:  # input, target, CycleGAN, InstaGAN, composed, masks
+        assert figure.size == (6 * 32 * 2, 16 + 3 * 32 * 2)
 
     out.write_text(report + f"\n{shapes_benchmark.NOTES_MARKER}\n\nOur reading.\n")
     assert shapes_benchmark.main(argv + ["--reuse"]) == 0
     rewritten = out.read_text()
-    assert rewritten.count("Our reading.") == 1 and rewritten.count("| InstaGAN") == 1
+    assert rewritten.count("Our reading.") == 1 and rewritten.count("| InstaGAN (") == 2
