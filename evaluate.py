@@ -391,7 +391,8 @@ def fill_from_test_run(args: argparse.Namespace) -> argparse.Namespace:
     recorded = results_manifest(args.results)["options"]
     for name in ("dataroot", "phase", "ins_max", "max_instances"):
         if getattr(args, name) is None:
-            setattr(args, name, recorded.get(name, FALLBACK_OPTIONS.get(name)))
+            value = recorded.get(name)   # a model without masks (CycleGAN) records ins_max as null
+            setattr(args, name, FALLBACK_OPTIONS.get(name) if value is None else value)
     if args.dataroot is None:
         raise EvaluationError(f"{args.results} records no dataroot (an older test.py run): pass --dataroot")
     return args

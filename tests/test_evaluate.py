@@ -505,3 +505,20 @@ def test_several_results_folders_print_mean_and_half_range(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mean +- spread (half the range) over 2 runs" in out
     assert f"{first['background_l1'] / 2:.4f} +- {first['background_l1'] / 2:.4f}" in out
+
+
+def test_results_of_a_model_without_masks_need_only_the_results_folder(tmp_path):
+    """CycleGAN's test run records ins_max as null; evaluate.py falls back to its default instead of failing."""
+    from util.results_manifest import write_manifest
+
+    dataroot, page = make_hand_results(tmp_path)
+    for mask_file in (page / "images").glob("*_fake_B_seg_*.png"):
+        mask_file.unlink()
+    write_manifest(page, "cycle_gan", {"real_A_img": "image", "fake_B_img": "image"},
+                   {"AtoB": {"input_image": "real_A_img", "output_image": "fake_B_img"}},
+                   {"dataroot": str(dataroot), "phase": "test", "ins_max": None, "max_instances": 20})
+    add_hand_targets(dataroot)
+    assert evaluate.main(["--results", str(page), "--no_fid", "--no_domain_score", "--no_shape_score"]) == 0
+    result = json.loads((page / "metrics.json").read_text())
+    assert result["ins_max"] == evaluate.FALLBACK_OPTIONS["ins_max"]
+    assert result["target_mask_iou"] is None and result["target_psnr"] > 0
