@@ -48,6 +48,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_ctx5": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 5"),
     "instagan_step_idle": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --step_idle_params"),
     "instagan_compose": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
+    "instagan_batch_norm_compose": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
 }
 DEFAULT_ROWS = list(ROWS)[:4]
 MAIN_ROWS = ("instagan", "cyclegan")   # these run once per --seeds; the others with the first seed only
@@ -61,6 +62,7 @@ LABELS = {
     "instagan_ctx5": "InstaGAN, context weight x5 (lambda_ctx 5)",
     "instagan_step_idle": "InstaGAN, idle D stepped by momentum (--step_idle_params, as the authors' code)",
     "instagan_compose": "InstaGAN, output composed through the masks (--compose_output, not in the paper)",
+    "instagan_batch_norm_compose": "InstaGAN, batch norm, output composed through the masks (--compose_output)",
 }
 
 
@@ -198,7 +200,7 @@ def reference_rows(metrics: dict) -> list[str]:
             for label, values in rows]
 
 
-FIGURE_ROWS = ("cyclegan", "instagan", "instagan_batch_norm", "instagan_compose")
+FIGURE_ROWS = ("cyclegan", "instagan", "instagan_batch_norm", "instagan_compose", "instagan_batch_norm_compose")
 
 
 def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: int = 6, scale: int = 2) -> None:
