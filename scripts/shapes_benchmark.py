@@ -200,16 +200,17 @@ def reference_rows(metrics: dict) -> list[str]:
             for label, values in rows]
 
 
-FIGURE_ROWS = ("cyclegan", "instagan", "instagan_batch_norm", "instagan_compose", "instagan_batch_norm_compose")
+FIGURE_COLUMNS = {"cyclegan": "CycleGAN", "instagan": "InstaGAN", "instagan_batch_norm": "InstaGAN BN",
+                  "instagan_compose": "InstaGAN comp.", "instagan_batch_norm_compose": "IG BN + comp."}
 
 
 def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: int = 6, scale: int = 2) -> None:
     """Rows of: input, target, each model's translation (first seed), InstaGAN's masks; A -> B test images."""
     results = Path(args.workdir) / "results"
     seed = args.seeds[0]
-    shown = [row for row in FIGURE_ROWS if row in rows]
+    shown = [row for row in FIGURE_COLUMNS if row in rows]
     columns = [("instagan", "real_A_img", "input"), (None, "target", "target")]
-    columns += [(row, "fake_B_img", LABELS[row].split(" (")[0].replace("InstaGAN, ", "")) for row in shown]
+    columns += [(row, "fake_B_img", FIGURE_COLUMNS[row]) for row in shown]
     columns += [("instagan", "fake_B_seg", "InstaGAN masks")]
     image_dir = results / run_name("instagan", seed) / "test_latest" / "images"
     stems = sorted(p.name[: -len("_real_A_img.png")] for p in image_dir.glob("*_real_A_img.png"))[:count]
@@ -217,7 +218,7 @@ def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: 
     canvas = Image.new("RGB", (cell_side * len(columns), 16 + cell_side * len(stems)), "white")
     draw = ImageDraw.Draw(canvas)
     for col, (row, visual, title) in enumerate(columns):
-        draw.text((col * cell_side + 4, 2), title[:14], fill="black")
+        draw.text((col * cell_side + 4, 2), title, fill="black")
         for index, stem in enumerate(stems):
             file = (Path(args.dataroot) / "testA_target" / f"{stem}.png" if row is None else
                     results / run_name(row, seed) / "test_latest" / "images" / f"{stem}_{visual}.png")
