@@ -1,7 +1,9 @@
-"""Score a test.py results folder: FID/KID, domain and shape scores, background preservation, instance fidelity.
+"""Score a test.py results folder: FID/KID, domain and shape scores, background preservation, instance fidelity,
+and, where the dataset has ground truth, the distance to it.
 
     python evaluate.py --results ./results/shapes_instagan/test_latest
     python evaluate.py --results ./results/shapes_instagan/test_latest --direction BtoA
+    python evaluate.py --results ./results/run_seed0/test_latest ./results/run_seed1/test_latest   # mean +- spread
 
 Reads, per input ``<stem>``, the input and translated images and the translated masks (one
 ``<stem>_<visual>_<k>.png`` per instance) that test.py writes, found through the roles in its
@@ -15,6 +17,14 @@ reason under ``skipped``).
 Input masks and translated masks are paired by the input mask file each translation came from (test.py names
 both ``<stem>_<visual>_<k>.png`` after the mask file ``<stem>_<k>.png``). ``--match iou`` pairs them by best
 total IoU instead.
+
+Ground truth (``<dataroot>/<phase><source>_target/<stem>.png`` and ``..._target_seg/<stem>_<k>.png``, target mask
+k being input object k translated; the shapes data has it): target PSNR and SSIM of the whole image, PSNR inside
+the target masks, the objects' colour error, the translated masks' IoU with the target masks, and the background
+PSNR against the input on the pixels outside the input and target masks, each beside a reference: the input
+left unchanged, and backgrounds painted in one flat colour. Without ground truth these are null and
+``skipped["target"]`` says why. Several ``--results`` folders (e.g. one per seed) are scored one by one and the
+table adds each metric's mean +- spread (half the range).
 """
 
 from __future__ import annotations
