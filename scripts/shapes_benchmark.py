@@ -80,16 +80,20 @@ def run_name(row: str, seed: int) -> str:
     return f"shapes_{row}_seed{seed}"
 
 
-def commands(row: str, seed: int, args: argparse.Namespace) -> tuple[str, str]:
+def commands(row: str, seed: int, args: argparse.Namespace, name: str | None = None,
+             budget: str | None = None) -> tuple[str, str]:
+    """(train command, test command) of one row and seed, as the docs show them; ``name`` and ``budget``
+    (train.py flags) default to the benchmark's run name and --steps / --minutes."""
     model, norm, extra = ROWS[row]
+    name = name or run_name(row, seed)
     size = f"--load_size {args.size} --crop_size {args.size}"
-    common = (f"--dataroot {args.dataroot} --name {run_name(row, seed)} --model {model} "
+    common = (f"--dataroot {args.dataroot} --name {name} --model {model} "
               f"--checkpoints_dir {args.workdir} {size} {args.nets} --norm {norm}")
-    budget = f"--max_steps {args.steps}" if args.steps else f"--max_minutes {args.minutes}"
+    budget = budget or (f"--max_steps {args.steps}" if args.steps else f"--max_minutes {args.minutes}")
     train = f"python train.py {common} {extra} {TRAIN} --seed {seed} {budget} --num_threads 1"
     # Both test folders (A -> B and B -> A); the other options come from the run's train_opt.json.
     # --eval: batch norm uses the statistics gathered in training (instance norm has none, so it is a no-op).
-    test = f"python test.py --name {run_name(row, seed)} --checkpoints_dir {args.workdir} --eval " \
+    test = f"python test.py --name {name} --checkpoints_dir {args.workdir} --eval " \
            f"--results_dir {args.workdir}/results --num_test {args.num_test}"
     return train, test
 
