@@ -375,6 +375,8 @@ def test_evaluate_scores_outputs_against_ground_truth_with_references(tmp_path, 
     assert result["object_psnr"] == pytest.approx(psnr_db(136 * wrong**2 / 200))
     assert result["object_colour_error"] == pytest.approx(2 * wrong / 3)
     assert result["identity_object_colour_error"] == pytest.approx(wrong)
+    # the only pixels to change: img0's 16 target-only pixels (columns 12-13), painted white as the target
+    assert result["shape_change_score"] == 1.0 and "identity_shape_change_score" not in result
     # translated masks: img0's two match their targets exactly, img1's was lost
     assert result["target_mask_iou"] == pytest.approx(2 / 3)
     # background outside input AND target masks: 1024 - 116 and 1024 - 100 pixels; flat inputs: perfect floors
@@ -393,6 +395,21 @@ def test_without_ground_truth_the_target_metrics_are_skipped_saying_why(tmp_path
     assert all(result[key] is None for key in evaluate.TARGET_KEYS)
     assert "testA_target" in result["skipped"]["target"]
     assert "testA_target" in capsys.readouterr().err
+
+
+def test_shape_change_score_is_zero_for_the_input_one_for_the_target_and_counts_pixels_between():
+    """An 8x8 square object becomes a 4x16 bar of the same colour: 64 - 32 pixels lose the object, 32 gain it."""
+    source, target = flat_image(), flat_image()
+    square_mask, bar_mask = square(8, 8, 8), np.zeros((SIZE, SIZE), dtype=bool)
+    bar_mask[10:14, 4:20] = True
+    source[square_mask], target[bar_mask] = (200, 0, 0), (200, 0, 0)
+    changing = int((square_mask ^ bar_mask).sum())
+    assert metrics.shape_change_counts(source, source, target, [square_mask], [bar_mask]) == (0, changing)
+    assert metrics.shape_change_counts(source, target, target, [square_mask], [bar_mask]) == (changing, changing)
+    half = source.copy()
+    half[bar_mask & ~square_mask] = (200, 0, 0)          # the bar's new pixels drawn, the square's rims kept
+    assert metrics.shape_change_counts(source, half, target, [square_mask], [bar_mask]) == (
+        int((bar_mask & ~square_mask).sum()), changing)
 
 
 def test_flat_background_floors_of_known_colours():

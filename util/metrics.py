@@ -194,6 +194,21 @@ def mean_colour_error(reference: np.ndarray, output: np.ndarray, region: np.ndar
     return float(np.abs(difference).mean() / 255.0)
 
 
+def shape_change_counts(source: np.ndarray, output: np.ndarray, target: np.ndarray, source_masks: list[np.ndarray],
+                        target_masks: list[np.ndarray], min_difference: float = 0.1) -> tuple[int, int]:
+    """(pixels changed the right way, pixels to change) of one image: the pixels inside exactly one of the
+    input objects and the target objects (an ellipse's rims that its rectangle drops, the corners it adds) where
+    target and input differ by more than ``min_difference`` (RGB distance, 0..1 scale); a pixel counts as right
+    when the output is closer to the target than to the input there. The input itself scores 0, the target 1,
+    whatever the colours: it sees whether the objects' shapes changed in the image, which PSNR barely does."""
+    shape = source.shape[:2]
+    region = ~background_mask(source_masks, shape) ^ ~background_mask(target_masks, shape)
+    source, output, target = (image.astype(np.float64) / 255.0 for image in (source, output, target))
+    region &= np.linalg.norm(target - source, axis=-1) > min_difference
+    right = np.linalg.norm(output - target, axis=-1) < np.linalg.norm(output - source, axis=-1)
+    return int((right & region).sum()), int(region.sum())
+
+
 def _as_float_batch(images: list[np.ndarray]) -> Tensor:
     return to_uint8_batch(images).double() / 255.0
 
@@ -203,33 +218,43 @@ class TargetComparison:
     """Outputs scored against ground-truth targets (each input scene as it should look once translated).
 
     Full image: PSNR of the pooled squared error and mean SSIM (torchmetrics, data range 1). Objects: PSNR over
-    the pixels inside the target masks, and per object the mean colour error inside its target mask.
+    the pixels inside the target masks, per object the mean colour error inside its target mask, and the shape
+    change score (``shape_change_counts``, pooled over the images).
     """
 
     outputs: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
     objects: RegionError = field(default_factory=RegionError)
     colour_errors: list[float] = field(default_factory=list)
+    changed_right: int = 0
+    to_change: int = 0
 
-    def add_image(self, output: np.ndarray, target: np.ndarray, target_masks: list[np.ndarray]) -> None:
+    def add_image(self, output: np.ndarray, target: np.ndarray, target_masks: list[np.ndarray],
+                  source: np.ndarray, source_masks: list[np.ndarray]) -> None:
         if output.shape != target.shape:
             raise ValueError(f"output {output.shape} and target {target.shape} differ in size")
         self.outputs.append(output)
         self.targets.append(target)
         self.objects += region_error(target, output, ~background_mask(target_masks, target.shape[:2]))
         self.colour_errors += [mean_colour_error(target, output, mask) for mask in target_masks if mask.any()]
+        right, total = shape_change_counts(source, output, target, source_masks, target_masks)
+        self.changed_right += right
+        self.to_change += total
 
     def scores(self) -> dict[str, float]:
-        """``target_psnr``, ``target_ssim``, ``object_psnr``, ``object_colour_error`` (NaN without images)."""
+        """``target_psnr``, ``target_ssim``, ``object_psnr``, ``object_colour_error``, ``shape_change_score``
+        (NaN without images)."""
         if not self.outputs:
-            return dict.fromkeys(("target_psnr", "target_ssim", "object_psnr", "object_colour_error"), math.nan)
+            return dict.fromkeys(("target_psnr", "target_ssim", "object_psnr", "object_colour_error",
+                                  "shape_change_score"), math.nan)
         from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
         outputs, targets = _as_float_batch(self.outputs), _as_float_batch(self.targets)
         return {"target_psnr": float(peak_signal_noise_ratio(outputs, targets, data_range=1.0)),
                 "target_ssim": float(structural_similarity_index_measure(outputs, targets, data_range=1.0)),
                 "object_psnr": self.objects.psnr,
-                "object_colour_error": float(np.mean(self.colour_errors)) if self.colour_errors else math.nan}
+                "object_colour_error": float(np.mean(self.colour_errors)) if self.colour_errors else math.nan,
+                "shape_change_score": self.changed_right / self.to_change if self.to_change else math.nan}
 
 
 def flat_background_floors(inputs: list[np.ndarray], regions: list[np.ndarray]) -> dict[str, float]:
