@@ -23,8 +23,9 @@ k being input object k translated; the shapes data has it): target PSNR and SSIM
 the target masks, the objects' colour error, the translated masks' IoU with the target masks, and the background
 PSNR against the input on the pixels outside the input and target masks, each beside a reference: the input
 left unchanged, and backgrounds painted in one flat colour. The shape change score is the share of the pixels
-where target and input differ (rims an object loses, corners it gains) on which the output is closer to the
-target than to the input: 0 for the input itself, 1 for the target. Without ground truth these are null and
+inside exactly one of an object's input and target masks (rims it loses, corners it gains) that the output shows
+as the target does, object or background as judged by the output's own colours: 0 for the input itself, 1 for
+the target, whatever the colours. Without ground truth these are null and
 ``skipped["target"]`` says why. Several ``--results`` folders (e.g. one per seed) are scored one by one and the
 table adds each metric's mean +- spread (half the range).
 """
@@ -179,8 +180,8 @@ class GroundTruth:
         target = metrics.read_rgb(path, size)
         masks = {int(MASK_NAME.match(file.name)["k"]): metrics.read_mask(file, size)
                  for file in self.mask_files.get(stem, [])}
-        self.model.add_image(fake, target, list(masks.values()), real, input_masks)
-        self.identity.add_image(real, target, list(masks.values()), real, input_masks)
+        self.model.add_image(fake, target, masks, kept_inputs)
+        self.identity.add_image(real, target, masks, kept_inputs)
         region = metrics.background_mask(input_masks + list(masks.values()), size)
         self.background += metrics.region_error(real, fake, region)
         self.inputs.append(real)
@@ -189,8 +190,7 @@ class GroundTruth:
                            for k in kept_inputs if k in masks]
 
     def scores(self, with_masks: bool) -> dict[str, float | None]:
-        identity = {f"identity_{key}": value for key, value in self.identity.scores().items()
-                    if key != "shape_change_score"}   # 0 by definition
+        identity = {f"identity_{key}": value for key, value in self.identity.scores().items()}
         floors = metrics.flat_background_floors(self.inputs, self.regions)
         return {**self.model.scores(), "target_background_psnr": self.background.psnr,
                 "target_mask_iou": float(np.mean(self.mask_ious)) if with_masks and self.mask_ious else None,
@@ -200,7 +200,8 @@ class GroundTruth:
 TARGET_KEYS = ("target_psnr", "target_ssim", "object_psnr", "object_colour_error", "shape_change_score",
                "target_background_psnr",
                "target_mask_iou", "identity_target_psnr", "identity_target_ssim", "identity_object_psnr",
-               "identity_object_colour_error", "background_floor_dataset_colour", "background_floor_image_colour")
+               "identity_object_colour_error", "identity_shape_change_score", "background_floor_dataset_colour",
+               "background_floor_image_colour")
 
 
 def _same_size(images: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
@@ -338,7 +339,8 @@ TABLE_ROWS = (
     ("identity_object_psnr", "  reference: the input unchanged", "{:.2f}"),
     ("object_colour_error", "object colour error (0..1, lower is better)", "{:.4f}"),
     ("identity_object_colour_error", "  reference: the input unchanged", "{:.4f}"),
-    ("shape_change_score", "shape change score (the input 0, the target 1)", "{:.3f}"),
+    ("shape_change_score", "shape change score (target 1)", "{:.3f}"),
+    ("identity_shape_change_score", "  reference: the input unchanged", "{:.3f}"),
     ("target_background_psnr", "background PSNR dB vs input, outside input and target masks", "{:.2f}"),
     ("background_floor_dataset_colour", "  floor: painted in the dataset's mean colour", "{:.2f}"),
     ("background_floor_image_colour", "  floor: painted in each image's mean colour", "{:.2f}"),

@@ -375,8 +375,9 @@ def test_evaluate_scores_outputs_against_ground_truth_with_references(tmp_path, 
     assert result["object_psnr"] == pytest.approx(psnr_db(136 * wrong**2 / 200))
     assert result["object_colour_error"] == pytest.approx(2 * wrong / 3)
     assert result["identity_object_colour_error"] == pytest.approx(wrong)
-    # the only pixels to change: img0's 16 target-only pixels (columns 12-13), painted white as the target
-    assert result["shape_change_score"] == 1.0 and "identity_shape_change_score" not in result
+    # pixels to change: img0's object 0 moves 2 columns (16 rim + 16 new pixels); the translation drew it there
+    # (img1's lost object has nothing to change: same input and target mask)
+    assert result["shape_change_score"] == 1.0 and result["identity_shape_change_score"] == 0.0
     # translated masks: img0's two match their targets exactly, img1's was lost
     assert result["target_mask_iou"] == pytest.approx(2 / 3)
     # background outside input AND target masks: 1024 - 116 and 1024 - 100 pixels; flat inputs: perfect floors
@@ -397,19 +398,22 @@ def test_without_ground_truth_the_target_metrics_are_skipped_saying_why(tmp_path
     assert "testA_target" in capsys.readouterr().err
 
 
-def test_shape_change_score_is_zero_for_the_input_one_for_the_target_and_counts_pixels_between():
-    """An 8x8 square object becomes a 4x16 bar of the same colour: 64 - 32 pixels lose the object, 32 gain it."""
-    source, target = flat_image(), flat_image()
+def test_shape_change_score_is_zero_for_the_input_one_for_the_target_and_ignores_colour():
+    """An 8x8 red square becomes a 4x16 bar: 32 rim pixels must turn background, 32 new pixels object."""
     square_mask, bar_mask = square(8, 8, 8), np.zeros((SIZE, SIZE), dtype=bool)
     bar_mask[10:14, 4:20] = True
+    source, target = flat_image(), flat_image()
     source[square_mask], target[bar_mask] = (200, 0, 0), (200, 0, 0)
-    changing = int((square_mask ^ bar_mask).sum())
-    assert metrics.shape_change_counts(source, source, target, [square_mask], [bar_mask]) == (0, changing)
-    assert metrics.shape_change_counts(source, target, target, [square_mask], [bar_mask]) == (changing, changing)
+    sources, targets = {0: square_mask}, {0: bar_mask}
+    assert metrics.shape_change_counts(source, sources, targets) == (0, 64)
+    assert metrics.shape_change_counts(target, sources, targets) == (64, 64)
+    green_bar = flat_image()
+    green_bar[bar_mask] = (0, 200, 0)                     # the right shape in the wrong colour
+    assert metrics.shape_change_counts(green_bar, sources, targets) == (64, 64)
     half = source.copy()
     half[bar_mask & ~square_mask] = (200, 0, 0)          # the bar's new pixels drawn, the square's rims kept
-    assert metrics.shape_change_counts(source, half, target, [square_mask], [bar_mask]) == (
-        int((bar_mask & ~square_mask).sum()), changing)
+    assert metrics.shape_change_counts(half, sources, targets) == (32, 64)
+    assert metrics.shape_change_counts(flat_image(), sources, targets) == (0, 64)   # object erased
 
 
 def test_flat_background_floors_of_known_colours():

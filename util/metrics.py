@@ -194,19 +194,38 @@ def mean_colour_error(reference: np.ndarray, output: np.ndarray, region: np.ndar
     return float(np.abs(difference).mean() / 255.0)
 
 
-def shape_change_counts(source: np.ndarray, output: np.ndarray, target: np.ndarray, source_masks: list[np.ndarray],
-                        target_masks: list[np.ndarray], min_difference: float = 0.1) -> tuple[int, int]:
-    """(pixels changed the right way, pixels to change) of one image: the pixels inside exactly one of the
-    input objects and the target objects (an ellipse's rims that its rectangle drops, the corners it adds) where
-    target and input differ by more than ``min_difference`` (RGB distance, 0..1 scale); a pixel counts as right
-    when the output is closer to the target than to the input there. The input itself scores 0, the target 1,
-    whatever the colours: it sees whether the objects' shapes changed in the image, which PSNR barely does."""
-    shape = source.shape[:2]
-    region = ~background_mask(source_masks, shape) ^ ~background_mask(target_masks, shape)
-    source, output, target = (image.astype(np.float64) / 255.0 for image in (source, output, target))
-    region &= np.linalg.norm(target - source, axis=-1) > min_difference
-    right = np.linalg.norm(output - target, axis=-1) < np.linalg.norm(output - source, axis=-1)
-    return int((right & region).sum()), int(region.sum())
+def shape_change_counts(output: np.ndarray, source_masks: dict[int, np.ndarray], target_masks: dict[int, np.ndarray],
+                        ring: int = 3, min_contrast: float = 0.1) -> tuple[int, int]:
+    """(pixels right, pixels to change) of one image: did each object's shape change in the output image?
+
+    For object k (input mask k, target mask k), the pixels to change are those inside exactly one of the two
+    masks (an ellipse's rims that its rectangle drops, the corners it gains). Each is read as object or
+    background by which it is nearer to in the output itself: the output's mean colour where both masks agree on
+    object, or its mean colour in a ``ring``-pixel band around the object outside every mask. It is right when
+    that reading matches the target mask. So the colours do not matter (a rectangle in the wrong colour scores
+    1), the input scores 0, the target 1; an object whose colour is within ``min_contrast`` (RGB distance, 0..1)
+    of its surroundings counts as all wrong."""
+    from scipy.ndimage import binary_dilation
+
+    shape = output.shape[:2]
+    pixels = output.astype(np.float64) / 255.0
+    everywhere = ~background_mask([*source_masks.values(), *target_masks.values()], shape)
+    right = total = 0
+    for k in source_masks.keys() & target_masks.keys():
+        source, target = source_masks[k], target_masks[k]
+        change = source ^ target
+        core, around = source & target, binary_dilation(source | target, iterations=ring) & ~everywhere
+        total += int(change.sum())
+        if not change.any() or not core.any() or not around.any():
+            continue
+        object_colour, background_colour = pixels[core].mean(0), pixels[around].mean(0)
+        if np.linalg.norm(object_colour - background_colour) < min_contrast:
+            continue
+        values = pixels[change]
+        looks_object = (np.linalg.norm(values - object_colour, axis=-1)
+                        < np.linalg.norm(values - background_colour, axis=-1))
+        right += int((looks_object == target[change]).sum())
+    return right, total
 
 
 def _as_float_batch(images: list[np.ndarray]) -> Tensor:
@@ -229,15 +248,17 @@ class TargetComparison:
     changed_right: int = 0
     to_change: int = 0
 
-    def add_image(self, output: np.ndarray, target: np.ndarray, target_masks: list[np.ndarray],
-                  source: np.ndarray, source_masks: list[np.ndarray]) -> None:
+    def add_image(self, output: np.ndarray, target: np.ndarray, target_masks: dict[int, np.ndarray],
+                  source_masks: dict[int, np.ndarray]) -> None:
+        """``target_masks`` and ``source_masks`` by object number k (target mask k: input object k translated)."""
         if output.shape != target.shape:
             raise ValueError(f"output {output.shape} and target {target.shape} differ in size")
         self.outputs.append(output)
         self.targets.append(target)
-        self.objects += region_error(target, output, ~background_mask(target_masks, target.shape[:2]))
-        self.colour_errors += [mean_colour_error(target, output, mask) for mask in target_masks if mask.any()]
-        right, total = shape_change_counts(source, output, target, source_masks, target_masks)
+        masks = list(target_masks.values())
+        self.objects += region_error(target, output, ~background_mask(masks, target.shape[:2]))
+        self.colour_errors += [mean_colour_error(target, output, mask) for mask in masks if mask.any()]
+        right, total = shape_change_counts(output, source_masks, target_masks)
         self.changed_right += right
         self.to_change += total
 
