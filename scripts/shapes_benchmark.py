@@ -117,26 +117,35 @@ def benchmark_run(row: str, seed: int, args: argparse.Namespace) -> dict:
     name = run_name(row, seed)
     logs = Path(args.workdir) / "logs"
     saved = logs / f"{name}_metrics.json"
-    if args.reuse and saved.is_file():
-        print(f"reusing {saved}")
-        return json.loads(saved.read_text())
+    results = Path(args.workdir) / "results" / name / "test_latest"
+    if (args.reuse or args.rescore) and saved.is_file():
+        print(f"reusing {saved}" + (", scoring its results again" if args.rescore else ""))
+        record = json.loads(saved.read_text())
+        if args.rescore:
+            score_run(record, results, args)
+            saved.write_text(json.dumps(record, indent=1, default=str))
+        return record
     logs.mkdir(parents=True, exist_ok=True)
     started = time.time()
     run(train, logs / f"{name}_train.log")
     train_minutes = (time.time() - started) / 60
     run(test, logs / f"{name}_test.log")
-    results = Path(args.workdir) / "results" / name / "test_latest"
-    classifier = ClassifierSettings(steps=args.classifier_steps)
     record = {"row": row, "seed": seed, "steps": steps_done(Path(args.workdir), name),
               "train_minutes": round(train_minutes, 1), "train_command": train, "test_command": test,
               "commit": git_commit(), "machine": machine()}
+    score_run(record, results, args)
+    saved.write_text(json.dumps(record, indent=1, default=str))
+    return record
+
+
+def score_run(record: dict, results: Path, args: argparse.Namespace) -> None:
+    """Both directions' metrics of a run's test results, into ``record``."""
+    classifier = ClassifierSettings(steps=args.classifier_steps)
     for direction in DIRECTIONS:
         metrics = evaluate_results(results, args.dataroot, direction=direction, ins_max=4, fid=False,
                                    classifier_settings=classifier, log=lambda _: None)
         metrics.pop("per_image", None)
         record[direction] = metrics
-    saved.write_text(json.dumps(record, indent=1, default=str))
-    return record
 
 
 def benchmark_row(row: str, args: argparse.Namespace) -> dict:
@@ -159,6 +168,7 @@ COLUMNS = (  # (metric of evaluate.py, column title, digits, only models with ma
     ("target_ssim", "target SSIM", 3, False),
     ("object_colour_error", "object colour error", 3, False),
     ("object_psnr", "object PSNR dB", 2, False),
+    ("shape_change_score", "shape change", 3, False),
     ("target_background_psnr", "background PSNR dB", 2, False),
     ("shape_score", "shape score", 3, True),
     ("target_mask_iou", "target-mask IoU", 3, True),
@@ -251,6 +261,9 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
          f"one seed. Metrics: target PSNR (pooled over all pixels) and SSIM of the whole image against the "
          f"target; object colour error = mean over objects of the difference between the target's and the "
          f"output's mean colour inside the object's target mask (0..1); object PSNR inside the target masks; "
+         f"shape change = share of the pixels inside exactly one of an object's input and target masks that the "
+         f"output shows as object or background as the target does (judged by the output's own colours; the "
+         f"input scores about 0, the target 1); "
          f"background PSNR against the input outside the input and target masks (the pixels that should not "
          f"change; the same pixels for every model); shape score = fraction of translated masks a classifier "
          f"calls the target kind; target-mask IoU = translated mask vs target mask; domain score = fraction of "
@@ -332,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "shapes_benchmark.md"))
     parser.add_argument("--reuse", action="store_true",
                         help="take rows already measured in --workdir from their metrics json instead of retraining")
+    parser.add_argument("--rescore", action="store_true",
+                        help="like --reuse, but score the saved test results again (after evaluate.py changed)")
     args = parser.parse_args(argv)
     if args.seed is not None:
         args.seeds = [args.seed]

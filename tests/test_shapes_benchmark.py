@@ -19,9 +19,12 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     report = out.read_text()
     for direction in ("A -> B", "B -> A"):
         section = report.split(f"### {direction}")[1].split("###")[0]
+        header = [cell.strip() for cell in section.split("| model")[1].splitlines()[0].split("|")]
         rows = [line.split("|") for line in section.splitlines() if line.startswith(("| InstaGAN", "| CycleGAN"))]
         assert [row[2].strip() for row in rows] == ["0 1", "0 1", "0"]   # main rows both seeds, options the first
-        assert "±" in rows[0][4] and rows[1][9].strip() == "n/a"         # target PSNR +- spread; no CycleGAN masks
+        shape_score, target_psnr = header.index("shape score") + 1, header.index("target PSNR dB") + 1
+        assert "±" in rows[0][target_psnr] and rows[1][shape_score].strip() == "n/a"   # no CycleGAN masks
+        assert "shape change" in header
         assert "reference: the input unchanged" in section and "mean colour" in section
     assert "--norm instance" in report and "--eval" in report and "--nets '--ngf 4" in report
     assert "--rows instagan cyclegan instagan_compose" in report  # the reproduce line names the rows that were run
@@ -38,3 +41,12 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     assert shapes_benchmark.main(argv + ["--reuse"]) == 0
     rewritten = out.read_text()
     assert rewritten.count("Our reading.") == 1 and rewritten.count("| InstaGAN (") == 2
+    # --rescore keeps the runs (no training) and scores their saved results again
+    saved = tmp_path / "work" / "logs" / "shapes_instagan_seed0_metrics.json"
+    record = json.loads(saved.read_text())
+    record["AtoB"]["target_psnr"] = -1.0
+    saved.write_text(json.dumps(record))
+    assert shapes_benchmark.main(argv + ["--rescore"]) == 0
+    rescored = json.loads(saved.read_text())
+    assert rescored["AtoB"]["target_psnr"] == first["AtoB"]["target_psnr"] and rescored["steps"] == 1
+    assert 0 <= rescored["AtoB"]["shape_change_score"] <= 1
