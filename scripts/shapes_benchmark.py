@@ -49,6 +49,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_step_idle": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --step_idle_params"),
     "instagan_compose": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
     "instagan_batch_norm_compose": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
+    "instagan_batch_norm_lr5e-4": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --lr 0.0005"),
 }
 DEFAULT_ROWS = list(ROWS)[:4]
 MAIN_ROWS = ("instagan", "cyclegan")   # these run once per --seeds; the others with the first seed only
@@ -63,6 +64,7 @@ LABELS = {
     "instagan_step_idle": "InstaGAN, idle D stepped by momentum (--step_idle_params, as the authors' code)",
     "instagan_compose": "InstaGAN, output composed through the masks (--compose_output, not in the paper)",
     "instagan_batch_norm_compose": "InstaGAN, batch norm, output composed through the masks (--compose_output)",
+    "instagan_batch_norm_lr5e-4": "InstaGAN, batch norm, learning rate 5e-4 (2.5x the paper's)",
 }
 
 
