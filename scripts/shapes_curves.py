@@ -28,6 +28,7 @@ from scripts.shapes_benchmark import (
     ROOT,
     ROWS,
     commands,
+    fmt,
     git_commit,
     machine,
     run,
@@ -73,10 +74,6 @@ def curve_row(row: str, args: argparse.Namespace) -> dict:
         print(f"{row} {point['steps']} steps ({minutes:.1f} min): target PSNR "
               f"{point['AtoB']['target_psnr']:.2f} / {point['BtoA']['target_psnr']:.2f} dB", flush=True)
     return {"row": row, "seed": seed, "points": points, "commands": commands_run}
-
-
-def fmt(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def report(curves: list[dict], args: argparse.Namespace) -> str:

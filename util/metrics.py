@@ -288,11 +288,10 @@ def flat_background_floors(inputs: list[np.ndarray], regions: list[np.ndarray]) 
         return {"floor_dataset_colour": math.nan, "floor_image_colour": math.nan}
     dataset_colour = np.concatenate(pixels).mean(0)
     dataset, own = RegionError(), RegionError()
-    for values in pixels:
+    for image, region, values in zip(inputs, regions, pixels, strict=True):
         if len(values):
             for total, colour in ((dataset, dataset_colour), (own, values.mean(0))):
-                diff = (values - colour) / 255.0
-                total += RegionError(float(np.abs(diff).sum()), float((diff**2).sum()), int(diff.size))
+                total += region_error(image, np.broadcast_to(colour, image.shape), region)
     return {"floor_dataset_colour": dataset.psnr, "floor_image_colour": own.psnr}
 
 
