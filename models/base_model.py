@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.optim import lr_scheduler
+from torch.profiler import record_function
 
 from util import distributed
 from util.checkpoint import CheckpointError, load_weights_only, save_atomic
@@ -169,7 +170,7 @@ class BaseModel(ABC):
         self.loss_totals = {}
         updates = self.training_updates()
         while True:
-            with self.autocast():
+            with self.autocast(), record_function("model: forward and losses"):
                 update = next(updates, None)
             if update is None:
                 return
@@ -188,18 +189,22 @@ class BaseModel(ABC):
         if undeclared:
             raise ModelContractError(f"{type(self).__name__} yielded loss {undeclared[0]!r}, which is not in its "
                                      f"loss_names {self.loss_names}; declare it there")
-        self.check_finite(update.losses)
-        if update.losses:
-            scaler.scale(sum(update.losses.values())).backward(inputs=params)
-        distributed.average_gradients(params)
-        if getattr(self.opt, "step_idle_params", False):
-            for param in params:   # PyTorch < 2's zero_grad() left zeros, so Adam's momentum moved idle weights
-                if param.grad is None:
-                    param.grad = torch.zeros_like(param)
-        if any(p.grad is not None for p in params):
-            scaler.step(optimizer)
-            scaler.update()
-        optimizer.zero_grad(set_to_none=True)
+        with record_function("update: finite check"):
+            self.check_finite(update.losses)
+        with record_function("update: backward"):
+            if update.losses:
+                scaler.scale(sum(update.losses.values())).backward(inputs=params)
+        with record_function("update: gradient average"):
+            distributed.average_gradients(params)
+        with record_function("update: optimiser step"):
+            if getattr(self.opt, "step_idle_params", False):
+                for param in params:   # PyTorch < 2's zero_grad() left zeros, so Adam's momentum moved idle weights
+                    if param.grad is None:
+                        param.grad = torch.zeros_like(param)
+            if any(p.grad is not None for p in params):
+                scaler.step(optimizer)
+                scaler.update()
+            optimizer.zero_grad(set_to_none=True)
         distributed.broadcast_buffers(self.networks().values())
         for name, value in update.losses.items():
             self.loss_totals.setdefault(name, []).append(value.detach())

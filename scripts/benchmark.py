@@ -234,22 +234,58 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def top_ops(model: Any, batch: dict[str, Any], device: str) -> list[dict[str, Any]]:
-    """One optimize_parameters() call under torch.profiler: the ops taking the most self CPU time."""
+STAGES = ("update: finite check", "update: backward", "update: gradient average", "update: optimiser step")
+
+
+def label_network_calls(model: Any) -> None:
+    """Run every network call under a profiler label ``net<name> forward`` (stage breakdown of a profile)."""
+    from torch.profiler import record_function
+
+    for name, net in model.networks().items():
+        def labelled(*args, _forward=net.forward, _label=f"net{name} forward"):
+            with record_function(_label):
+                return _forward(*args)
+        net.forward = labelled
+
+
+def stage_breakdown(events: Any, step_ms: float) -> list[dict[str, Any]]:
+    """Wall time per stage of one step from the profiler's labels (base_model and label_network_calls):
+    generator and discriminator forward passes, the rest of the forward (losses, slicing, the pool), backward,
+    optimiser, finite check, gradient average, and what is left of the step (set_input, bookkeeping)."""
+    totals: dict[str, float] = {}
+    for event in events:
+        totals[event.key] = totals.get(event.key, 0.0) + event.cpu_time_total / 1e3
+    generator = sum(ms for key, ms in totals.items() if key.startswith("netG") and key.endswith(" forward"))
+    discriminator = sum(ms for key, ms in totals.items() if key.startswith("netD") and key.endswith(" forward"))
+    forward = totals.get("model: forward and losses", 0.0)
+    stages = {"forward: generators": generator, "forward: discriminators": discriminator,
+              "forward: losses and the rest": forward - generator - discriminator}
+    stages.update({stage: totals.get(stage, 0.0) for stage in STAGES})
+    stages["set_input and bookkeeping"] = step_ms - forward - sum(totals.get(stage, 0.0) for stage in STAGES)
+    return [{"stage": stage, "ms": ms, "percent": 100.0 * ms / step_ms} for stage, ms in stages.items()]
+
+
+def profile_step(model: Any, batch: dict[str, Any], device: str) -> dict[str, Any]:
+    """One optimize_parameters() call under torch.profiler: the stage breakdown and the ops taking the most
+    self CPU time."""
     from torch.profiler import ProfilerActivity, profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    label_network_calls(model)
     with profile(activities=activities) as prof:
+        start = time.perf_counter()
         model.set_input(batch)
         model.optimize_parameters()
         synchronize(device)
+        step_ms = (time.perf_counter() - start) * 1e3
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
     total = sum(e.self_cpu_time_total for e in events) or 1.0
-    return [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3, "calls": e.count,
-             "percent": 100.0 * e.self_cpu_time_total / total} for e in events[:TOP_OPS]]
+    ops = [{"op": e.key, "self_cpu_ms": e.self_cpu_time_total / 1e3, "calls": e.count,
+            "percent": 100.0 * e.self_cpu_time_total / total} for e in events[:TOP_OPS]]
+    return {"top_ops": ops, "stages": stage_breakdown(events, step_ms), "profiled_step_ms": step_ms}
 
 
-def measure_training(point: Point, steps: int, warmup: int, profile_step: bool) -> dict[str, Any]:
+def measure_training(point: Point, steps: int, warmup: int, profile: bool) -> dict[str, Any]:
     """Build the model through the real code and time ``steps`` optimize_parameters() calls."""
     import models
     from options.train_options import TrainOptions
@@ -279,8 +315,8 @@ def measure_training(point: Point, steps: int, warmup: int, profile_step: bool) 
     else:
         result["peak_memory_mib"] = peak_rss_mib()
         result["memory_kind"] = "peak_rss"
-    if profile_step:
-        result["top_ops"] = top_ops(model, batch, point.device)
+    if profile:
+        result.update(profile_step(model, batch, point.device))
     return result
 
 
@@ -433,7 +469,12 @@ def format_top_ops(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         if "top_ops" not in row:
             continue
-        lines = [f"top ops by self CPU time, one step at {Point(**point_fields(row)).label()}:"]
+        label = Point(**point_fields(row)).label()
+        if "stages" in row:
+            lines = [f"stages of one profiled step ({row['profiled_step_ms']:.0f} ms) at {label}:"]
+            lines += [f"  {stage['percent']:5.1f}%  {stage['ms']:9.1f} ms  {stage['stage']}" for stage in row["stages"]]
+            blocks.append("\n".join(lines))
+        lines = [f"top ops by self CPU time, one step at {label}:"]
         lines += [f"  {op['percent']:5.1f}%  {op['self_cpu_ms']:9.1f} ms  {op['calls']:6d} calls  {op['op']}"
                   for op in row["top_ops"]]
         blocks.append("\n".join(lines))
@@ -524,7 +565,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--from_json", default=None,
                         help="measure nothing: print the table (and --plot) of a JSON file written by --json")
     runs.add_argument("--profile", action="store_true",
-                      help="profile one extra step per point and list the top ops by self CPU time")
+                      help="profile one extra step per point: time per stage and the top ops by self CPU time")
     runs.add_argument("--no_loading", action="store_true", help="skip the data-loading measurement")
     runs.add_argument("--loading_images", type=int, help="images to load per loading measurement")
     runs.add_argument("--dataroot", default=None,

@@ -42,6 +42,21 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     assert "| 32 | 2 | 2 | 2 | 2 | cpu | none | off | 8/8/1 |" in capsys.readouterr().out
 
 
+def test_profile_splits_a_step_into_stages_that_add_up(tmp_path):
+    """--profile: time per stage (generator and discriminator passes, backward, optimiser, ...) that account
+    for the whole profiled step, beside the top operators."""
+    point = benchmark.Point(32, 2, 1, 2, ngf=4, ndf=4, n_blocks_G=1)
+    result = benchmark.measure_training(point, steps=1, warmup=0, profile=True)
+    stages = {stage["stage"]: stage["ms"] for stage in result["stages"]}
+    for name in ("forward: generators", "forward: discriminators", "update: backward", "update: optimiser step"):
+        assert stages[name] > 0, name
+    assert sum(stages.values()) == pytest.approx(result["profiled_step_ms"])
+    assert stages["set_input and bookkeeping"] >= 0
+    assert any(op["op"] == "aten::convolution_backward" for op in result["top_ops"])
+    text = benchmark.format_top_ops([{**benchmark.asdict(point), **result}])
+    assert "stages of one profiled step" in text and "forward: generators" in text
+
+
 def test_memory_plot_is_written(tmp_path):
     rows = [{**benchmark.asdict(point), "peak_memory_mib": 100.0 * point.ins_per, "memory_kind": "peak_rss"}
             for point in benchmark.grid_points(benchmark.named_grids()["memory"])]
