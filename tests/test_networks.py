@@ -343,3 +343,21 @@ def test_bad_options_raise_clear_errors(call, message):
 def test_baseline_generator_output_shape(rng):
     net = ResnetGenerator(ngf=4, n_blocks=1).double()
     assert net(random_image(rng, 2)).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("padding_type", ["reflect", "replicate"])
+def test_padding_keeps_bf16_under_cpu_autocast_and_pads_as_torch_does(padding_type, rng):
+    """CPU autocast would run padding in fp32 (two casts of every padded activation under --amp bf16)."""
+    torch.manual_seed(0)
+    net = define_G("resnet", ngf=4, n_blocks=1, padding_type=padding_type)
+    pads = [m for m in net.modules() if isinstance(m, (nn.ReflectionPad2d, nn.ReplicationPad2d))]
+    dtypes = []
+    for pad in pads:
+        pad.register_forward_hook(lambda module, inputs, output: dtypes.append((inputs[0].dtype, output.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        net(random_image(rng, 2).float())
+    assert len(dtypes) == len(pads) and all(out == inp for inp, out in dtypes), dtypes
+    assert (torch.bfloat16, torch.bfloat16) in dtypes
+    x = torch.randn(2, 3, 8, 8)
+    reference = nn.ReflectionPad2d(2) if padding_type == "reflect" else nn.ReplicationPad2d(2)
+    assert torch.equal(networks._padding_layer(padding_type, 2)(x), reference(x))
