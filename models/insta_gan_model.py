@@ -153,6 +153,7 @@ class InstaGanModel(TwoDomainGANModel):
         self.build_networks(self._make_generator, self._make_discriminator)
         self.num_G_updates = 0
         self.with_reconstructions = self.isTrain or getattr(opt, "save_reconstructions", False)
+        self.batch_generator_calls = opt.norm != "batch"   # see _generate_all
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
@@ -207,9 +208,10 @@ class InstaGanModel(TwoDomainGANModel):
         directions = [self._start_direction("A", self.real_A_img, self.real_A_seg),
                       self._start_direction("B", self.real_B_img, self.real_B_seg)]
         for step, group in enumerate(instance_groups(self.opt.ins_max, self.opt.ins_per)):
-            steps = [s for s in (self._translate_group(d, step, group) for d in directions) if s is not None]
+            steps = [s for s in (self._start_group(d, step, group) for d in directions) if s is not None]
             if not distributed.any_rank(bool(steps), self.device):
                 break
+            self._translate_groups(steps)
             generator_losses = {name: loss for s in steps for name, loss in self._generator_losses(s).items()}
             yield Update(self.optimizer_G, generator_losses)
             self.num_G_updates += 1
@@ -234,21 +236,54 @@ class InstaGanModel(TwoDomainGANModel):
         """(forward generator, backward generator) for inputs of domain ``src``."""
         return (self.netG_A, self.netG_B) if src == "A" else (self.netG_B, self.netG_A)
 
-    def _translate_group(self, d: Direction, step: int, group: slice) -> dict | None:
-        """Forward pass of one group for one direction; None when no sample has an instance left."""
+    def _start_group(self, d: Direction, step: int, group: slice) -> dict | None:
+        """The inputs of one group for one direction; None when no sample has an instance left."""
         active = active_samples(d.real_masks[:, group], step)
         if active.numel() == 0:
             return None
-        forward_G, backward_G = self._generators(d.src)
-        image, masks = d.current_image[active], d.real_masks[active, group]
-        fake_image, fake_masks = self._generate(forward_G, image, masks)
-        rec_image, rec_masks = self._generate(backward_G, fake_image, fake_masks)
-        idt_image, idt_masks = self._generate(backward_G, image, masks) if self.opt.lambda_idt > 0 else (None, None)
-        masks_for_D = d.fake_masks[active].clone()
-        masks_for_D[:, group] = fake_masks
-        return {"direction": d, "active": active, "group": group, "image": image, "masks": masks,
-                "fake_image": fake_image, "fake_masks": fake_masks, "rec_image": rec_image, "rec_masks": rec_masks,
-                "idt_image": idt_image, "idt_masks": idt_masks, "masks_for_D": masks_for_D}
+        return {"direction": d, "active": active, "group": group, "image": d.current_image[active],
+                "masks": d.real_masks[active, group]}
+
+    def _translate_groups(self, steps: list[dict]) -> None:
+        """Forward passes of one group for every direction that has one, in two rounds of generator calls:
+        the translations and identities (independent inputs), then the reconstructions of the translations.
+        So each generator runs at most twice per step (see :meth:`_generate_all`)."""
+        identity = self.opt.lambda_idt > 0
+        first_round = []
+        for s in steps:
+            forward_G, backward_G = self._generators(s["direction"].src)
+            first_round.append((forward_G, s["image"], s["masks"]))
+            if identity:   # the generator INTO src's domain should leave src inputs unchanged
+                first_round.append((backward_G, s["image"], s["masks"]))
+        outputs = iter(self._generate_all(first_round))
+        for s in steps:
+            s["fake_image"], s["fake_masks"] = next(outputs)
+            s["idt_image"], s["idt_masks"] = next(outputs) if identity else (None, None)
+        second_round = [(self._generators(s["direction"].src)[1], s["fake_image"], s["fake_masks"]) for s in steps]
+        for s, (rec_image, rec_masks) in zip(steps, self._generate_all(second_round), strict=True):
+            s["rec_image"], s["rec_masks"] = rec_image, rec_masks
+            s["masks_for_D"] = s["direction"].fake_masks[s["active"]].clone()
+            s["masks_for_D"][:, s["group"]] = s["fake_masks"]
+
+    def _generate_all(self, calls: list[tuple[torch.nn.Module, Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+        """``_generate`` for each (generator, image, masks). With ``batch_generator_calls`` the calls to one
+        generator run as one call on their inputs concatenated along the batch: exact, because instance norm
+        (or none) and the instance sums work per sample, and faster where small batches leave a GPU idle.
+        Batch norm would mix the calls' statistics, so with ``--norm batch`` every call runs on its own."""
+        if not self.batch_generator_calls:
+            return [self._generate(*call) for call in calls]
+        outputs: list[tuple[Tensor, Tensor]] = [None] * len(calls)  # type: ignore[list-item]
+        for generator in dict.fromkeys(call[0] for call in calls):
+            indices = [i for i, call in enumerate(calls) if call[0] is generator]
+            if len(indices) == 1:
+                outputs[indices[0]] = self._generate(*calls[indices[0]])
+                continue
+            sizes = [calls[i][1].shape[0] for i in indices]
+            fake_images, fake_masks = self._generate(generator, torch.cat([calls[i][1] for i in indices]),
+                                                     torch.cat([calls[i][2] for i in indices]))
+            for i, image, masks in zip(indices, fake_images.split(sizes), fake_masks.split(sizes), strict=True):
+                outputs[i] = (image, masks)
+        return outputs
 
     def _discriminator_for(self, src: str) -> torch.nn.Module:
         """D judging the translation of domain-``src`` inputs (D_A judges B, CycleGAN's naming)."""

@@ -140,16 +140,71 @@ def test_sequential_ins_per_1_ins_max_4_makes_4_generator_updates(tmp_path):
     assert one_step.num_G_updates == 1
 
 
-def test_empty_groups_are_skipped_per_sample_not_per_batch(tmp_path):
-    model = create_model(make_opt(tmp_path, "--ins_max 4 --ins_per 1"))
+@pytest.mark.parametrize("norm", ["instance", "batch"])
+def test_empty_groups_are_skipped_per_sample_not_per_batch(tmp_path, norm):
+    model = create_model(make_opt(tmp_path, f"--ins_max 4 --ins_per 1 --norm {norm}"))
     calls = count_generator_calls(model)
     model.set_input(make_batch([3, 1, 0], [1, 1, 1]))
     model.optimize_parameters()
     # A-inputs: step 0 all 3 samples, step 1-2 only sample 0; B-inputs: only step 0; no step 3 at all
     assert model.num_G_updates == 3
-    # per step and direction: forward G, backward G (cycle), backward G (identity), on the active samples only
-    assert [size for _, size in calls] == [3] * 6 + [1] * 6
-    assert [name for name, _ in calls[6:]] == ["G_A", "G_B", "G_B"] * 2
+    if norm == "instance":
+        # each generator runs once on its translations + the other direction's identities, once on the
+        # reconstructions: step 0 G_A(A, B), G_B(B, A), G_B(fake B), G_A(fake A); later only A's samples
+        assert calls[:4] == [("G_A", 6), ("G_B", 6), ("G_B", 3), ("G_A", 3)]
+    else:
+        # batch norm: every call alone, so each normalises over its own inputs
+        assert [size for _, size in calls[:6]] == [3] * 6
+    assert calls[len(calls) - 6:] == [("G_A", 1), ("G_B", 1), ("G_B", 1)] * 2
+
+
+def first_update(model, batch: dict) -> tuple[dict, dict]:
+    """Losses and generator gradients of the first update (the generators') of one training step."""
+    model.set_input(batch)
+    update = next(model.training_updates())
+    sum(update.losses.values()).backward()
+    grads = {f"{net}.{name}": p.grad.clone() for net in ("G_A", "G_B")
+             for name, p in getattr(model, f"net{net}").named_parameters()}
+    return {name: loss.detach() for name, loss in update.losses.items()}, grads
+
+
+def test_batched_generator_calls_equal_separate_calls(tmp_path):
+    """Each generator runs once on concatenated independent inputs; losses, gradients and the weights after a
+    whole step equal those of one call per input (instance norm and the instance sums work per sample)."""
+    models = []
+    for batched in (True, False):
+        torch.manual_seed(0)
+        model = create_model(make_opt(tmp_path, "--batch_size 3 --ins_max 4 --ins_per 2 --compose_output"))
+        model.batch_generator_calls = batched
+        models.append(model)
+    batch = make_batch([3, 1, 0], [2, 2, 4])
+    (losses, grads), (separate_losses, separate_grads) = (first_update(m, batch) for m in models)
+    assert losses.keys() == separate_losses.keys()
+    for name in losses:
+        assert torch.allclose(losses[name], separate_losses[name], rtol=1e-5, atol=1e-7), name
+    # summation order differs with the batch layout; biases before instance norm get only rounding noise
+    flat, separate_flat = (torch.cat([g.flatten() for g in gs.values()]) for gs in (grads, separate_grads))
+    assert (flat - separate_flat).norm() < 1e-5 * separate_flat.norm()
+    scale = separate_flat.abs().max()
+    for name in grads:
+        assert torch.allclose(grads[name], separate_grads[name], rtol=1e-3, atol=1e-5 * scale), name
+    start = snapshot(models[0])
+    for model in models:
+        for net in model.networks().values():
+            net.zero_grad(set_to_none=True)
+        model.set_input(batch)
+        torch.manual_seed(1)   # the same image-pool draws
+        model.optimize_parameters()
+    # a whole step (two G and two D updates), compared as one vector of weight changes. Adam's first steps are
+    # about lr * sign(gradient), so the biases before instance norm, whose gradient is rounding noise, move by
+    # +-lr either way: left out
+    noise = {name for name, grad in separate_grads.items() if grad.abs().max() < 1e-4 * scale}
+    assert noise and all(name.endswith(".bias") for name in noise)
+    change, separate_change = (torch.cat([(w - start[name]).flatten() for name, w in snapshot(m).items()
+                                          if name not in noise]) for m in models)
+    # (the rest of Adam's division by sqrt(v) turns fp32 noise into about 1%; a mixed-up output would be ~100%)
+    assert (change - separate_change).norm() < 0.05 * separate_change.norm()
+    assert torch.allclose(models[0].fake_B_img, models[1].fake_B_img, atol=1e-5)
 
 
 def test_training_with_batch_size_3_and_different_instance_counts(tmp_path):
@@ -275,9 +330,12 @@ def test_translated_image_feeds_the_next_step_and_translated_masks_accumulate_fo
     model.set_input(make_batch([4, 4], [4, 4]))
     g_calls, d_calls = record_calls(model.netG_A), record_calls(model.netD_A)
     model.optimize_parameters()
-    # G_A per step: translate A, reconstruct B's translation, identity of B -> calls 0 and 3 translate A
-    (step0_in, step0_out), (step1_in, step1_out) = g_calls[0], g_calls[3]
+    # G_A per step: [translate A, identity of B] in one call, then reconstruct B's translation -> calls 0 and 2
+    # translate A in their first two samples
+    step0_in, step0_out = [x[:2] for x in g_calls[0][0]], [y[:2] for y in g_calls[0][1]]
+    step1_in, step1_out = [x[:2] for x in g_calls[2][0]], [y[:2] for y in g_calls[2][1]]
     assert torch.equal(step0_in[0], model.real_A_img)
+    assert torch.equal(g_calls[0][0][0][2:], model.real_B_img)
     assert torch.equal(step1_in[0], step0_out[0]), "step 1 must translate the image step 0 produced"
     assert torch.equal(step1_in[1], model.real_A_seg[:, 2:4])
     assert torch.equal(model.fake_B_img, step1_out[0])
