@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 
-import torch
 from torch.nn import functional as F
 
 from . import networks
@@ -41,9 +40,8 @@ class TemplateModel(BaseModel):
             self.netD = networks.define_D("patch", opt.output_nc, opt.ndf, opt.n_layers_D, opt.norm, opt.init_type,
                                           opt.init_gain, spectral_norm=False, init_D="same_as_G").to(self.device)
             self.criterion_gan = GANLoss(opt.gan_mode)
-            betas = (opt.beta1, opt.beta2)
-            self.optimizer_G = torch.optim.Adam(self.netG.parameters(), lr=opt.lr, betas=betas)
-            self.optimizer_D = torch.optim.Adam(self.netD.parameters(), lr=opt.lr, betas=betas)
+            self.optimizer_G = self.make_adam(self.netG.parameters())   # --lr, --beta1, --beta2
+            self.optimizer_D = self.make_adam(self.netD.parameters())
             self.optimizers = [self.optimizer_G, self.optimizer_D]
 
     def set_input(self, batch: dict) -> None:
