@@ -1,7 +1,9 @@
-"""torchrun with 2 CPU processes (gloo): identical weights on both ranks, rank 0 alone writes, resume works."""
+"""torchrun with 2 CPU processes (gloo): identical weights on both ranks, rank 0 alone writes, resume works, and two
+nodes (two launches) train exactly as one launch of two processes."""
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +18,20 @@ TINY = ("--load_size 32 --crop_size 32 --ngf 4 --ndf 4 --n_blocks_G 1 --n_layers
         "--ins_max 2 --ins_per 1 --num_threads 0 --print_freq 1 --batch_size 2 --niter 2 --niter_decay 1 --seed 5")
 
 
+def torchrun_env(**extra_env: str) -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **extra_env)
+
+
 def torchrun(script: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **extra_env)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", script, *args]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    return subprocess.run(command, cwd=ROOT, env=torchrun_env(**extra_env), capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +98,33 @@ def test_nan_skip_is_agreed_by_every_rank(shapes, tmp_path):
     assert all(torch.isfinite(v).all() for state in rank0.values() for v in state.values() if v.is_floating_point())
     state = torch.load(ck / "nan" / "latest_state.pth", weights_only=True)
     assert state["total_steps"] == 3   # the skipped batch is not counted; training went on to 3 steps
+
+
+def test_two_nodes_train_exactly_as_one_node_with_two_processes(shapes, tmp_path):
+    """The README's multi-node launch, on localhost: two torchrun launches (--nnodes 2, --node_rank 0 and 1, one
+    process each) end with the same weights as one launch of 2 processes."""
+    single_out, nodes_out = tmp_path / "single", tmp_path / "nodes"
+    single_out.mkdir()
+    nodes_out.mkdir()
+    args = f"--dataroot {shapes} {TINY} --max_steps 3".split()
+    single = torchrun("tests/ddp_worker.py", str(single_out), *args, "--checkpoints_dir", str(tmp_path / "ck1"),
+                      "--name", "one_node")
+    assert single.returncode == 0, single.stdout[-3000:] + single.stderr[-3000:]
+    port = free_port()
+    launches = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node}", "--nproc_per_node=1",
+         "--master_addr=127.0.0.1", f"--master_port={port}", "tests/ddp_worker.py", str(nodes_out), *args,
+         "--checkpoints_dir", str(tmp_path / "ck2"), "--name", "two_nodes"],
+        cwd=ROOT, env=torchrun_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for node in (0, 1)]
+    try:
+        for launch in launches:
+            output, _ = launch.communicate(timeout=300)
+            assert launch.returncode == 0, output[-3000:]
+    finally:   # a failed node leaves the other waiting for it
+        for launch in launches:
+            if launch.poll() is None:
+                launch.kill()
+    assert_identical(load_ranks(nodes_out)[0], load_ranks(single_out)[0])
+    assert_identical(load_ranks(nodes_out)[1], load_ranks(nodes_out)[0])
+    assert (tmp_path / "ck2" / "two_nodes" / "latest_state.pth").is_file()
