@@ -47,6 +47,7 @@ MODULE = "scripts.benchmark"  # workers run as ``python -m scripts.benchmark`` i
 PRECISIONS = ("none", "bf16", "fp16")
 DEFAULT_NETS = {"ngf": 64, "ndf": 64, "n_blocks_G": 9}
 DEMO_CPU_NETS = {"ngf": 16, "ndf": 16, "n_blocks_G": 2}  # scripts/shapes_demo.sh on a CPU
+SHAPES_NETS = {"ngf": 32, "ndf": 32, "n_blocks_G": 3}  # scripts/shapes_benchmark.py
 TINY_NETS = {"ngf": 8, "ndf": 8, "n_blocks_G": 1}
 MIN_SIZE = 32  # the discriminator (3 stride-2 layers, then two 4x4 convolutions) needs this many pixels
 TOP_OPS = 15
@@ -72,6 +73,8 @@ class Point:
     ngf: int = 64
     ndf: int = 64
     n_blocks_G: int = 9  # the project's option name
+    model: str = "insta_gan"
+    compile: bool = False
 
     @property
     def ins_max(self) -> int:
@@ -82,8 +85,9 @@ class Point:
         return self.ins_per >= self.instances
 
     def label(self) -> str:
-        return (f"{self.size}px N={self.instances} ins_per={self.ins_per} batch={self.batch_size} {self.device} "
-                f"{self.precision}{' channels_last' if self.channels_last else ''}")
+        return (f"{self.model} {self.size}px N={self.instances} ins_per={self.ins_per} batch={self.batch_size} "
+                f"{self.device} {self.precision}{' channels_last' if self.channels_last else ''}"
+                f"{' compile' if self.compile else ''}")
 
 
 @dataclass(frozen=True)
@@ -98,14 +102,17 @@ class SubGrid:
     channels_last: tuple[bool, ...] = (False,)
     devices: tuple[str, ...] = ("cpu",)
     nets: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_NETS))
+    models: tuple[str, ...] = ("insta_gan",)
+    compile: tuple[bool, ...] = (False,)
 
     def points(self) -> list[Point]:
         found = []
-        for size, count, per, batch, device, precision, last in itertools.product(
-                self.sizes, self.instances, self.ins_per, self.batch_sizes, self.devices, self.precisions,
-                self.channels_last):
+        for model, size, count, per, batch, device, precision, last, compiled in itertools.product(
+                self.models, self.sizes, self.instances, self.ins_per, self.batch_sizes, self.devices,
+                self.precisions, self.channels_last, self.compile):
             ins_per = count if per == "max" else min(int(per), count)
-            found.append(Point(size, count, ins_per, batch, device, precision, last, **self.nets))
+            found.append(Point(size, count, ins_per, batch, device, precision, last, **self.nets, model=model,
+                               compile=compiled))
         return found
 
 
@@ -133,6 +140,13 @@ def named_grids() -> dict[str, Grid]:
                      SubGrid((200,), (4,), (2,), (4,), ("bf16",), (True,), ("cuda",))),
                     steps=10, warmup=2, loading_images=256,
                     description="GPU: 128 px batch 1 vs 4; 200 px batch 4 fp32 vs bf16 + channels_last"),
+        "speed": Grid((SubGrid((128,), (4,), (2,), (1,), ("none", "bf16")),
+                       SubGrid((64,), (3,), (2,), (4,), ("none", "bf16"), nets=dict(DEMO_CPU_NETS)),
+                       SubGrid((64,), (2,), (2,), (4,), ("bf16",), nets=dict(SHAPES_NETS),
+                               models=("insta_gan", "cycle_gan"))),
+                      steps=4, warmup=1, loading_images=64,
+                      description="speed targets: 128 px default nets fp32/bf16 batch 1; the CPU demo's nets (64 px, "
+                                  "batch 4); InstaGAN beside CycleGAN with the shapes benchmark's nets"),
         "loading": Grid((SubGrid((64, 128), (2,), (2,), (1, 4), nets=dict(DEMO_CPU_NETS)),), steps=3, warmup=1,
                         loading_images=256,
                         description="DataLoader images/s beside training with the CPU demo nets "
@@ -143,9 +157,13 @@ def named_grids() -> dict[str, Grid]:
 def override_grid(grid: Grid, args: argparse.Namespace) -> Grid:
     """Replace the grid's axes and settings by those given on the command line."""
     axes = {"sizes": args.sizes, "instances": args.instances, "ins_per": args.ins_per,
-            "batch_sizes": args.batch_sizes, "precisions": args.precisions, "devices": args.device}
+            "batch_sizes": args.batch_sizes, "precisions": args.precisions, "devices": args.device,
+            "models": args.models}
+    switches = {"off": (False,), "on": (True,), "both": (False, True)}
     if args.channels_last is not None:
-        axes["channels_last"] = {"off": (False,), "on": (True,), "both": (False, True)}[args.channels_last]
+        axes["channels_last"] = switches[args.channels_last]
+    if args.compile is not None:
+        axes["compile"] = switches[args.compile]
     changed = {name: tuple(value) for name, value in axes.items() if value is not None}
     nets = {name: getattr(args, name) for name in DEFAULT_NETS if getattr(args, name) is not None}
     subgrids = tuple(replace(sub, **changed, nets={**sub.nets, **nets}) for sub in grid.subgrids)
@@ -220,13 +238,14 @@ def peak_rss_mib() -> float:
 
 
 def train_argv(point: Point, checkpoints_dir: str) -> list[str]:
-    argv = ["--model", "insta_gan", "--name", "benchmark", "--checkpoints_dir", checkpoints_dir,
+    argv = ["--model", point.model, "--name", "benchmark", "--checkpoints_dir", checkpoints_dir,
             "--gpu_ids", "0" if point.device == "cuda" else "-1", "--display_id", "0", "--num_threads", "0",
             "--load_size", str(point.size), "--crop_size", str(point.size), "--batch_size", str(point.batch_size),
-            "--ins_max", str(point.ins_max), "--ins_per", str(point.ins_per),
             "--max_instances", str(max(20, point.ins_max)), "--amp", point.precision,
             "--ngf", str(point.ngf), "--ndf", str(point.ndf), "--n_blocks_G", str(point.n_blocks_G)]
-    return [*argv, "--channels_last"] if point.channels_last else argv
+    if point.model == "insta_gan":
+        argv += ["--ins_max", str(point.ins_max), "--ins_per", str(point.ins_per)]
+    return argv + ["--channels_last"] * point.channels_last + ["--compile"] * point.compile
 
 
 def synchronize(device: str) -> None:
@@ -427,9 +446,10 @@ def machine_info(threads: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- reporting
 
-COLUMNS = (("size", "size", "{}"), ("N", "instances", "{}"), ("ins_max", "ins_max", "{}"),
+COLUMNS = (("model", "model", "{}"), ("size", "size", "{}"), ("N", "instances", "{}"), ("ins_max", "ins_max", "{}"),
            ("ins_per", "ins_per", "{}"), ("batch", "batch_size", "{}"), ("device", "device", "{}"),
-           ("amp", "precision", "{}"), ("ch_last", "channels_last", "{}"), ("ngf/ndf/blk", "nets", "{}"),
+           ("amp", "precision", "{}"), ("ch_last", "channels_last", "{}"), ("compile", "compile", "{}"),
+           ("ngf/ndf/blk", "nets", "{}"),
            ("s/step", "seconds_per_step", "{:.3f}"), ("steps/s", "steps_per_s", "{:.3f}"),
            ("img/s", "images_per_s", "{:.2f}"), ("peak MiB", "peak_memory_mib", "{:.0f}"),
            ("load img/s", "load_images_per_s", "{:.1f}"), ("load/train", "load_to_train_ratio", "{:.1f}"),
@@ -442,8 +462,10 @@ def cell(row: dict[str, Any], key: str, fmt: str) -> str:
     if key == "load":  # 1-minute load average of the machine: other processes slow the measurement down
         after = row.get("load_average_1min_after")
         return fmt.format(row["load_average_1min"]) + ("" if after is None else "/" + fmt.format(after))
-    if key == "channels_last":
-        return "on" if row[key] else "off"
+    if key in ("channels_last", "compile"):
+        return "on" if row.get(key) else "off"
+    if key == "model":   # reports written before the model axis measured InstaGAN only
+        return row.get(key, "insta_gan")
     value = row.get(key)
     return "-" if value is None else fmt.format(value)
 
@@ -461,7 +483,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def point_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {name: row[name] for name in Point.__dataclass_fields__}
+    return {name: row[name] for name in Point.__dataclass_fields__ if name in row}
 
 
 def format_top_ops(rows: list[dict[str, Any]]) -> str:
@@ -553,6 +575,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     axes.add_argument("--batch_sizes", type=int, nargs="+", help="images per batch")
     axes.add_argument("--precisions", nargs="+", choices=PRECISIONS, help="--amp values")
     axes.add_argument("--channels_last", choices=["off", "on", "both"], default=None, help="memory format")
+    axes.add_argument("--compile", choices=["off", "on", "both"], default=None, help="torch.compile the networks")
+    axes.add_argument("--models", nargs="+", choices=["insta_gan", "cycle_gan"],
+                      help="models to train (cycle_gan ignores the masks: the baseline's step rate beside InstaGAN's)")
     axes.add_argument("--device", nargs="+", choices=["cpu", "cuda"], help="devices (default: the grid's)")
     axes.add_argument("--ngf", type=int, help="generator width (default: the grid's; mostly the project's 64)")
     axes.add_argument("--ndf", type=int, help="discriminator width (default: the grid's)")

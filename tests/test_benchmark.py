@@ -20,8 +20,8 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
                              "--data_cache", str(tmp_path / "data"), "--json", str(report_path)])
     assert status == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].startswith("| size | N | ins_max | ins_per | batch |")
-    assert table[2].startswith("| 32 | 2 | 2 | 2 | 2 | cpu | none | off | 8/8/1 |")
+    assert table[0].startswith("| model | size | N | ins_max | ins_per | batch |")
+    assert table[2].startswith("| insta_gan | 32 | 2 | 2 | 2 | 2 | cpu | none | off | off | 8/8/1 |")
 
     report = json.loads(report_path.read_text())
     assert report["grid"] == "quick"
@@ -39,7 +39,7 @@ def test_quick_run_writes_table_and_json(tmp_path, capsys):
     assert row["load_images"] >= 4
 
     assert benchmark.main(["--from_json", str(report_path)]) == 0  # the table again, without measuring
-    assert "| 32 | 2 | 2 | 2 | 2 | cpu | none | off | 8/8/1 |" in capsys.readouterr().out
+    assert "| insta_gan | 32 | 2 | 2 | 2 | 2 | cpu | none | off | off | 8/8/1 |" in capsys.readouterr().out
 
 
 def test_profile_splits_a_step_into_stages_that_add_up(tmp_path):
@@ -55,6 +55,18 @@ def test_profile_splits_a_step_into_stages_that_add_up(tmp_path):
     assert any(op["op"] == "aten::convolution_backward" for op in result["top_ops"])
     text = benchmark.format_top_ops([{**benchmark.asdict(point), **result}])
     assert "stages of one profiled step" in text and "forward: generators" in text
+
+
+def test_cycle_gan_runs_beside_insta_gan_and_old_reports_still_print(tmp_path, capsys):
+    point = benchmark.Point(32, 2, 2, 2, ngf=4, ndf=4, n_blocks_G=1, model="cycle_gan")
+    assert "--ins_max" not in benchmark.train_argv(point, str(tmp_path))
+    result = benchmark.measure_training(point, steps=1, warmup=0, profile=False)
+    assert result["images_per_s"] > 0
+    old_row = {"size": 32, "instances": 2, "ins_max": 2, "ins_per": 2, "batch_size": 2, "device": "cpu",
+               "precision": "none", "channels_last": False, "ngf": 8, "ndf": 8, "n_blocks_G": 1,
+               "seconds_per_step": 1.0, "load_average_1min": 0.5}   # written before the model and compile axes
+    assert benchmark.format_table([old_row]).splitlines()[2].startswith(
+        "| insta_gan | 32 | 2 | 2 | 2 | 2 | cpu | none | off | off | 8/8/1 | 1.000 |")
 
 
 def test_memory_plot_is_written(tmp_path):
