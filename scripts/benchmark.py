@@ -135,11 +135,12 @@ def named_grids() -> dict[str, Grid]:
                        description="peak memory vs instances: sequential (ins_per 2) vs one step (ins_per = ins_max)"),
         "cpu-precision": Grid((SubGrid((128,), (4,), (2,), (1,), ("none", "bf16")),), steps=2, warmup=1,
                               loading_images=64, description="128x128, 4 instances, default nets: fp32 vs bf16"),
-        "gpu": Grid((SubGrid((128,), (4,), (2,), (1, 4), devices=("cuda",)),
-                     SubGrid((200,), (4,), (2,), (4,), ("none",), (False,), ("cuda",)),
-                     SubGrid((200,), (4,), (2,), (4,), ("bf16",), (True,), ("cuda",))),
-                    steps=10, warmup=2, loading_images=256,
-                    description="GPU: 128 px batch 1 vs 4; 200 px batch 4 fp32 vs bf16 + channels_last"),
+        "gpu": Grid((SubGrid((200,), (4,), (2,), (1, 4, 8), ("none", "bf16"), devices=("cuda",),
+                             compile=(False, True)),
+                     SubGrid((200,), (4,), (2,), (8,), ("bf16",), (True,), ("cuda",), compile=(False, True))),
+                    steps=10, warmup=3, loading_images=256,
+                    description="GPU: 200 px, default nets, batch 1/4/8, fp32/bf16, compile off/on; batch 8 bf16 "
+                                "with channels_last; TFLOP/s and MFU"),
         "speed": Grid((SubGrid((128,), (4,), (2,), (1,), ("none", "bf16")),
                        SubGrid((64,), (3,), (2,), (4,), ("none", "bf16"), nets=dict(DEMO_CPU_NETS)),
                        SubGrid((64,), (2,), (2,), (4,), ("bf16",), nets=dict(SHAPES_NETS),
@@ -304,8 +305,10 @@ def profile_step(model: Any, batch: dict[str, Any], device: str) -> dict[str, An
     return {"top_ops": ops, "stages": stage_breakdown(events, step_ms), "profiled_step_ms": step_ms}
 
 
-def measure_training(point: Point, steps: int, warmup: int, profile: bool) -> dict[str, Any]:
-    """Build the model through the real code and time ``steps`` optimize_parameters() calls."""
+def measure_training(point: Point, steps: int, warmup: int, profile: bool,
+                     peak_tflops: float | None = None) -> dict[str, Any]:
+    """Build the model through the real code and time ``steps`` optimize_parameters() calls; count the model
+    FLOPs of one more (for the achieved TFLOP/s and, given the device's peak, the model FLOPs utilisation)."""
     import models
     from options.train_options import TrainOptions
 
@@ -316,10 +319,12 @@ def measure_training(point: Point, steps: int, warmup: int, profile: bool) -> di
             model = models.create_model(opt)
             model.setup(opt)
     batch = synthetic_batch(point, opt.max_instances, torch.Generator().manual_seed(0))
+    start = time.perf_counter()
     for _ in range(warmup):
         model.set_input(batch)
         model.optimize_parameters()
     synchronize(point.device)
+    warmup_seconds = time.perf_counter() - start   # includes compiling with --compile
     start = time.perf_counter()
     for _ in range(steps):
         model.set_input(batch)
@@ -327,16 +332,54 @@ def measure_training(point: Point, steps: int, warmup: int, profile: bool) -> di
     synchronize(point.device)
     seconds = time.perf_counter() - start
     result = {"seconds_per_step": seconds / steps, "steps_per_s": steps / seconds,
-              "images_per_s": steps * point.batch_size / seconds}
+              "images_per_s": steps * point.batch_size / seconds, "warmup_seconds": warmup_seconds}
     if point.device == "cuda":
         result["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
         result["memory_kind"] = "cuda_max_memory_allocated"
     else:
         result["peak_memory_mib"] = peak_rss_mib()
         result["memory_kind"] = "peak_rss"
+    flops = step_flops(model, batch)
+    result.update(flops_per_step=flops, achieved_tflops=flops / result["seconds_per_step"] / 1e12)
+    if peak_tflops:
+        result.update(peak_tflops=peak_tflops, mfu=result["achieved_tflops"] / peak_tflops)
     if profile:
         result.update(profile_step(model, batch, point.device))
     return result
+
+
+def step_flops(model: Any, batch: dict[str, Any]) -> float:
+    """Model FLOPs of one training step (forward and backward of every network call, counted by
+    torch.utils.flop_counter on the uncompiled networks; the optimiser and element-wise ops are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from models.base_model import unwrap
+
+    networks = model.networks()
+    for name, net in networks.items():
+        setattr(model, f"net{name}", unwrap(net))
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model.set_input(batch)
+            model.optimize_parameters()
+    finally:
+        for name, net in networks.items():
+            setattr(model, f"net{name}", net)
+    return float(counter.get_total_flops())
+
+
+# bf16 dense tensor-core peaks (vendor data sheets, SXM parts) for the model FLOPs utilisation
+BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 70.0, "4090": 165.0}
+
+
+def bf16_peak_tflops(device: str, given: float | None) -> float | None:
+    """``--peak_tflops`` if given, else the data-sheet bf16 dense peak of a known GPU, else None (no MFU)."""
+    if given:
+        return given
+    if device != "cuda" or not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in name), None)
 
 
 def measure_loading(dataroot: str, size: int, batch_size: int, num_threads: int, images: int) -> dict[str, Any]:
@@ -373,7 +416,9 @@ def run_worker(spec: dict[str, Any], result_path: str) -> int:
     """Entry point of a measurement subprocess: one measurement, written to ``result_path`` as JSON."""
     torch.set_num_threads(spec["threads"])
     if spec["kind"] == "train":
-        result = measure_training(Point(**spec["point"]), spec["steps"], spec["warmup"], spec["profile"])
+        point = Point(**spec["point"])
+        result = measure_training(point, spec["steps"], spec["warmup"], spec["profile"],
+                                  bf16_peak_tflops(point.device, spec.get("peak_tflops")))
     else:
         result = measure_loading(spec["dataroot"], spec["size"], spec["batch_size"], spec["num_threads"],
                                  spec["images"])
@@ -414,7 +459,7 @@ def run_grid(grid: Grid, points: list[Point], args: argparse.Namespace) -> list[
         print(f"[{index}/{len(points)}] {point.label()} ...", file=sys.stderr, flush=True)
         load_before = os.getloadavg()[0]
         spec = {"kind": "train", "point": asdict(point), "steps": grid.steps, "warmup": grid.warmup,
-                "profile": args.profile, "threads": args.threads}
+                "profile": args.profile, "threads": args.threads, "peak_tflops": args.peak_tflops}
         row = {**asdict(point), "ins_max": point.ins_max, "one_step": point.one_step, "steps": grid.steps,
                "warmup": grid.warmup, "threads": args.threads, "load_average_1min": load_before}
         row.update(run_in_fresh_process(spec, args.threads))
@@ -451,7 +496,8 @@ COLUMNS = (("model", "model", "{}"), ("size", "size", "{}"), ("N", "instances", 
            ("amp", "precision", "{}"), ("ch_last", "channels_last", "{}"), ("compile", "compile", "{}"),
            ("ngf/ndf/blk", "nets", "{}"),
            ("s/step", "seconds_per_step", "{:.3f}"), ("steps/s", "steps_per_s", "{:.3f}"),
-           ("img/s", "images_per_s", "{:.2f}"), ("peak MiB", "peak_memory_mib", "{:.0f}"),
+           ("img/s", "images_per_s", "{:.2f}"), ("TFLOP/s", "achieved_tflops", "{:.3f}"), ("MFU", "mfu", "{:.1%}"),
+           ("peak MiB", "peak_memory_mib", "{:.0f}"),
            ("load img/s", "load_images_per_s", "{:.1f}"), ("load/train", "load_to_train_ratio", "{:.1f}"),
            ("load avg before/after", "load", "{:.1f}"))
 
@@ -592,6 +638,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     runs.add_argument("--profile", action="store_true",
                       help="profile one extra step per point: time per stage and the top ops by self CPU time")
     runs.add_argument("--no_loading", action="store_true", help="skip the data-loading measurement")
+    runs.add_argument("--peak_tflops", type=float, default=None,
+                      help="the device's bf16 dense peak for the MFU column (default: known GPUs' data sheets)")
     runs.add_argument("--loading_images", type=int, help="images to load per loading measurement")
     runs.add_argument("--dataroot", default=None,
                       help="dataset for the loading measurement (default: generate shapes data per size)")

@@ -58,10 +58,16 @@ def test_profile_splits_a_step_into_stages_that_add_up(tmp_path):
 
 
 def test_cycle_gan_runs_beside_insta_gan_and_old_reports_still_print(tmp_path, capsys):
-    point = benchmark.Point(32, 2, 2, 2, ngf=4, ndf=4, n_blocks_G=1, model="cycle_gan")
+    point = benchmark.Point(32, 2, 1, 2, ngf=4, ndf=4, n_blocks_G=1, model="cycle_gan")
     assert "--ins_max" not in benchmark.train_argv(point, str(tmp_path))
-    result = benchmark.measure_training(point, steps=1, warmup=0, profile=False)
+    result = benchmark.measure_training(point, steps=1, warmup=0, profile=False, peak_tflops=0.5)
     assert result["images_per_s"] > 0
+    insta = benchmark.measure_training(benchmark.replace(point, model="insta_gan"), steps=1, warmup=0, profile=False)
+    # model FLOPs per step: InstaGAN encodes and decodes every instance too, and makes two sequential steps here
+    assert insta["flops_per_step"] > 2 * result["flops_per_step"] > 0
+    assert result["mfu"] == pytest.approx(result["achieved_tflops"] / 0.5)
+    assert result["achieved_tflops"] == pytest.approx(result["flops_per_step"] / result["seconds_per_step"] / 1e12)
+    assert "mfu" not in insta   # no peak known for a CPU
     old_row = {"size": 32, "instances": 2, "ins_max": 2, "ins_per": 2, "batch_size": 2, "device": "cpu",
                "precision": "none", "channels_last": False, "ngf": 8, "ndf": 8, "n_blocks_G": 1,
                "seconds_per_step": 1.0, "load_average_1min": 0.5}   # written before the model and compile axes
@@ -105,7 +111,10 @@ def test_axis_flags_replace_the_named_grid():
     assert {p.size for p in points} == {64}
     assert {p.device for p in points} == {"cpu"}
     assert {p.ngf for p in points} == {16}
-    assert {(p.precision, p.channels_last) for p in points} == {("none", False), ("bf16", True)}
+    assert {(p.precision, p.channels_last) for p in points} == {("none", False), ("bf16", False), ("bf16", True)}
+    args = benchmark.parse_args(["--grid", "gpu", "--compile", "off", "--batch_sizes", "2", "--device", "cpu"])
+    points = benchmark.grid_points(benchmark.override_grid(benchmark.named_grids()["gpu"], args))
+    assert {(p.compile, p.batch_size) for p in points} == {(False, 2)}
 
 
 def test_rejects_a_size_the_networks_cannot_take(capsys):
@@ -114,6 +123,14 @@ def test_rejects_a_size_the_networks_cannot_take(capsys):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_gpu_grid_covers_batch_precision_and_compile_at_200_px():
+    points = benchmark.grid_points(benchmark.named_grids()["gpu"])
+    plain = {(p.batch_size, p.precision, p.compile) for p in points if not p.channels_last}
+    assert plain == {(b, amp, c) for b in (1, 4, 8) for amp in ("none", "bf16") for c in (False, True)}
+    assert {p.size for p in points} == {200} and {p.device for p in points} == {"cuda"}
+    assert {(p.ngf, p.ndf, p.n_blocks_G) for p in points} == {(64, 64, 9)}
+
+
 def test_gpu_grid_without_cuda_names_the_fix(capsys):
     assert benchmark.main(["--grid", "gpu"]) == 2
     assert "--device cuda: CUDA is not available" in capsys.readouterr().err
