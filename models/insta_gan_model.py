@@ -61,12 +61,13 @@ def instance_groups(num_slots: int, ins_per: int) -> list[slice]:
     return [slice(start, min(start + ins_per, num_slots)) for start in range(0, num_slots, ins_per)]
 
 
-def active_samples(group_masks: Tensor, step: int) -> Tensor:
-    """Indices of samples translated in this step: all at step 0 (so images without instances are still
-    translated), afterwards only those with an instance in the group."""
+def active_samples(group_present: Tensor, step: int) -> Tensor:
+    """Indices of samples translated in this step, from the (B, slots) presence of the group's instances: all
+    at step 0 (so images without instances are still translated), afterwards only those with an instance in
+    the group. Given a host tensor, it runs on the host: no device synchronisation."""
     if step == 0:
-        return torch.arange(group_masks.shape[0], device=group_masks.device)
-    return networks.instance_presence(group_masks).any(1).nonzero().squeeze(1)
+        return torch.arange(group_present.shape[0], device=group_present.device)
+    return group_present.any(1).nonzero().squeeze(1)
 
 
 def compose_through_masks(image: Tensor, fake_image: Tensor, masks: Tensor, fake_masks: Tensor) -> Tensor:
@@ -84,7 +85,7 @@ def translate_sequential(generator: Callable[[Tensor, Tensor], tuple[Tensor, Ten
     image = image.clone()
     translated = torch.full_like(masks, -1.0)
     for step, group in enumerate(instance_groups(masks.shape[1], ins_per)):
-        active = active_samples(masks[:, group], step)
+        active = active_samples(networks.instance_presence(masks[:, group]), step)
         if active.numel() == 0:
             break
         fake_image, fake_masks = generator(image[active], masks[active, group])
@@ -100,6 +101,7 @@ class Direction:
     src: str                 # "A" or "B": the input domain
     real_image: Tensor       # original input images (B, C, H, W)
     real_masks: Tensor       # selected input masks (B, ins_max, H, W)
+    present: Tensor          # (B, ins_max) bool on the host: which selected slots hold an instance
     current_image: Tensor    # image carried over between steps (detached)
     fake_masks: Tensor       # translated masks so far, -1 where not yet translated
     rec_image: Tensor        # latest reconstruction of each sample (for the visuals)
@@ -154,6 +156,7 @@ class InstaGanModel(TwoDomainGANModel):
         self.num_G_updates = 0
         self.with_reconstructions = self.isTrain or getattr(opt, "save_reconstructions", False)
         self.batch_generator_calls = opt.norm != "batch"   # see _generate_all
+        self.instance_present: dict[str, Tensor] = {}      # per domain, set by set_input
 
     def _make_generator(self, input_nc: int, output_nc: int) -> torch.nn.Module:
         opt = self.opt
@@ -179,9 +182,12 @@ class InstaGanModel(TwoDomainGANModel):
             self._load_domain("B", batch, "B", select)
 
     def _load_domain(self, letter: str, batch: dict, key: str, select: str) -> None:
-        masks, index = select_instances(self.to_device(batch[f"{key}_seg"]), self.opt.ins_max, select)
+        """Select instances where the loader put the masks (the host), so that which samples take part in each
+        sequential step is known there without waiting for the device."""
+        masks, index = select_instances(batch[f"{key}_seg"], self.opt.ins_max, select)
         setattr(self, f"real_{letter}_img", self.to_device(batch[key]))
-        setattr(self, f"real_{letter}_seg", masks)
+        setattr(self, f"real_{letter}_seg", self.to_device(masks))
+        self.instance_present[letter] = (index >= 0).cpu()
         self.instance_ids[f"real_{letter}_seg"] = instance_ids(index, batch.get(f"{key}_seg_ids"))
 
     # ------------------------------------------------------------------ test-time translation
@@ -205,12 +211,11 @@ class InstaGanModel(TwoDomainGANModel):
     def training_updates(self) -> Iterator[Update]:
         """Sequential mini-batch (docs/method.md): per instance group, translate both directions, update G on
         their losses, then D; the translated image and masks carry over to the next group."""
-        directions = [self._start_direction("A", self.real_A_img, self.real_A_seg),
-                      self._start_direction("B", self.real_B_img, self.real_B_seg)]
-        for step, group in enumerate(instance_groups(self.opt.ins_max, self.opt.ins_per)):
+        directions = [self._start_direction(src, getattr(self, f"real_{src}_img"), getattr(self, f"real_{src}_seg"),
+                                            self.instance_present[src]) for src in ("A", "B")]
+        groups = instance_groups(self.opt.ins_max, self.opt.ins_per)
+        for step, group in enumerate(groups[:self._steps_to_run(directions, groups)]):
             steps = [s for s in (self._start_group(d, step, group) for d in directions) if s is not None]
-            if not distributed.any_rank(bool(steps), self.device):
-                break
             self._translate_groups(steps)
             generator_losses = {name: loss for s in steps for name, loss in self._generator_losses(s).items()}
             yield Update(self.optimizer_G, generator_losses)
@@ -220,10 +225,19 @@ class InstaGanModel(TwoDomainGANModel):
                 self._carry_over(s)
         self._store_visuals(directions)
 
+    def _steps_to_run(self, directions: list[Direction], groups: list[slice]) -> int:
+        """Sequential steps until no sample of any direction (on any torchrun rank) has an instance left: the
+        selected slots hold instances first, so later groups are empty too. One agreement per batch; a rank
+        with nothing left in a step still joins its updates with empty losses."""
+        steps = 1 + max((step for step, group in enumerate(groups) for d in directions
+                         if bool(d.present[:, group].any())), default=0)
+        return distributed.max_over_ranks(steps, self.device)
+
     @staticmethod
-    def _start_direction(src: str, image: Tensor, masks: Tensor) -> Direction:
+    def _start_direction(src: str, image: Tensor, masks: Tensor, present: Tensor) -> Direction:
         empty = torch.full_like(masks, -1.0)
-        return Direction(src, image, masks, image.detach().clone(), empty, image.detach().clone(), empty.clone())
+        return Direction(src, image, masks, present, image.detach().clone(), empty, image.detach().clone(),
+                         empty.clone())
 
     def _generate(self, generator: torch.nn.Module, image: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
         """One generator call: translated image and masks (composed through the masks with --compose_output)."""
@@ -238,9 +252,10 @@ class InstaGanModel(TwoDomainGANModel):
 
     def _start_group(self, d: Direction, step: int, group: slice) -> dict | None:
         """The inputs of one group for one direction; None when no sample has an instance left."""
-        active = active_samples(d.real_masks[:, group], step)
+        active = active_samples(d.present[:, group], step)
         if active.numel() == 0:
             return None
+        active = active.to(self.device, non_blocking=True)
         return {"direction": d, "active": active, "group": group, "image": d.current_image[active],
                 "masks": d.real_masks[active, group]}
 

@@ -145,6 +145,9 @@ def test_empty_groups_are_skipped_per_sample_not_per_batch(tmp_path, norm):
     model = create_model(make_opt(tmp_path, f"--ins_max 4 --ins_per 1 --norm {norm}"))
     calls = count_generator_calls(model)
     model.set_input(make_batch([3, 1, 0], [1, 1, 1]))
+    # which slots hold instances is known on the host, so choosing each step's samples never waits for a GPU
+    assert model.instance_present["A"].device.type == "cpu"
+    assert model.instance_present["A"].tolist() == [[True] * 3 + [False], [True] + [False] * 3, [False] * 4]
     model.optimize_parameters()
     # A-inputs: step 0 all 3 samples, step 1-2 only sample 0; B-inputs: only step 0; no step 3 at all
     assert model.num_G_updates == 3

@@ -95,6 +95,15 @@ def any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
     return bool(value.item() > 0)
 
 
+def max_over_ranks(value: int, device: torch.device | str = "cpu") -> int:
+    """The largest ``value`` of all ranks, on every rank."""
+    if not _enabled():
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return int(tensor.item())
+
+
 def mean_over_ranks(values: dict[str, float], device: torch.device | str = "cpu") -> dict[str, float]:
     """Average logged scalars over ranks (every rank must call this at the same point)."""
     if not _enabled() or not values:
