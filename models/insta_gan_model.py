@@ -239,9 +239,12 @@ class InstaGanModel(TwoDomainGANModel):
         return Direction(src, image, masks, present, image.detach().clone(), empty, image.detach().clone(),
                          empty.clone())
 
-    def _generate(self, generator: torch.nn.Module, image: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
-        """One generator call: translated image and masks (composed through the masks with --compose_output)."""
-        fake_image, fake_masks = generator(image, masks)
+    def _generate(self, generator: torch.nn.Module, image: Tensor, masks: Tensor,
+                  present: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """One generator call: translated image and masks (composed through the masks with --compose_output).
+        ``present``: the host's (B, K) presence of the input masks where known (real masks), so that the
+        generator does not ask the device which slots hold instances."""
+        fake_image, fake_masks = generator(image, masks) if present is None else generator(image, masks, present)
         if self.opt.compose_output:
             fake_image = compose_through_masks(image, fake_image, masks, fake_masks)
         return fake_image, fake_masks
@@ -252,12 +255,12 @@ class InstaGanModel(TwoDomainGANModel):
 
     def _start_group(self, d: Direction, step: int, group: slice) -> dict | None:
         """The inputs of one group for one direction; None when no sample has an instance left."""
-        active = active_samples(d.present[:, group], step)
-        if active.numel() == 0:
+        active_on_host = active_samples(d.present[:, group], step)
+        if active_on_host.numel() == 0:
             return None
-        active = active.to(self.device, non_blocking=True)
+        active = active_on_host.to(self.device, non_blocking=True)
         return {"direction": d, "active": active, "group": group, "image": d.current_image[active],
-                "masks": d.real_masks[active, group]}
+                "masks": d.real_masks[active, group], "present": d.present[active_on_host][:, group]}
 
     def _translate_groups(self, steps: list[dict]) -> None:
         """Forward passes of one group for every direction that has one, in two rounds of generator calls:
@@ -267,21 +270,24 @@ class InstaGanModel(TwoDomainGANModel):
         first_round = []
         for s in steps:
             forward_G, backward_G = self._generators(s["direction"].src)
-            first_round.append((forward_G, s["image"], s["masks"]))
+            first_round.append((forward_G, s["image"], s["masks"], s["present"]))
             if identity:   # the generator INTO src's domain should leave src inputs unchanged
-                first_round.append((backward_G, s["image"], s["masks"]))
+                first_round.append((backward_G, s["image"], s["masks"], s["present"]))
         outputs = iter(self._generate_all(first_round))
         for s in steps:
             s["fake_image"], s["fake_masks"] = next(outputs)
             s["idt_image"], s["idt_masks"] = next(outputs) if identity else (None, None)
-        second_round = [(self._generators(s["direction"].src)[1], s["fake_image"], s["fake_masks"]) for s in steps]
+        # which translated masks are empty depends on the generator's output (a saturated mask counts as empty)
+        second_round = [(self._generators(s["direction"].src)[1], s["fake_image"], s["fake_masks"], None)
+                        for s in steps]
         for s, (rec_image, rec_masks) in zip(steps, self._generate_all(second_round), strict=True):
             s["rec_image"], s["rec_masks"] = rec_image, rec_masks
             s["masks_for_D"] = s["direction"].fake_masks[s["active"]].clone()
             s["masks_for_D"][:, s["group"]] = s["fake_masks"]
 
-    def _generate_all(self, calls: list[tuple[torch.nn.Module, Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
-        """``_generate`` for each (generator, image, masks). With ``batch_generator_calls`` the calls to one
+    def _generate_all(self, calls: list[tuple[torch.nn.Module, Tensor, Tensor, Tensor | None]]
+                      ) -> list[tuple[Tensor, Tensor]]:
+        """``_generate`` for each (generator, image, masks, presence or None). With ``batch_generator_calls`` the calls to one
         generator run as one call on their inputs concatenated along the batch: exact, because instance norm
         (or none) and the instance sums work per sample, and faster where small batches leave a GPU idle.
         Batch norm would mix the calls' statistics, so with ``--norm batch`` every call runs on its own."""
@@ -294,8 +300,10 @@ class InstaGanModel(TwoDomainGANModel):
                 outputs[indices[0]] = self._generate(*calls[indices[0]])
                 continue
             sizes = [calls[i][1].shape[0] for i in indices]
+            presents = [calls[i][3] for i in indices]
+            present = None if any(p is None for p in presents) else torch.cat(presents)
             fake_images, fake_masks = self._generate(generator, torch.cat([calls[i][1] for i in indices]),
-                                                     torch.cat([calls[i][2] for i in indices]))
+                                                     torch.cat([calls[i][2] for i in indices]), present)
             for i, image, masks in zip(indices, fake_images.split(sizes), fake_masks.split(sizes), strict=True):
                 outputs[i] = (image, masks)
         return outputs
@@ -334,7 +342,8 @@ class InstaGanModel(TwoDomainGANModel):
         pool = self.fake_B_pool if src == "A" else self.fake_A_pool
         fake = pool.query(torch.cat([s["fake_image"], s["masks_for_D"]], 1).detach())
         channels = s["fake_image"].shape[1]
-        loss_real = self.criterion_gan(netD(real_image, real_masks), True)
+        real_present = self.instance_present["B" if src == "A" else "A"]
+        loss_real = self.criterion_gan(netD(real_image, real_masks, real_present), True)
         loss_fake = self.criterion_gan(netD(fake[:, :channels], fake[:, channels:]), False)
         return 0.5 * (loss_real + loss_fake)
 

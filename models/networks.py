@@ -163,9 +163,15 @@ def _check_inputs(image: Tensor, masks: Tensor) -> None:
                          f"height and width")
 
 
-def _gather_instances(masks: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """All non-empty slots of the batch: (sample index (N,), slot index (N,), masks (N, 1, H, W))."""
-    sample, slot = instance_presence(masks).nonzero(as_tuple=True)
+def _gather_instances(masks: Tensor, present: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """All non-empty slots of the batch: (sample index (N,), slot index (N,), masks (N, 1, H, W)).
+
+    ``present`` ((B, K) bool, usually on the host) says which slots hold instances where the caller knows it:
+    then the device is not asked (``nonzero`` on a GPU tensor makes the host wait for the queued work)."""
+    if present is None:
+        present = instance_presence(masks)
+    sample, slot = present.nonzero(as_tuple=True)
+    sample, slot = sample.to(masks.device, non_blocking=True), slot.to(masks.device, non_blocking=True)
     return sample, slot, masks[sample, slot].unsqueeze(1)
 
 
@@ -264,14 +270,15 @@ class SetResnetGenerator(nn.Module):
         self.decoder_img = nn.Sequential(*_resnet_decoder_layers(2 * ngf, output_nc, norm))
         self.decoder_seg = nn.Sequential(*_resnet_decoder_layers(3 * ngf, 1, norm))
 
-    def forward(self, image: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, image: Tensor, masks: Tensor, present: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``present``: optional (B, K) bool of the non-empty slots (see ``_gather_instances``)."""
         _check_inputs(image, masks)
         height, width = image.shape[2:]
         if height % 4 or width % 4:
             raise ValueError(f"the generator needs height and width divisible by 4, got {height}x{width}; "
                              f"choose --crop_size_h/--crop_size_w (--fineSizeH/--fineSizeW) accordingly")
         image_feature = self.encoder_img(image)
-        sample, slot, instances = _gather_instances(masks)
+        sample, slot, instances = _gather_instances(masks, present)
         if sample.numel() == 0:
             set_feature = image_feature.new_zeros(image_feature.shape)
             fake_image = self.decoder_img(torch.cat([image_feature, set_feature], 1))
@@ -307,10 +314,11 @@ class SetPatchDiscriminator(nn.Module):
         self.classifier = nn.Sequential(
             *_patch_head_layers(feature_channels, 2 * ndf * _patch_mult(n_layers), norm, spectral_norm, bias=True))
 
-    def forward(self, image: Tensor, masks: Tensor) -> Tensor:
+    def forward(self, image: Tensor, masks: Tensor, present: Tensor | None = None) -> Tensor:
+        """``present``: optional (B, K) bool of the non-empty slots (see ``_gather_instances``)."""
         _check_inputs(image, masks)
         image_feature = self.feature_img(image)
-        sample, _, instances = _gather_instances(masks)
+        sample, _, instances = _gather_instances(masks, present)
         if sample.numel() == 0:
             set_feature = image_feature.new_zeros(image_feature.shape)
         else:

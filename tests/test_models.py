@@ -161,6 +161,26 @@ def test_empty_groups_are_skipped_per_sample_not_per_batch(tmp_path, norm):
     assert calls[len(calls) - 6:] == [("G_A", 1), ("G_B", 1), ("G_B", 1)] * 2
 
 
+def test_real_masks_come_with_their_host_presence_and_translated_masks_without(tmp_path):
+    """Generator calls on real masks and D on real images get the host's (B, K) presence, so no device is asked
+    which slots hold instances; calls on translated masks (which can saturate to empty) work it out themselves."""
+    model = create_model(make_opt(tmp_path, "--batch_size 2 --ins_max 4 --ins_per 2"))
+    model.set_input(make_batch([3, 1], [2, 2]))
+    seen = {name: [] for name in ("G_A", "G_B", "D_A", "D_B")}
+    for name, calls in seen.items():
+        getattr(model, f"net{name}").register_forward_pre_hook(
+            lambda module, args, calls=calls: calls.append(args[2] if len(args) > 2 else None))
+    model.optimize_parameters()
+    first_round, second_round = seen["G_A"][0], seen["G_A"][1]
+    assert first_round.device.type == "cpu" and first_round.dtype == torch.bool
+    # G_A's first call: A's translation inputs, then B's identity inputs (step 0: every sample, slots 0-1)
+    assert first_round.tolist() == [[True, True], [True, False], [True, True], [True, True]]
+    assert second_round is None
+    # D_A per step: G's adversarial term (translated masks), then real B with its presence, then pooled fakes
+    assert seen["D_A"][0] is None and seen["D_A"][2] is None
+    assert seen["D_A"][1].tolist() == [[True, True, False, False]] * 2
+
+
 def first_update(model, batch: dict) -> tuple[dict, dict]:
     """Losses and generator gradients of the first update (the generators') of one training step."""
     model.set_input(batch)

@@ -361,3 +361,14 @@ def test_padding_keeps_bf16_under_cpu_autocast_and_pads_as_torch_does(padding_ty
     x = torch.randn(2, 3, 8, 8)
     reference = nn.ReflectionPad2d(2) if padding_type == "reflect" else nn.ReplicationPad2d(2)
     assert torch.equal(networks._padding_layer(padding_type, 2)(x), reference(x))
+
+
+def test_nets_given_the_instance_presence_compute_what_they_compute_without_it(small_G, small_D, rng):
+    """Callers that know which slots hold instances (on the host) pass it, so the device is not asked; the
+    result is the same."""
+    image, masks = random_image(rng, 3), random_masks(rng, [2, 0, 3], slots=4)
+    present = instance_presence(masks)
+    for with_present, without in ((small_G(image, masks, present), small_G(image, masks)),
+                                  ((small_D(image, masks, present),), (small_D(image, masks),))):
+        for a, b in zip(with_present, without, strict=True):
+            assert torch.equal(a, b)
