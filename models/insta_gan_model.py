@@ -287,10 +287,10 @@ class InstaGanModel(TwoDomainGANModel):
 
     def _generate_all(self, calls: list[tuple[torch.nn.Module, Tensor, Tensor, Tensor | None]]
                       ) -> list[tuple[Tensor, Tensor]]:
-        """``_generate`` for each (generator, image, masks, presence or None). With ``batch_generator_calls`` the calls to one
-        generator run as one call on their inputs concatenated along the batch: exact, because instance norm
-        (or none) and the instance sums work per sample, and faster where small batches leave a GPU idle.
-        Batch norm would mix the calls' statistics, so with ``--norm batch`` every call runs on its own."""
+        """``_generate`` for each (generator, image, masks, presence or None). With ``batch_generator_calls``
+        the calls to one generator run as one call on their inputs concatenated along the batch: exact, because
+        instance norm (or none) and the instance sums work per sample, and faster where small batches leave a GPU
+        idle. Batch norm would mix the calls' statistics, so with ``--norm batch`` every call runs on its own."""
         if not self.batch_generator_calls:
             return [self._generate(*call) for call in calls]
         outputs: list[tuple[Tensor, Tensor]] = [None] * len(calls)  # type: ignore[list-item]

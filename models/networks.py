@@ -60,8 +60,8 @@ def _check_generator_args(input_nc: int, output_nc: int, ngf: int, n_blocks: int
         raise ValueError(f"--n_blocks_G must not be negative (got {n_blocks})")
 
 
-class ReflectionPad2d(nn.ReflectionPad2d):
-    """``nn.ReflectionPad2d`` that keeps its input's dtype under autocast. CPU autocast runs reflection and
+class _KeepsDtypeUnderAutocast:
+    """Mixin for a padding layer: pad in the input's dtype under autocast. CPU autocast runs reflection and
     replication padding in fp32, so under ``--amp bf16`` every padded activation was cast up and, for the
     convolution after it, back down: 16% of a CPU step. Padding only copies values, so the output is the same."""
 
@@ -70,12 +70,12 @@ class ReflectionPad2d(nn.ReflectionPad2d):
             return super().forward(x)
 
 
-class ReplicationPad2d(nn.ReplicationPad2d):
-    """``nn.ReplicationPad2d`` that keeps its input's dtype under autocast (see :class:`ReflectionPad2d`)."""
+class ReflectionPad2d(_KeepsDtypeUnderAutocast, nn.ReflectionPad2d):
+    """``nn.ReflectionPad2d`` that keeps its input's dtype under autocast."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return super().forward(x)
+
+class ReplicationPad2d(_KeepsDtypeUnderAutocast, nn.ReplicationPad2d):
+    """``nn.ReplicationPad2d`` that keeps its input's dtype under autocast."""
 
 
 def _padding_layer(padding_type: str, size: int) -> nn.Module:
