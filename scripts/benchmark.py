@@ -14,7 +14,8 @@ includes PyTorch itself) on the CPU. Data loading is timed separately (also in a
 iterating the real DataLoader over shapes data of the point's size and batch size, without a model.
 
 Axis flags (--sizes, --instances, --ins_per, --batch_sizes, --precisions, --channels_last, --device and the
-network sizes) replace the named grid's values. Never run two benchmarks (or tests) at once: they share
+network sizes) replace the named grid's values. ``--json`` is rewritten after every point (``"complete": false``
+until the last), so a run stopped early keeps the points it finished. Never run two benchmarks (or tests) at once: they share
 the cores and slow each other down several times.
 """
 
@@ -32,13 +33,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from util.fileio import write_text_atomic
 from util.machine import cpu_model_name
 from util.masks import EMPTY_SLOT
 
@@ -452,8 +454,10 @@ def loading_dataroot(args: argparse.Namespace, size: int, images: int) -> str:
     return str(out)
 
 
-def run_grid(grid: Grid, points: list[Point], args: argparse.Namespace) -> list[dict[str, Any]]:
-    rows = []
+def run_grid(grid: Grid, points: list[Point], args: argparse.Namespace,
+             on_row: Callable[[list[dict[str, Any]]], None] = lambda rows: None) -> list[dict[str, Any]]:
+    """One row per point; ``on_row`` sees the rows so far after each point (a killed run keeps them)."""
+    rows: list[dict[str, Any]] = []
     loading: dict[tuple[int, int], dict[str, Any]] = {}
     for index, point in enumerate(points, 1):
         print(f"[{index}/{len(points)}] {point.label()} ...", file=sys.stderr, flush=True)
@@ -477,6 +481,7 @@ def run_grid(grid: Grid, points: list[Point], args: argparse.Namespace) -> list[
             if "images_per_s" in row and "load_images_per_s" in row:
                 row["load_to_train_ratio"] = row["load_images_per_s"] / row["images_per_s"]
         rows.append(row)
+        on_row(rows)
     return rows
 
 
@@ -584,9 +589,10 @@ def plot_memory(rows: list[dict[str, Any]], path: str) -> None:
 
 
 def write_json(path: str, report: dict[str, Any]) -> None:
+    """Atomically: a run killed while writing leaves the previous point's report, never half a file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=1) + "\n")
+    write_text_atomic(target, json.dumps(report, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- command line
@@ -701,18 +707,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     started = time.time()
-    rows = run_grid(grid, points, args)
+
+    def save(rows: list[dict[str, Any]]) -> None:
+        if args.json:
+            write_json(args.json, {"grid": args.grid, "description": named_grids()[args.grid].description,
+                                   "command": " ".join(["python", "-m", MODULE, *(argv or sys.argv[1:])]),
+                                   "machine": machine_info(args.threads), "steps": grid.steps,
+                                   "warmup": grid.warmup, "points": len(points), "complete": len(rows) == len(points),
+                                   "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+                                   "wall_seconds": time.time() - started, "rows": rows})
+
+    rows = run_grid(grid, points, args, on_row=save)
     table = format_table(rows)
     print(table)
     ops = format_top_ops(rows)
     if ops:
         print("\n" + ops)
-    if args.json:
-        write_json(args.json, {"grid": args.grid, "description": named_grids()[args.grid].description,
-                               "command": " ".join(["python", "-m", MODULE, *(argv or sys.argv[1:])]),
-                               "machine": machine_info(args.threads), "steps": grid.steps, "warmup": grid.warmup,
-                               "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-                               "wall_seconds": time.time() - started, "rows": rows})
     if args.plot:
         try:
             plot_memory(rows, args.plot)

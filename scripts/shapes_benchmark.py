@@ -319,11 +319,15 @@ def budget_text(args: argparse.Namespace) -> str:
 
 
 def machine() -> str:
+    """Where the rows train: train.py takes the first GPU when there is one (``--gpu_ids auto``)."""
     import os
 
     import torch
 
-    return f"{cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, CPU only"
+    host = f"{cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}); host {host}"
+    return f"{host}, CPU only"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,3 +134,24 @@ def test_gpu_grid_covers_batch_precision_and_compile_at_200_px():
 def test_gpu_grid_without_cuda_names_the_fix(capsys):
     assert benchmark.main(["--grid", "gpu"]) == 2
     assert "--device cuda: CUDA is not available" in capsys.readouterr().err
+
+
+def test_json_keeps_finished_points_when_the_run_is_stopped(tmp_path, monkeypatch):
+    """A grid killed part-way (a lease or a timeout ends) leaves a readable report of the points it finished."""
+    calls = []
+
+    def fake_point(spec, threads):
+        calls.append(spec)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the run is stopped during the second point
+        return {"seconds_per_step": 0.5, "steps_per_s": 2.0, "images_per_s": 2.0}
+
+    monkeypatch.setattr(benchmark, "run_in_fresh_process", fake_point)
+    report_path = tmp_path / "bench.json"
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.main(["--quick", "--no_loading", "--json", str(report_path)])
+    report = json.loads(report_path.read_text())
+    assert report["complete"] is False
+    assert report["points"] == 4
+    assert [row["seconds_per_step"] for row in report["rows"]] == [0.5]
+    assert benchmark.main(["--from_json", str(report_path)]) == 0

@@ -50,3 +50,18 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     rescored = json.loads(saved.read_text())
     assert rescored["AtoB"]["target_psnr"] == first["AtoB"]["target_psnr"] and rescored["steps"] == 1
     assert 0 <= rescored["AtoB"]["shape_change_score"] <= 1
+
+
+def test_machine_line_names_the_gpu_the_rows_trained_on(monkeypatch):
+    """train.py trains on the first GPU when there is one, so the report must not call such rows 'CPU only'."""
+    import torch
+
+    from scripts import shapes_benchmark
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert shapes_benchmark.machine().endswith("CPU only")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    line = shapes_benchmark.machine()
+    assert line.startswith("NVIDIA H200 (CUDA ")
+    assert "CPU only" not in line
