@@ -230,6 +230,8 @@ def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: 
     columns += [("instagan", "fake_B_seg", "InstaGAN masks")]
     image_dir = results / run_name("instagan", seed) / "test_latest" / "images"
     stems = sorted(p.name[: -len("_real_A_img.png")] for p in image_dir.glob("*_real_A_img.png"))[:count]
+    if not stems:  # --reuse where the test results are gone: keep the figure drawn when they were there
+        return
     cell_side = args.size * scale
     canvas = Image.new("RGB", (cell_side * len(columns), 16 + cell_side * len(stems)), "white")
     draw = ImageDraw.Draw(canvas)
@@ -283,11 +285,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "Reproduce everything with:",
         "",
         f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
-        f"    python -m scripts.shapes_benchmark --minutes {args.minutes} --dataroot {args.dataroot}"
-        + (f" --steps {args.steps}" if args.steps else "")
-        + ("" if args.seeds == [0, 1] else f" --seeds {' '.join(map(str, args.seeds))}")
-        + ("" if args.nets == NETS else f" --nets '{args.nets}'")
-        + ("" if args.rows == DEFAULT_ROWS else f" --rows {' '.join(args.rows)}"),
+        f"    {reproduce_command(args)}",
         "",
         "which runs, per row and seed:",
         "",
@@ -330,7 +328,26 @@ def machine() -> str:
     return f"{host}, CPU only"
 
 
-def main(argv: list[str] | None = None) -> int:
+REPRODUCED = ("minutes", "steps", "seeds", "rows", "size", "dataroot", "workdir", "num_test", "nets",
+              "classifier_steps", "out")  # the options that shape a report, in the order its command shows them
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The benchmark command of this report: --minutes and --dataroot always, the others where not default."""
+    defaults = vars(build_parser().parse_args([]))
+    words = ["python -m scripts.shapes_benchmark"]
+    for name in REPRODUCED:
+        value = getattr(args, name)
+        if name not in ("minutes", "dataroot") and value == defaults[name]:
+            continue
+        if name == "out" and Path(value).resolve().is_relative_to(ROOT):
+            value = Path(value).resolve().relative_to(ROOT).as_posix()
+        text = " ".join(map(str, value)) if isinstance(value, list) else shlex.quote(str(value))
+        words.append(f"--{name} {text}")
+    return " ".join(words)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
     parser.add_argument("--steps", type=int, default=0,
@@ -353,7 +370,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="take rows already measured in --workdir from their metrics json instead of retraining")
     parser.add_argument("--rescore", action="store_true",
                         help="like --reuse, but score the saved test results again (after evaluate.py changed)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.seed is not None:
         args.seeds = [args.seed]
     if not Path(args.dataroot, "trainA").is_dir():

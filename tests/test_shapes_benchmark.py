@@ -51,6 +51,14 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     assert rescored["AtoB"]["target_psnr"] == first["AtoB"]["target_psnr"] and rescored["steps"] == 1
     assert 0 <= rescored["AtoB"]["shape_change_score"] <= 1
 
+    # --reuse where only the metrics came back (rows measured on another machine): the figure drawn there stays
+    import shutil
+
+    shutil.rmtree(tmp_path / "work" / "results")
+    assert shapes_benchmark.main(argv + ["--reuse"]) == 0
+    with Image.open(out.with_suffix(".png")) as figure:
+        assert figure.size == (6 * 32 * 2, 16 + 3 * 32 * 2)
+
 
 def test_machine_line_names_the_gpu_the_rows_trained_on(monkeypatch):
     """train.py trains on the first GPU when there is one, so the report must not call such rows 'CPU only'."""
@@ -65,3 +73,23 @@ def test_machine_line_names_the_gpu_the_rows_trained_on(monkeypatch):
     line = shapes_benchmark.machine()
     assert line.startswith("NVIDIA H200 (CUDA ")
     assert "CPU only" not in line
+
+
+def test_report_command_reproduces_every_option_that_shapes_the_report():
+    """The command in the report, run again, must train the same rows at the same size into the same files
+    (a GPU report once printed no --size and would have retrained at 64 px over docs/shapes_benchmark.md)."""
+    import shlex
+
+    from scripts.shapes_benchmark import REPRODUCED, ROOT, build_parser, reproduce_command
+
+    argv = ["--minutes", "2.0", "--size", "128", "--dataroot", "./datasets/shapes_128", "--seeds", "0",
+            "--nets", "--ngf 64 --ndf 64 --n_blocks_G 9", "--rows", "instagan", "cyclegan", "--num_test", "50",
+            "--workdir", "./checkpoints/gpu", "--out", str(ROOT / "docs" / "shapes_benchmark_gpu.md")]
+    args = build_parser().parse_args(argv)
+    words = shlex.split(reproduce_command(args))
+    assert words[:3] == ["python", "-m", "scripts.shapes_benchmark"]
+    again = build_parser().parse_args(words[3:])
+    assert again.out == "docs/shapes_benchmark_gpu.md"
+    for name in REPRODUCED:
+        if name != "out":
+            assert getattr(again, name) == getattr(args, name), name
