@@ -247,6 +247,16 @@ def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: 
     canvas.save(path)
 
 
+def provenance(results: list[dict]) -> str:
+    """Where and at which commit the rows were measured, as their records say (rows reused with --reuse may
+    come from another machine than the one writing the report)."""
+    runs = [run for r in results for run in r["runs"]]
+    machines = sorted({run.get("machine", machine()) for run in runs})
+    commits = sorted({run.get("commit", git_commit()) for run in runs})
+    return (f"Machine: {'; '.join(machines)}. Recorded {time.strftime('%Y-%m-%d')} at commit "
+            f"{', '.join(commits)}.")
+
+
 def write_report(results: list[dict], args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -278,7 +288,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
     for direction, title in (("AtoB", "A -> B (ellipses to rectangles)"), ("BtoA", "B -> A (rectangles to ellipses)")):
         lines += [f"### {title}", "", table(results, direction), ""]
     lines += [
-        f"Machine: {machine()}. Recorded {time.strftime('%Y-%m-%d')} at commit {git_commit()}.",
+        provenance(results),
         "",
         "## Commands",
         "",

@@ -55,7 +55,10 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     import shutil
 
     shutil.rmtree(tmp_path / "work" / "results")
+    for saved in (tmp_path / "work" / "logs").glob("*_metrics.json"):
+        saved.write_text(json.dumps({**json.loads(saved.read_text()), "machine": "NVIDIA H200 (CUDA 13.0)"}))
     assert shapes_benchmark.main(argv + ["--reuse"]) == 0
+    assert "Machine: NVIDIA H200 (CUDA 13.0). Recorded" in out.read_text()  # the rows' machine, not this one
     with Image.open(out.with_suffix(".png")) as figure:
         assert figure.size == (6 * 32 * 2, 16 + 3 * 32 * 2)
 
