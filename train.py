@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from data import create_dataset
@@ -43,7 +44,7 @@ def train(run: TrainingRun) -> int:
                 start = time.time()
                 if not optimize_step(run, batch):
                     continue
-                run.count_step(batch["A"].shape[0], time.time() - start, data_time)
+                run.count_step(samples_in(batch), time.time() - start, data_time)
                 report(run)
                 if stop.agreed(model.device):
                     run.save("latest")
@@ -67,7 +68,7 @@ def optimize_step(run: TrainingRun, batch: dict) -> bool:
     """One optimisation step; False when the batch was skipped (only unreadable images, or a NaN loss with
     --nan_policy skip: every torchrun rank raises at the same update, so all skip together)."""
     note_bad_images(run, batch.pop("bad_samples", []))
-    if "A" not in batch:
+    if not samples_in(batch):
         return False
     run.model.set_input(batch)
     try:
@@ -82,6 +83,12 @@ def optimize_step(run: TrainingRun, batch: dict) -> bool:
         return False
     run.skipped_in_a_row = 0
     return True
+
+
+def samples_in(batch: dict) -> int:
+    """Samples in a collated batch, whatever its keys (``A``/``B``, or ``label``/``image`` of paired data): the
+    first dimension of its first tensor; 0 when the loader skipped every sample as unreadable."""
+    return next((len(value) for value in batch.values() if isinstance(value, torch.Tensor)), 0)
 
 
 def note_bad_images(run: TrainingRun, messages: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Networks: the InstaGAN set generator and set discriminator (docs/method.md) and the CycleGAN baselines.
+"""Networks: the InstaGAN set generator and set discriminator (docs/method.md), the CycleGAN baselines and
+pix2pix's U-Net.
 
 Module names and ``nn.Sequential`` indices follow the authors' implementation, so with instance norm the
 state-dict keys of :class:`SetResnetGenerator` equal theirs and those of :class:`SetPatchDiscriminator` differ
@@ -22,7 +23,7 @@ from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 NORM_CHOICES = ("instance", "batch", "none")
 INIT_CHOICES = ("normal", "xavier", "kaiming", "orthogonal")
 INIT_D_CHOICES = ("pytorch", "same_as_G")
-GENERATOR_CHOICES = ("set_resnet", "resnet")
+GENERATOR_CHOICES = ("set_resnet", "resnet", "unet")
 DISCRIMINATOR_CHOICES = ("set_patch", "patch")
 PADDING_CHOICES = ("reflect", "replicate", "zero")
 
@@ -358,15 +359,82 @@ class NLayerDiscriminator(nn.Module):
         return self.model(image)
 
 
+class UnetBlock(nn.Module):
+    """One level of pix2pix's U-Net: Conv4 s2 down, the inner levels, ConvTranspose4 s2 up, and the skip.
+
+    ``outermost`` has no norm and ends in tanh without a skip; ``innermost`` has no inner levels and no norm on
+    its way down (the CycleGAN code base's UnetSkipConnectionBlock, same layer order and biases).
+    """
+
+    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None, inner: nn.Module | None = None,
+                 outermost: bool = False, norm: str = "batch", dropout: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        norm_layer, bias = get_norm_layer(norm), conv_bias(norm)
+        down_conv = nn.Conv2d(input_nc or outer_nc, inner_nc, 4, stride=2, padding=1, bias=bias)
+        up_in = inner_nc if inner is None else inner_nc * 2   # the inner level returns its input beside its output
+        if outermost:
+            layers = [down_conv, inner, nn.ReLU(True),
+                      nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1), nn.Tanh()]
+        elif inner is None:
+            layers = [nn.LeakyReLU(0.2, True), down_conv, nn.ReLU(True),
+                      nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1, bias=bias), norm_layer(outer_nc)]
+        else:
+            layers = [nn.LeakyReLU(0.2, True), down_conv, norm_layer(inner_nc), inner, nn.ReLU(True),
+                      nn.ConvTranspose2d(up_in, outer_nc, 4, stride=2, padding=1, bias=bias), norm_layer(outer_nc)]
+            layers += [nn.Dropout(0.5)] if dropout else []
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x) if self.outermost else torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """pix2pix's U-Net: ``num_downs`` halvings, so a side of 2**num_downs reaches 1x1 at the bottom (256 px: 8).
+
+    Channels ngf, 2ngf, 4ngf, then 8ngf for every further level; dropout (the pix2pix noise) in the three
+    8ngf levels above the innermost when ``dropout``.
+    """
+
+    def __init__(self, input_nc: int = 3, output_nc: int = 3, num_downs: int = 8, ngf: int = 64,
+                 norm: str = "batch", dropout: bool = False):
+        super().__init__()
+        _check_positive(input_nc=input_nc, output_nc=output_nc, ngf=ngf)
+        if num_downs < 5:
+            raise ValueError(f"--num_downs {num_downs}: the U-Net needs at least 5 levels (images of 32 px or more)")
+        block = UnetBlock(ngf * 8, ngf * 8, norm=norm)
+        for _ in range(num_downs - 5):
+            block = UnetBlock(ngf * 8, ngf * 8, inner=block, norm=norm, dropout=dropout)
+        for outer in (4, 2, 1):
+            block = UnetBlock(ngf * outer, ngf * outer * 2, inner=block, norm=norm)
+        self.model = UnetBlock(output_nc, ngf, input_nc=input_nc, inner=block, outermost=True, norm=norm)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.model(image)
+
+
+def unet_depth(height: int, width: int) -> int:
+    """The U-Net depth for an input size: halvings until the shorter side is 1 (both sides must be multiples)."""
+    side = min(height, width)
+    depth = side.bit_length() - 1
+    if side != 2 ** depth or height % side or width % side or depth < 5:
+        raise ValueError(f"the U-Net needs --crop_size sides that are powers of two of at least 32 (got "
+                         f"{width}x{height}), or give --num_downs")
+    return depth
+
+
 # ---------------------------------------------------------------------------------------------- factories
 def define_G(net_name: str = "set_resnet", input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
              norm: str = "instance", init_type: str = "normal", init_gain: float = 0.02,
-             padding_type: str = "reflect") -> nn.Module:
-    """Build and initialise a generator on the CPU: ``set_resnet`` (InstaGAN) or ``resnet`` (CycleGAN)."""
+             padding_type: str = "reflect", num_downs: int = 8, dropout: bool = False) -> nn.Module:
+    """Build and initialise a generator on the CPU: ``set_resnet`` (InstaGAN), ``resnet`` (CycleGAN) or ``unet``
+    (pix2pix; ``num_downs`` levels, ``dropout`` in the deep levels)."""
     if net_name == "set_resnet":
         net: nn.Module = SetResnetGenerator(input_nc, output_nc, ngf, norm, n_blocks, padding_type)
     elif net_name == "resnet":
         net = ResnetGenerator(input_nc, output_nc, ngf, norm, n_blocks, padding_type)
+    elif net_name == "unet":
+        net = UnetGenerator(input_nc, output_nc, num_downs, ngf, norm, dropout)
     else:
         raise ValueError(f"unknown generator {net_name!r}; choose one of: {', '.join(GENERATOR_CHOICES)}")
     init_weights(net, init_type, init_gain)

@@ -67,7 +67,8 @@ class BaseOptions:
         g.add_argument("--init_D", default="pytorch", choices=["pytorch", "same_as_G"],
                        help="discriminator init: pytorch = PyTorch's default, as the authors' code effectively "
                             "did; same_as_G = --init_type/--init_gain")
-        g.add_argument("--no_dropout", action="store_true", help="accepted for compatibility; no net uses dropout")
+        g.add_argument("--no_dropout", action="store_true",
+                       help="no dropout in pix2pix's U-Net (the only net here with dropout)")
         g.add_argument("--epoch", default="latest", help="which epoch to load: latest or a number")
 
         g = parser.add_argument_group("speed")
