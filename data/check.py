@@ -1,7 +1,7 @@
 """Check a dataset in the layout of docs/method.md (section 5) before training on it.
 
     python -m data.check --dataroot ./datasets/shapes [--phase train test] [--max_instances 20] [--fast] [--json]
-        [--preprocess crop --crop_size 256 --batch_size 4]
+        [--preprocess crop --crop_size 256 --batch_size 4] [--label_nc 3]
 
 Prints one line per finding (``error`` or ``warning``, the file, what is wrong and how to fix it), an
 ``info`` line counting the macOS metadata files skipped (``._*``, ``.DS_Store``) and a summary line
@@ -23,6 +23,13 @@ instance covers at least 90% of the image and all four borders) or in an unusual
 that use only a small part of their range (they load nearly black).
 
 16-bit images and masks are read scaled to 8 bits, by the loader as by the checker (util/image_files.py).
+
+An aligned dataset (``--dataset_mode aligned``: ``<phase>_label``, optional ``<phase>_inst``, ``<phase>_img``;
+recognised by its ``<phase>_label`` folder) is checked for what data/aligned_dataset.py refuses, one error per
+file: a missing folder, a label map without its image or (when ``<phase>_inst`` exists) its instance map, an
+image or instance map without its label map, a size that differs from the label map's, an unreadable file, an
+instance map (or, with ``--label_nc``, a label map) that is not one channel, and, with ``--label_nc N``, label
+ids of N or more.
 
 ``fast=True`` (train.py at start-up) reads every file's header (sizes and modes) but the pixels of only a
 seeded sample of up to ``FAST_MASK_SAMPLE`` (64) masks per domain and of no image, so truncated pixel data and
@@ -141,8 +148,13 @@ class Report:
 
 def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_instances: int = 20,
                   fast: bool = False, *, preprocess: str | None = None, crop_size: tuple[int, int] | None = None,
-                  batch_size: int = 1, with_masks: bool = True, mask_sample: int = FAST_MASK_SAMPLE) -> Report:
+                  batch_size: int = 1, with_masks: bool = True, mask_sample: int = FAST_MASK_SAMPLE,
+                  label_nc: int | None = None) -> Report:
     """Scan ``<dataroot>/<phase>{A,B}`` and their ``_seg`` folders for every phase and report what is wrong.
+
+    A dataset with a ``<phase>_label`` folder (for any of ``phases``) is checked as an aligned dataset
+    instead (``_check_aligned``): ``<phase>_label``, ``<phase>_img`` and the optional ``<phase>_inst``;
+    ``label_nc`` (``--label_nc``) bounds the label ids, unchecked when None.
 
     ``fast`` reads headers only, plus the pixels of a seeded sample of ``mask_sample`` masks per domain (see
     the module docstring for what that misses). With ``preprocess`` (train.py's ``--preprocess``), the image
@@ -159,6 +171,10 @@ def check_dataset(dataroot: str | Path, phases: Sequence[str] = ("train",), max_
         report.add(root, "error", "missing-folder", "dataset folder does not exist; check --dataroot")
         return report
     sizes = _Sizes(preprocess, tuple(crop_size) if crop_size is not None else None, batch_size)
+    if is_aligned(root, phases):
+        for phase in phases:
+            _check_aligned(_AlignedScan(root, phase, label_nc, fast, sizes), report)
+        return report
     for phase in phases:
         for letter in DOMAINS:
             _check_domain(_DomainScan(root, phase, letter, max_instances, fast, with_masks, mask_sample, sizes),
@@ -370,6 +386,146 @@ def _is_zero_bytes(path: Path) -> bool:
         return False
 
 
+# ------------------------------------------------------------------------------------- aligned layout
+ALIGNED_FOLDERS = ("label", "inst", "img")
+ALIGNED_ID_MODES = SIXTEEN_BIT_MODES | {"L", "P"}
+
+
+def is_aligned(root: Path, phases: Sequence[str]) -> bool:
+    """True when ``root`` holds ``<phase>_label`` for one of ``phases`` (data/aligned_dataset.py's layout)."""
+    return any((root / f"{phase}_label").is_dir() for phase in phases)
+
+
+@dataclass(frozen=True)
+class _AlignedScan:
+    root: Path
+    phase: str
+    label_nc: int | None
+    fast: bool
+    sizes: _Sizes
+
+    def folder(self, kind: str) -> Path:
+        return self.root / f"{self.phase}_{kind}"
+
+
+def _check_aligned(scan: _AlignedScan, report: Report) -> None:
+    """One phase of an aligned dataset: partners by stem, sizes, label ids and readability, one finding each."""
+    files: dict[str, dict[str, Path]] = {}
+    for kind in ALIGNED_FOLDERS:
+        listed = _list_aligned_folder(scan, kind, report)
+        if listed is not None:
+            files[kind] = listed
+    if "label" not in files:
+        return
+    _check_partners(scan, files, report)
+    sizes: dict[Path, tuple[int, int]] = {}
+    for stem, label in files["label"].items():
+        size = _check_label(label, scan, report)
+        if size is None:
+            continue
+        sizes[label] = size
+        for kind in ("inst", "img"):
+            partner = files.get(kind, {}).get(stem)
+            if partner is not None:
+                _check_partner(partner, kind, label, size, scan.fast, report)
+    _check_sizes(scan.folder("label"), sizes, scan.sizes, report)
+
+
+def _list_aligned_folder(scan: _AlignedScan, kind: str, report: Report) -> dict[str, Path] | None:
+    """Stem -> file of ``<phase>_<kind>``; None when the folder is missing or empty (reported unless optional)."""
+    folder = scan.folder(kind)
+    if not folder.is_dir():
+        if kind != "inst":
+            report.add(folder, "error", "missing-folder",
+                       "folder missing: an aligned dataset needs <dataroot>/<phase>_label and <phase>_img (and "
+                       "optionally <phase>_inst); check --dataroot and --phase")
+        return None
+    paths = [folder / name for name in _list_folder(folder, report) if is_image_file(name)]
+    paths = [p for p in paths if p.is_file()]
+    if not paths:
+        report.add(folder, "error", "no-images", "no .png/.jpg/.jpeg files in this folder; add them"
+                   + (" or remove the folder (instance maps are optional)" if kind == "inst" else ""))
+        return None
+    for first, duplicate in duplicate_stems(paths):
+        report.add(duplicate, "error", "duplicate-stem", duplicate_stem_message(first, duplicate))
+    return {same_name(p.stem): p for p in paths}
+
+
+def _check_partners(scan: _AlignedScan, files: dict[str, dict[str, Path]], report: Report) -> None:
+    labels = files["label"]
+    for kind, what in (("img", "image"), ("inst", "instance map")):
+        if kind not in files:
+            continue
+        extra = " (or train with --no_instance)" if kind == "inst" else ""
+        for stem, label in labels.items():
+            if stem not in files[kind]:
+                report.add(label, "error", f"no-{kind}",
+                           f"label map without its {what} {stem}.png in {scan.folder(kind)}; add it or remove the "
+                           f"label map{extra}")
+        for stem, path in files[kind].items():
+            if stem not in labels:
+                report.add(path, "error", "no-label",
+                           f"{what} without its label map {stem}.png in {scan.folder('label')}; add the label "
+                           f"map or remove the file")
+
+
+def _check_label(path: Path, scan: _AlignedScan, report: Report) -> tuple[int, int] | None:
+    """The label map's (width, height), or None when unreadable (reported); ids against ``label_nc``."""
+    report.images_checked += 1
+    try:
+        with Image.open(path) as label:
+            if scan.label_nc is not None and scan.label_nc > 0:
+                if label.mode not in ALIGNED_ID_MODES:
+                    report.add(path, "error", "label-mode",
+                               f"label map has image mode {label.mode}, but --label_nc {scan.label_nc} reads one id "
+                               f"per pixel; save it as 8-bit grey (L) or palette (P), or use --label_nc 0 to take "
+                               f"RGB label maps as input images")
+                elif not scan.fast:
+                    _check_label_ids(path, np.asarray(label), scan.label_nc, report)
+            elif not scan.fast:
+                label.load()
+            return label.size
+    except PIL_ERRORS as err:
+        _report_unreadable(path, "label map", err, report)
+    return None
+
+
+def _check_label_ids(path: Path, ids: np.ndarray, label_nc: int, report: Report) -> None:
+    high, low = int(ids.max(initial=0)), int(ids.min(initial=0))
+    if high >= label_nc or low < 0:
+        bad = np.unique(ids[(ids >= label_nc) | (ids < 0)])
+        shown = ", ".join(str(int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+        report.add(path, "error", "label-id-out-of-range",
+                   f"holds label ids {shown} outside 0..{label_nc - 1} (--label_nc {label_nc}); raise --label_nc "
+                   f"to at least {high + 1}, or fix the label map")
+
+
+def _check_partner(path: Path, kind: str, label: Path, label_size: tuple[int, int], fast: bool,
+                   report: Report) -> None:
+    """An image or instance map of a label map: readable, the label map's size, instance ids in one channel."""
+    what = {"img": "image", "inst": "instance map"}[kind]
+    if kind == "inst":
+        report.masks_checked += 1
+    else:
+        report.images_checked += 1
+    try:
+        with Image.open(path) as img:
+            if img.size != label_size:
+                report.add(path, "error", "size-mismatch",
+                           f"{what} is {_wxh(img.size)} but its label map {label.name} is {_wxh(label_size)} "
+                           f"(width x height); save the files of one sample at one size")
+            if kind == "inst" and img.mode not in ALIGNED_ID_MODES:
+                report.add(path, "error", "instance-mode",
+                           f"instance map has image mode {img.mode}; save instance ids in one channel (8-bit L or "
+                           f"16-bit PNG), or train with --no_instance")
+            if not fast:
+                img.load()
+                if kind == "inst":
+                    report.mask_pixels_checked += 1
+    except PIL_ERRORS as err:
+        _report_unreadable(path, what, err, report)
+
+
 # -------------------------------------------------------------------------------------- sizes vs options
 def _wxh(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
@@ -408,8 +564,9 @@ def _check_sizes(folder: Path, sizes: dict[Path, tuple[int, int]], options: _Siz
 def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m data.check",
-        description="Check a dataset (<dataroot>/<phase>A, <phase>A_seg, <phase>B, <phase>B_seg) for files "
-                    "that would break or spoil training. Exit status 0: nothing found; 1: errors or warnings.")
+        description="Check a dataset (<dataroot>/<phase>A, <phase>A_seg, <phase>B, <phase>B_seg; or the aligned "
+                    "<phase>_label, <phase>_inst, <phase>_img) for files that would break or spoil training. "
+                    "Exit status 0: nothing found; 1: errors or warnings.")
     parser.add_argument("--dataroot", required=True, help="dataset folder")
     parser.add_argument("--phase", nargs="+", default=["train"], help="phase(s) to check (default: train)")
     parser.add_argument("--max_instances", type=int, default=20,
@@ -427,6 +584,9 @@ def _parse_args(argv: Iterable[str] | None) -> argparse.Namespace:
     sizes.add_argument("--crop_size_h", type=int, default=256, help="crop height (default: %(default)s)")
     sizes.add_argument("--crop_size_w", type=int, default=256, help="crop width (default: %(default)s)")
     sizes.add_argument("--batch_size", type=int, default=1, help="batch size (default: %(default)s)")
+    parser.add_argument("--label_nc", type=int, default=None,
+                        help="aligned datasets (<phase>_label): label ids must be below this; unchecked if not "
+                             "given (0: the label maps are RGB images)")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(None if argv is None else list(argv))
     if args.crop_size is not None:
@@ -443,7 +603,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             return 2
     report = check_dataset(args.dataroot, args.phase, args.max_instances, fast=args.fast,
                            preprocess=args.preprocess, crop_size=(args.crop_size_h, args.crop_size_w),
-                           batch_size=args.batch_size, with_masks=not args.no_masks)
+                           batch_size=args.batch_size, with_masks=not args.no_masks, label_nc=args.label_nc)
     print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else report.format())
     return 0 if report.ok else 1
 
