@@ -32,6 +32,11 @@ generator seeded by (seed, phase, domain, index), so generation order and worker
 
     python datasets/make_shapes_dataset.py --out ./datasets/shapes
     python -m datasets.make_shapes_dataset --out ./datasets/shapes128 --size 128
+
+``--paired`` writes the paired (label map -> image) variant instead, in the aligned layout: see
+datasets/shapes_paired.py and docs/paired_data.md.
+
+    python -m datasets.make_shapes_dataset --paired --out ./datasets/shapes_paired_64 --size 64
 """
 
 from __future__ import annotations
@@ -665,7 +670,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults = DatasetOptions()
     parser = argparse.ArgumentParser(description="Generate the built-in shapes dataset (ellipses <-> rectangles) "
                                                  "with one mask per object.")
-    parser.add_argument("--out", default="./datasets/shapes", help="output folder (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: ./datasets/shapes, with --paired ./datasets/shapes_paired)")
+    parser.add_argument("--paired", action="store_true",
+                        help="write the paired dataset instead (label map, instance map and image per scene, in "
+                             "<phase>_label, <phase>_inst, <phase>_img; see datasets/shapes_paired.py)")
     parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels (default: %(default)s)")
     parser.add_argument("--n_train", type=int, default=defaults.n_train, help="training images per domain")
     parser.add_argument("--n_test", type=int, default=defaults.n_test, help="test images per domain")
@@ -675,11 +684,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=1,
                         help="processes to generate with; the files do not depend on it (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="regenerate even if --out already holds this dataset")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = "./datasets/shapes_paired" if args.paired else "./datasets/shapes"
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.paired:
+        return _main_paired(args)
     try:
         summary = make_shapes_dataset(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test,
                                       seed=args.seed, min_objects=args.min_objects,
@@ -694,6 +708,30 @@ def main(argv: list[str] | None = None) -> int:
     counts = summary["counts"]
     print(f"Wrote the shapes dataset to {args.out}: "
           + ", ".join(f"{p} {counts[p]['A']} A + {counts[p]['B']} B images" for p in counts)
+          + f"; see {Path(args.out) / README_NAME}")
+    return 0
+
+
+def _main_paired(args: argparse.Namespace) -> int:
+    if not __package__:  # run as a script: the datasets package (datasets/shapes_paired.py) is not importable
+        print("error: run --paired from the repository root as python -m datasets.make_shapes_dataset --paired ...",
+              file=sys.stderr)
+        return 2
+    from datasets.shapes_paired import make_paired_shapes_dataset  # imports this module: not at the top
+
+    try:
+        summary = make_paired_shapes_dataset(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test,
+                                             seed=args.seed, min_objects=args.min_objects,
+                                             max_objects=args.max_objects, force=args.force, workers=args.workers)
+    except (ValueError, OSError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if summary["skipped"]:
+        print(f"{args.out} already holds this paired shapes dataset (same options); nothing to do. "
+              "Pass --force to regenerate.")
+        return 0
+    counts = summary["counts"]
+    print(f"Wrote the paired shapes dataset to {args.out}: " + ", ".join(f"{p} {counts[p]} scenes" for p in counts)
           + f"; see {Path(args.out) / README_NAME}")
     return 0
 
