@@ -40,6 +40,7 @@ class PairedInput:
     boundary: Tensor | None     # (B, 1, H, W) in [-1, 1] when the boundary map is used
     inst: Tensor | None         # (B, 1, H, W) int64 instance ids when the batch has them
     paths: list[str]
+    label: Tensor | None = None  # (B, 1, H, W) int64 label ids (``--label_nc`` > 0)
 
 
 def paired_input(batch: dict, opt: argparse.Namespace, device: torch.device,
@@ -64,7 +65,7 @@ def paired_input(batch: dict, opt: argparse.Namespace, device: torch.device,
         boundary = instance_boundary_map(inst) * 2 - 1
         planes = torch.cat([planes, boundary], 1)
     return PairedInput(to_device(planes), to_device(batch["image"]), to_device(shown),
-                       boundary, inst, list(batch["paths"]))
+                       boundary, inst, list(batch["paths"]), label if label_nc else None)
 
 
 def colorize_labels(label: Tensor, label_nc: int) -> Tensor:

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
 from . import hd_networks
 from .base_model import IMAGE, BaseModel, Update, validate_loss_weights
+from .instance_styles import CLUSTER_FILE, load_clusters, style_feature_map
 from .label_input import label_input_nc, paired_input, uses_instances
 from .losses import MultiscaleGANLoss, VGGPerceptualLoss, feature_matching_loss
 
@@ -59,6 +61,15 @@ class Pix2PixHDModel(BaseModel):
                                 "never downloaded; empty: no VGG loss")
             g.add_argument("--niter_fix_global", type=int, default=0,
                            help="--netG local: train only the finest enhancer for this many epochs first")
+        else:
+            g.add_argument("--cluster_file", default="",
+                           help=f"--instance_feat styles: K-means centres of scripts/cluster_features.py (default: "
+                                f"the run's {CLUSTER_FILE} when it exists; without one, the test image's own "
+                                f"features are used)")
+            g.add_argument("--n_styles", type=int, default=1,
+                           help="styles per input: style s gives every instance centre s of its label")
+            g.add_argument("--random_styles", action="store_true",
+                           help="every instance draws its own centre at random instead (seeded by --seed)")
         return parser
 
     @staticmethod
@@ -91,7 +102,10 @@ class Pix2PixHDModel(BaseModel):
                                if not (name == "G_GAN_Feat" and opt.no_ganFeat_loss or name == "G_VGG"
                                        and not opt.vgg_weights)]
         show_feat = self.use_features and opt.feat_num in (1, 3)   # drawn as a grey or colour image
-        shown = ["real_A"] + ["boundary"] * uses_instances(opt) + ["feat"] * show_feat + ["fake_B", "real_B"]
+        self.clusters = None if self.isTrain or not self.use_features else self.find_clusters(opt)
+        self.n_styles = opt.n_styles if self.clusters is not None else 1
+        styles = [f"fake_B_style{s}" for s in range(1, self.n_styles)]
+        shown = ["real_A"] + ["boundary"] * uses_instances(opt) + ["feat"] * show_feat + ["fake_B", *styles, "real_B"]
         self.visual_names = dict.fromkeys(shown, IMAGE)
         self.result_roles = {"AtoB": {"input_image": "real_A", "output_image": "fake_B", "target_image": "real_B"}}
         g_input_nc = label_input_nc(opt) + (opt.feat_num if self.use_features else 0)
@@ -114,6 +128,19 @@ class Pix2PixHDModel(BaseModel):
             self.global_fixed = False
             self.epochs_done = opt.epoch_count - 1
             self.fix_global(opt.niter_fix_global > self.epochs_done)
+
+    @staticmethod
+    def find_clusters(opt: argparse.Namespace) -> dict[int, Tensor] | None:
+        """The style centres at test time: --cluster_file, else the run's own file, else None."""
+        path = Path(opt.cluster_file) if opt.cluster_file else Path(opt.checkpoints_dir) / opt.name / CLUSTER_FILE
+        if not path.is_file():
+            if opt.cluster_file:
+                raise ValueError(f"--cluster_file {path} does not exist; write it with python -m "
+                                 f"scripts.cluster_features --name {opt.name}")
+            print(f"pix2pixhd: no {path}: each test image is drawn in the style its own features give "
+                  f"(python -m scripts.cluster_features --name {opt.name} writes the styles of the training set)")
+            return None
+        return load_clusters(path)
 
     # ------------------------------------------------------------------ the coarse-to-fine schedule
     def fix_global(self, fixed: bool) -> None:
@@ -150,6 +177,7 @@ class Pix2PixHDModel(BaseModel):
         pair = paired_input(batch, self.opt, self.device, self.to_device)
         self.label_input, self.real_B, self.real_A = pair.net_input, pair.real, pair.shown_label
         self.inst = self.to_device(pair.inst) if pair.inst is not None else None
+        self.label = pair.label
         if pair.boundary is not None:
             self.boundary = pair.boundary
         self.image_paths = pair.paths
@@ -161,7 +189,21 @@ class Pix2PixHDModel(BaseModel):
         return torch.cat([self.label_input, self.feat], 1)
 
     def forward(self) -> None:
-        self.fake_B = self.netG(self.generator_input())
+        if self.clusters is None:
+            self.fake_B = self.netG(self.generator_input())
+            return
+        for style in range(self.n_styles):   # test time with clustered styles: one translation per style
+            feat = style_feature_map(self.inst, self.label, self.clusters, self.style_choice(style))
+            self.feat = feat if style == 0 else self.feat
+            name = "fake_B" if style == 0 else f"fake_B_style{style}"
+            setattr(self, name, self.netG(torch.cat([self.label_input, self.to_device(feat)], 1)))
+
+    def style_choice(self, style: int):
+        """Which centre an instance gets: centre ``style`` of its label, or (``--random_styles``) a random one."""
+        if not self.opt.random_styles:
+            return lambda label_id, count: style
+        generator = torch.Generator().manual_seed((self.opt.seed or 0) * 1000 + style)
+        return lambda label_id, count: int(torch.randint(count, (), generator=generator))
 
     # ------------------------------------------------------------------ losses
     def training_updates(self) -> Iterator[Update]:

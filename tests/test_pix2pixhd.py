@@ -3,6 +3,7 @@ and resume (tiny CPU networks; the networks' own tests are in tests/test_hd_netw
 
 import shlex
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -106,3 +107,55 @@ def test_crop_sizes_the_networks_cannot_take_are_refused(tmp_path):
         make_model(tmp_path, "--load_size 36 --crop_size 36 --n_downsample_global 3")
     with pytest.raises(OptionsError, match="divisible by 16"):   # one enhancer halves the input once more
         make_model(tmp_path, "--netG local --load_size 40 --crop_size 40 --n_downsample_global 3")
+
+
+def test_kmeans_styles_per_label_and_the_style_map():
+    from models.instance_styles import cluster_per_label, instance_features, style_feature_map
+
+    inst = torch.tensor([[[[1, 1, 2, 2], [3, 3, 4, 4]]]])
+    label = torch.tensor([[[[1, 1, 1, 1], [2, 2, 2, 2]]]])
+    feat = torch.zeros(1, 2, 2, 4)
+    feat[0, :, 0, :2], feat[0, :, 0, 2:] = 0.5, -0.5          # two instances of label 1, two looks
+    feat[0, :, 1, :] = 0.25                                     # both instances of label 2 look alike
+    samples = instance_features(feat, inst, label)
+    assert sorted(label_id for label_id, _ in samples) == [1, 1, 2, 2]
+    centres = cluster_per_label(samples, n_clusters=5)
+    assert len(centres[1]) == 2 and len(centres[2]) == 1        # never more centres than distinct looks
+    assert sorted(centres[1][:, 0].tolist()) == [-0.5, 0.5]
+    first = style_feature_map(inst, label, centres, lambda label_id, count: 0)
+    second = style_feature_map(inst, label, centres, lambda label_id, count: 1)
+    assert torch.equal(first[0, :, 0, 0], first[0, :, 0, 3])   # one style: every label-1 instance alike
+    assert not torch.equal(first[0, :, 0], second[0, :, 0])     # another style changes label 1's objects
+    assert torch.equal(first[0, :, 1], second[0, :, 1])         # label 2 has one look only
+
+
+def test_train_cluster_and_test_in_several_styles_end_to_end(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(__file__).resolve().parents[1]
+
+    def run(*args: str) -> None:
+        done = subprocess.run([sys.executable, *args], check=False, cwd=root, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    data, ck = tmp_path / "paired", tmp_path / "ck"
+    run("-m", "datasets.make_shapes_dataset", "--paired", "--out", str(data), "--size", "32", "--n_train", "6",
+        "--n_test", "2")
+    tiny = TINY.replace("--model pix2pixhd --dataset_mode aligned ", "").split()
+    run("train.py", "--model", "pix2pixhd", "--dataroot", str(data), "--name", "hd", "--checkpoints_dir", str(ck),
+        *tiny, "--instance_feat", "--max_steps", "3", "--batch_size", "2", "--display_id", "0", "--num_threads", "0")
+    run("-m", "scripts.cluster_features", "--name", "hd", "--checkpoints_dir", str(ck), "--n_clusters", "3",
+        "--gpu_ids", "-1")
+    assert (ck / "hd" / "features_clustered.pt").is_file()
+    run("test.py", "--name", "hd", "--checkpoints_dir", str(ck), "--results_dir", str(tmp_path / "res"),
+        "--n_styles", "3", "--gpu_ids", "-1")
+    images = tmp_path / "res" / "hd" / "test_latest" / "images"
+    styles = [np.asarray(Image.open(images / f"00000_{name}.png"))
+              for name in ("fake_B", "fake_B_style1", "fake_B_style2")]
+    assert styles[0].shape == (32, 32, 3)
+    assert not np.array_equal(styles[0], styles[1]) and not np.array_equal(styles[1], styles[2])
