@@ -260,16 +260,18 @@ def check_resume_state(opt: argparse.Namespace) -> None:
 def dataset_is_usable(opt: argparse.Namespace) -> bool:
     """Fast start-up check (headers, a sample of mask pixels, image sizes against the crop and batch): stop on
     errors that would break or spoil training, warn otherwise."""
-    if opt.dataset_mode not in ("unaligned_seg", "unaligned") or opt.skip_data_check:
+    if opt.dataset_mode not in ("unaligned_seg", "unaligned", "aligned") or opt.skip_data_check:
         return True
+    label_nc = getattr(opt, "label_nc", 0) or None   # aligned data: label ids must stay below --label_nc
     report = check_dataset(opt.dataroot, (opt.phase,), opt.max_instances, fast=True, preprocess=opt.preprocess,
                            crop_size=(opt.crop_size_h, opt.crop_size_w), batch_size=opt.batch_size,
-                           with_masks=opt.dataset_mode == "unaligned_seg")
+                           with_masks=opt.dataset_mode == "unaligned_seg", label_nc=label_nc)
     if not distributed.is_main_process():
         return not report.errors
     if report.errors:
         print(report.format(limit=20), file=sys.stderr)
-        no_masks = "" if opt.dataset_mode == "unaligned_seg" else " --no_masks"
+        no_masks = {"unaligned": " --no_masks", "aligned": f" --label_nc {label_nc}" if label_nc else ""}.get(
+            opt.dataset_mode, "")
         print(f"error: the dataset in {opt.dataroot} cannot be trained on; fix the files above (full check: "
               f"python -m data.check --dataroot {opt.dataroot} --phase {opt.phase}{no_masks})", file=sys.stderr)
         return False

@@ -493,3 +493,20 @@ def test_check_reports_a_missing_image_folder_of_an_aligned_dataset(tmp_path):
         path.unlink()
     (root / "train_img").rmdir()
     assert _findings(root) == {("train_img", "missing-folder")}
+
+
+def test_train_stops_at_start_on_a_broken_aligned_dataset(tmp_path):
+    """train.py checks aligned data before it builds anything: a label map without its image is named."""
+    import subprocess
+    import sys
+
+    root = write_aligned(tmp_path / "data")
+    (root / "train_img" / "b.png").unlink()
+    done = subprocess.run([sys.executable, "train.py", "--model", "pix2pixhd", "--dataroot", str(root),
+                           "--label_nc", "4", "--name", "broken", "--checkpoints_dir", str(tmp_path / "ck"),
+                           "--load_size", "32", "--crop_size", "32", "--gpu_ids", "-1", "--display_id", "0"],
+                          check=False, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    assert "b.png" in done.stderr and "python -m data.check" in done.stderr and "--label_nc 4" in done.stderr
+    assert not (tmp_path / "ck" / "broken" / "latest_net_G.pth").exists()
