@@ -463,3 +463,125 @@ def define_D(net_name: str = "set_patch", input_nc: int = 3, ndf: int = 64, n_la
     elif init_type not in INIT_CHOICES:
         raise ValueError(f"--init_type {init_type!r} is not supported; choose one of: {', '.join(INIT_CHOICES)}")
     return net
+
+
+# ---------------------------------------------------------------------------------------------- multi-scale D
+# pix2pixHD's multi-scale discriminator for the two-domain models (``--num_D``): copies of a model's own
+# discriminator judging the input at full, 1/2, 1/4, ... resolution, and the intermediate features the
+# feature-matching loss (``--lambda_feat``) compares.
+def multiscale_downsample() -> nn.AvgPool2d:
+    """pix2pixHD's pyramid step: 3x3 average pooling, stride 2, padding 1 not counted (a side n becomes ceil(n/2))."""
+    return nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+
+def multiscale_side(side: int, scale: int) -> int:
+    """The side of an input of ``side`` pixels after ``scale`` steps of :func:`multiscale_downsample`."""
+    for _ in range(scale):
+        side = (side + 1) // 2
+    return side
+
+
+def downsample_masks(masks: Tensor, present: Tensor, pool: nn.Module) -> Tensor:
+    """Instance masks (B, K, H, W) in [-1, 1] pooled as the image: averages, so they stay in [-1, 1] (clamped
+    against rounding); the slots that are not ``present`` ((B, K) bool) stay exactly -1 (empty)."""
+    pooled = pool(masks).clamp(-1.0, 1.0)
+    empty = ~present.to(masks.device, non_blocking=True)
+    return pooled.masked_fill(empty[:, :, None, None], -1.0)
+
+
+class MultiscaleDiscriminators(nn.Module):
+    """``len(discriminators)`` (= ``--num_D``) discriminators of one kind: ``scales[k]`` judges the input
+    downsampled k times (:func:`multiscale_downsample`), so ``scales[0]`` sees the full resolution.
+
+    ``forward(image)`` for image discriminators (:class:`NLayerDiscriminator`), ``forward(image, masks, present)``
+    for set discriminators (:class:`SetPatchDiscriminator`): the masks are pooled with the image and empty slots
+    stay exactly -1 (:func:`downsample_masks`); which slots hold an instance is decided once, at full
+    resolution. Returns the predictions per scale, finest first. Keys ``scales.<k>.<the discriminator's keys>``.
+    """
+
+    def __init__(self, discriminators: list[nn.Module], n_layers: int):
+        super().__init__()
+        if len(discriminators) < 2:
+            raise ValueError("a multi-scale discriminator needs --num_D 2 or more; --num_D 1 is the plain one")
+        self.scales = nn.ModuleList(discriminators)
+        self.n_layers = n_layers
+        self.downsample = multiscale_downsample()
+
+    @property
+    def num_D(self) -> int:
+        return len(self.scales)
+
+    def scale_inputs(self, image: Tensor, masks: Tensor | None = None,
+                     present: Tensor | None = None) -> list[tuple[Tensor, ...]]:
+        """The inputs of each scale, finest first: ``(image,)`` or ``(image, masks, present)``."""
+        coarsest = min(multiscale_side(side, self.num_D - 1) for side in image.shape[2:])
+        if coarsest // 2 ** self.n_layers < 3:
+            raise ValueError(f"--num_D {self.num_D}: the input {tuple(image.shape[2:])} is {coarsest} pixels at the "
+                             f"coarsest scale, too small for --n_layers_D {self.n_layers} (at least "
+                             f"{3 * 2 ** self.n_layers}); use fewer scales or larger images")
+        if masks is None:
+            inputs: list[tuple[Tensor, ...]] = [(image,)]
+            for _ in range(1, self.num_D):
+                inputs.append((self.downsample(inputs[-1][0]),))
+            return inputs
+        _check_inputs(image, masks)
+        if present is None:
+            present = instance_presence(masks)
+        inputs = [(image, masks, present)]
+        for _ in range(1, self.num_D):
+            previous_image, previous_masks, _ = inputs[-1]
+            inputs.append((self.downsample(previous_image), downsample_masks(previous_masks, present, self.downsample),
+                           present))
+        return inputs
+
+    def forward(self, image: Tensor, masks: Tensor | None = None, present: Tensor | None = None) -> list[Tensor]:
+        return [net(*inputs) for net, inputs in zip(self.scales, self.scale_inputs(image, masks, present))]
+
+    def features(self, image: Tensor, masks: Tensor | None = None,
+                 present: Tensor | None = None) -> list[list[Tensor]]:
+        """Per scale, finest first, the intermediate features and last the prediction (see
+        :func:`discriminator_features`)."""
+        return [discriminator_features(net, *inputs)[0]
+                for net, inputs in zip(self.scales, self.scale_inputs(image, masks, present))]
+
+
+def _layer_outputs(layers: nn.Sequential, x: Tensor, features: list[Tensor]) -> Tensor:
+    """Run ``layers`` on ``x``, appending the output of each LeakyReLU to ``features``; return the last output."""
+    for layer in layers:
+        x = layer(x)
+        if isinstance(layer, nn.LeakyReLU):
+            features.append(x)
+    return x
+
+
+def discriminator_features(net: nn.Module, image: Tensor, masks: Tensor | None = None,
+                           present: Tensor | None = None) -> list[list[Tensor]]:
+    """The discriminator's intermediate features, per scale: the output of every LeakyReLU (n_layers + 1 of them,
+    like the blocks of pix2pixHD's PatchGAN), then the prediction, which equals ``net(...)``'s.
+
+    :class:`NLayerDiscriminator`: the activations of its one chain. :class:`SetPatchDiscriminator`: at each of the
+    n_layers feature levels, [image activation, per-sample sum of the instances' activations] (the last one is the
+    classifier's input), then the classifier's activation. :class:`MultiscaleDiscriminators`: one list per scale.
+    A plain discriminator gives a list of one scale."""
+    if isinstance(net, MultiscaleDiscriminators):
+        return net.features(image, masks, present)
+    features: list[Tensor] = []
+    if isinstance(net, NLayerDiscriminator):
+        features.append(_layer_outputs(net.model, image, features))
+        return [features]
+    if not isinstance(net, SetPatchDiscriminator):
+        raise TypeError(f"no intermediate features for {type(net).__name__}: feature matching needs a patch or "
+                        f"set-patch discriminator")
+    _check_inputs(image, masks)
+    sample, _, instances = _gather_instances(masks, present)
+    h_img, h_seg = image, instances
+    for img_layer, seg_layer in zip(net.feature_img, net.feature_seg, strict=True):
+        h_img = img_layer(h_img)
+        if sample.numel():
+            h_seg = seg_layer(h_seg)
+        if isinstance(img_layer, nn.LeakyReLU):
+            set_feature = (_sum_per_sample(h_seg, sample, h_img) if sample.numel()
+                           else h_img.new_zeros(h_img.shape))
+            features.append(torch.cat([h_img, set_feature], 1))
+    features.append(_layer_outputs(net.classifier, features[-1], features))
+    return [features]
