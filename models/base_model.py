@@ -44,7 +44,8 @@ from util.checkpoint import CheckpointError, load_weights_only, save_atomic
 from util.image_pool import ImagePool
 from util.util import IMAGE, MASKS, VISUAL_KINDS  # models declare their visuals' kinds with these
 
-from .losses import GANLoss
+from . import networks
+from .losses import GANLoss, feature_matching_loss
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -377,18 +378,80 @@ class CompiledOrEager(nn.Module):
 
 class TwoDomainGANModel(BaseModel):
     """CycleGAN's arrangement, shared by InstaGAN and the CycleGAN baseline: G_A maps A -> B and D_A judges
-    domain B (G_B, D_B the reverse); image pools of fakes; one Adam for both Gs and one for both Ds."""
+    domain B (G_B, D_B the reverse); image pools of fakes; one Adam for both Gs and one for both Ds.
 
+    pix2pixHD's multi-scale discriminator and feature matching are options of both models (docs/method.md,
+    "Multi-scale discriminator and feature matching"): ``--num_D N`` makes each D N copies of the model's own
+    discriminator judging the input at full, 1/2, ... resolution (GAN losses summed over the scales, see
+    :meth:`gan_loss`); ``--lambda_feat`` adds a mean-feature-matching loss ``G_<X>_feat`` to the generators (see
+    :meth:`adversarial_losses`). ``--num_D 1 --lambda_feat 0`` (the defaults) is the plain model, unchanged."""
+
+    # ------------------------------------------------------------------ multi-scale D options
+    @staticmethod
+    def add_multiscale_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        """``--num_D`` (train and test, so that test.py inherits it) and ``--lambda_feat`` (training)."""
+        g = parser.add_argument_group("multi-scale discriminator (pix2pixHD)")
+        g.add_argument("--num_D", type=int, default=1,
+                       help="discriminators per domain, judging the input at full, 1/2, 1/4, ... resolution "
+                            "(pix2pixHD); 1: the single discriminator")
+        if is_train:
+            g.add_argument("--lambda_feat", type=float, default=0.0,
+                           help="weight of the discriminator mean-feature-matching loss of the generators "
+                                "(0: off; pix2pixHD uses 10 with paired features, see docs/method.md)")
+        return parser
+
+    @staticmethod
+    def validate_multiscale_options(opt: argparse.Namespace) -> None:
+        """--num_D at least 1 and, when training on a known input size, small enough that the coarsest scale still
+        fits the discriminator (--n_layers_D halvings leaving at least 3 pixels); --lambda_feat non-negative."""
+        num_D = getattr(opt, "num_D", 1)
+        if num_D < 1:
+            raise ValueError(f"--num_D must be at least 1 (got {num_D})")
+        validate_loss_weights(opt, ("lambda_feat",))
+        if not getattr(opt, "isTrain", False) or num_D == 1 or opt.preprocess == "none":
+            return
+        side = min((opt.load_size_h, opt.load_size_w) if opt.preprocess == "resize"
+                   else (opt.crop_size_h, opt.crop_size_w))
+        need = 3 * 2 ** opt.n_layers_D   # the side a discriminator needs (see validate_discriminator_depth)
+        coarsest = networks.multiscale_side(side, num_D - 1)
+        if coarsest < need:
+            fits = max(n for n in range(1, num_D) if networks.multiscale_side(side, n - 1) >= need)
+            smallest = (need - 1) * 2 ** (num_D - 1) + 1
+            raise ValueError(f"--num_D {num_D} is too many for {side}-pixel inputs: the coarsest scale (1/"
+                             f"{2 ** (num_D - 1)}) would be {coarsest} pixels, and a discriminator with --n_layers_D "
+                             f"{opt.n_layers_D} needs at least {need}; use --num_D {fits} or less, or inputs of at "
+                             f"least {smallest} pixels for --num_D {num_D}")
+
+    def multiscale_loss_names(self, names: list[str]) -> list[str]:
+        """``names`` with ``G_<X>_feat`` after each ``G_<X>`` when the feature-matching loss is on."""
+        if self.lambda_feat <= 0:
+            return names
+        return [added for name in names
+                for added in ((name, f"{name}_feat") if name in ("G_A", "G_B") else (name,))]
+
+    @property
+    def lambda_feat(self) -> float:
+        return (getattr(self.opt, "lambda_feat", 0.0) or 0.0) if self.isTrain else 0.0
+
+    # ------------------------------------------------------------------ networks
     def build_networks(self, make_generator, make_discriminator) -> None:
-        """``make_generator(input_nc, output_nc)`` and ``make_discriminator(input_nc)`` build one network."""
+        """``make_generator(input_nc, output_nc)`` and ``make_discriminator(input_nc)`` build one network; with
+        ``--num_D N > 1`` each D is :class:`~models.networks.MultiscaleDiscriminators` of N of them."""
         opt = self.opt
         self.model_names = ["G_A", "G_B", "D_A", "D_B"] if self.isTrain else ["G_A", "G_B"]
         self.netG_A = make_generator(opt.input_nc, opt.output_nc).to(self.device)
         self.netG_B = make_generator(opt.output_nc, opt.input_nc).to(self.device)
         if not self.isTrain:
             return
-        self.netD_A = make_discriminator(opt.output_nc).to(self.device)
-        self.netD_B = make_discriminator(opt.input_nc).to(self.device)
+        num_D = getattr(opt, "num_D", 1)
+
+        def make_D(input_nc: int) -> nn.Module:   # --num_D 1: the model's discriminator itself, same keys
+            if num_D == 1:
+                return make_discriminator(input_nc)
+            return networks.MultiscaleDiscriminators([make_discriminator(input_nc) for _ in range(num_D)],
+                                                     opt.n_layers_D)
+        self.netD_A = make_D(opt.output_nc).to(self.device)
+        self.netD_B = make_D(opt.input_nc).to(self.device)
         self.fake_A_pool = ImagePool(opt.pool_size)
         self.fake_B_pool = ImagePool(opt.pool_size)
         self.criterion_gan = GANLoss(opt.gan_mode)
@@ -412,6 +475,46 @@ class TwoDomainGANModel(BaseModel):
                 roles[f"{src}to{dst}"].update(input_masks=f"real_{src}_seg", output_masks=f"fake_{dst}_seg")
         return roles
 
+    # ------------------------------------------------------------------ adversarial losses
+    def gan_loss(self, prediction: Tensor | list[Tensor], target_is_real: bool) -> Tensor:
+        """The GAN loss of a discriminator's prediction; of a multi-scale one's, the sum over its scales
+        (pix2pixHD)."""
+        if isinstance(prediction, Tensor):
+            return self.criterion_gan(prediction, target_is_real)
+        loss = self.criterion_gan(prediction[0], target_is_real)
+        for scale in prediction[1:]:
+            loss = loss + self.criterion_gan(scale, target_is_real)
+        return loss
+
+    def adversarial_losses(self, name: str, netD: nn.Module, fake: tuple[Tensor, ...],
+                           real: tuple[Tensor, ...]) -> dict[str, Tensor]:
+        """The generator's adversarial losses against ``netD`` for the translation ``fake`` (D's inputs):
+        ``{name: GAN(D(fake), real)}`` and, with ``--lambda_feat``, ``{name_feat: ...}``, the mean-feature matching
+
+            lambda_feat * sum_k sum_i (4 / (n_layers_D + 1)) (1 / num_D) |mean f_k^(i)(fake) - mean f_k^(i)(real)|_1
+
+        where f_k^(i) is D's i-th intermediate feature at scale k and the means run over the batch and the
+        positions: the translation and the real target-domain images of the batch (``real``) are unpaired, so
+        their features are matched in distribution (Salimans et al. 2016), not position by position as in
+        pix2pixHD (docs/method.md). The real side runs without gradient; the G update steps only the generators."""
+        lambda_feat = self.lambda_feat
+        if lambda_feat <= 0:
+            return {name: self.gan_loss(netD(*fake), True)}
+        net = unwrap(netD)
+        fake_features = networks.discriminator_features(net, *fake)   # its last output is D's prediction
+        with torch.no_grad():
+            real_features = networks.discriminator_features(net, *real)
+        return {name: self.gan_loss([scale[-1] for scale in fake_features], True),
+                f"{name}_feat": lambda_feat * feature_matching_loss(
+                    self.mean_features(fake_features), self.mean_features(real_features), self.opt.n_layers_D,
+                    len(fake_features))}
+
+    @staticmethod
+    def mean_features(features: list[list[Tensor]]) -> list[list[Tensor]]:
+        """Each (B, C, h, w) feature averaged over the batch and the positions: one (C,) vector per feature."""
+        return [[feature.mean(dim=(0, 2, 3)) for feature in scale] for scale in features]
+
+    # ------------------------------------------------------------------ resume
     def extra_state(self) -> dict:
         return {"fake_A_pool": self.fake_A_pool.state_dict(), "fake_B_pool": self.fake_B_pool.state_dict()}
 

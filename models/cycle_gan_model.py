@@ -21,9 +21,12 @@ VARIANTS = {"upstream": {"lambda_idt": 0.5, "spectral_norm_D": False},
 
 
 class CycleGanModel(TwoDomainGANModel):
+    inherited_from_training = ("num_D",)
+
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser.set_defaults(dataset_mode="unaligned" if is_train else "single")
+        TwoDomainGANModel.add_multiscale_options(parser, is_train)
         if is_train:
             g = parser.add_argument_group("cyclegan")
             g.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
@@ -40,10 +43,12 @@ class CycleGanModel(TwoDomainGANModel):
         if getattr(opt, "isTrain", False) and opt.lambda_idt is None:
             opt.lambda_idt = VARIANTS[opt.variant]["lambda_idt"]
         validate_loss_weights(opt, ("lambda_A", "lambda_B", "lambda_idt"))
+        TwoDomainGANModel.validate_multiscale_options(opt)
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
-        self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B", "idt_B"]
+        self.loss_names = self.multiscale_loss_names(["D_A", "G_A", "cycle_A", "idt_A", "D_B", "G_B", "cycle_B",
+                                                      "idt_B"])
         self.visual_names = {name: IMAGE for name in ("real_A_img", "fake_B_img", "rec_A_img", "real_B_img",
                                                       "fake_A_img", "rec_B_img")}
         self.result_roles = self.both_directions_roles(with_masks=False)
@@ -87,12 +92,14 @@ class CycleGanModel(TwoDomainGANModel):
             "D_B": self.discriminator_loss(self.netD_B, self.real_A_img, self.fake_A_pool.query(self.fake_A_img))})
 
     def generator_losses(self) -> dict[str, torch.Tensor]:
-        """GAN + cycle + identity losses of both directions (CycleGAN's weights)."""
+        """GAN (+ feature matching with --lambda_feat) + cycle + identity losses of both directions (CycleGAN's
+        weights)."""
         opt = self.opt
         idt = opt.lambda_idt
         losses = {
-            "G_A": self.criterion_gan(self.netD_A(self.fake_B_img), True),          # (D_A(G_A(a)) - 1)^2
-            "G_B": self.criterion_gan(self.netD_B(self.fake_A_img), True),
+            # (D_A(G_A(a)) - 1)^2, summed over the scales with --num_D
+            **self.adversarial_losses("G_A", self.netD_A, (self.fake_B_img,), (self.real_B_img,)),
+            **self.adversarial_losses("G_B", self.netD_B, (self.fake_A_img,), (self.real_A_img,)),
             "cycle_A": opt.lambda_A * F.l1_loss(self.rec_A_img, self.real_A_img),  # |G_B(G_A(a)) - a|_1
             "cycle_B": opt.lambda_B * F.l1_loss(self.rec_B_img, self.real_B_img),
         }
@@ -102,5 +109,5 @@ class CycleGanModel(TwoDomainGANModel):
         return losses
 
     def discriminator_loss(self, netD: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0))."""
-        return 0.5 * (self.criterion_gan(netD(real), True) + self.criterion_gan(netD(fake.detach()), False))
+        """0.5 * (GAN(D(real), 1) + GAN(D(fake.detach()), 0)), each summed over the scales with --num_D."""
+        return 0.5 * (self.gan_loss(netD(real), True) + self.gan_loss(netD(fake.detach()), False))

@@ -109,7 +109,7 @@ class Direction:
 
 
 class InstaGanModel(TwoDomainGANModel):
-    inherited_from_training = ("compose_output",)
+    inherited_from_training = ("compose_output", "num_D")
 
     @staticmethod
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
@@ -122,6 +122,7 @@ class InstaGanModel(TwoDomainGANModel):
         g.add_argument("--compose_output", action="store_true",
                        help="not in the paper: keep the input outside the input and translated masks, "
                             "out = m * G(x) + (1 - m) * x (test.py takes it from the training run)")
+        TwoDomainGANModel.add_multiscale_options(parser, is_train)
         if is_train:
             g.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
             g.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B -> A -> B")
@@ -143,10 +144,12 @@ class InstaGanModel(TwoDomainGANModel):
             raise ValueError(f"--model insta_gan needs masks: use --dataset_mode unaligned_seg (or single_seg "
                              f"at test time), not {opt.dataset_mode}")
         validate_loss_weights(opt, ("lambda_A", "lambda_B", "lambda_idt", "lambda_ctx"))
+        TwoDomainGANModel.validate_multiscale_options(opt)
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
-        self.loss_names = ["D_A", "G_A", "cycle_A", "idt_A", "ctx_A", "D_B", "G_B", "cycle_B", "idt_B", "ctx_B"]
+        self.loss_names = self.multiscale_loss_names(["D_A", "G_A", "cycle_A", "idt_A", "ctx_A", "D_B", "G_B",
+                                                      "cycle_B", "idt_B", "ctx_B"])
         self.visual_names = {
             "real_A_img": IMAGE, "real_A_seg": MASKS, "fake_B_img": IMAGE, "fake_B_seg": MASKS,
             "rec_A_img": IMAGE, "rec_A_seg": MASKS, "real_B_img": IMAGE, "real_B_seg": MASKS,
@@ -317,14 +320,17 @@ class InstaGanModel(TwoDomainGANModel):
         return "D_A" if s["direction"].src == "A" else "D_B"
 
     def _generator_losses(self, s: dict) -> dict[str, Tensor]:
-        """Adversarial + cycle + identity + context losses of one direction's current group."""
+        """Adversarial (+ feature matching with --lambda_feat) + cycle + identity + context losses of one
+        direction's current group. The real side of the feature matching: the target domain's images of the batch
+        with all their masks, as D sees them in its own update."""
         opt = self.opt
         src = s["direction"].src
         dst = "B" if src == "A" else "A"
         lam = opt.lambda_A if src == "A" else opt.lambda_B
         netD = self._discriminator_for(src)
+        real = (getattr(self, f"real_{dst}_img"), getattr(self, f"real_{dst}_seg"), self.instance_present[dst])
         losses = {
-            f"G_{src}": self.criterion_gan(netD(s["fake_image"], s["masks_for_D"]), True),
+            **self.adversarial_losses(f"G_{src}", netD, (s["fake_image"], s["masks_for_D"]), real),
             f"cycle_{src}": lam * reconstruction_loss(s["rec_image"], s["rec_masks"], s["image"], s["masks"]),
         }
         if s["idt_image"] is not None:   # identity: the generator INTO src's domain leaves src inputs unchanged
@@ -335,7 +341,8 @@ class InstaGanModel(TwoDomainGANModel):
         return losses
 
     def _discriminator_loss(self, s: dict) -> Tensor:
-        """0.5 * (MSE(D(real), 1) + MSE(D(pooled fake), 0)); real = target-domain images with all their masks."""
+        """0.5 * (MSE(D(real), 1) + MSE(D(pooled fake), 0)); real = target-domain images with all their masks.
+        With --num_D each term is summed over the scales."""
         src = s["direction"].src
         netD = self._discriminator_for(src)
         real_image, real_masks = (self.real_B_img, self.real_B_seg) if src == "A" else (self.real_A_img, self.real_A_seg)
@@ -343,8 +350,8 @@ class InstaGanModel(TwoDomainGANModel):
         fake = pool.query(torch.cat([s["fake_image"], s["masks_for_D"]], 1).detach())
         channels = s["fake_image"].shape[1]
         real_present = self.instance_present["B" if src == "A" else "A"]
-        loss_real = self.criterion_gan(netD(real_image, real_masks, real_present), True)
-        loss_fake = self.criterion_gan(netD(fake[:, :channels], fake[:, channels:]), False)
+        loss_real = self.gan_loss(netD(real_image, real_masks, real_present), True)
+        loss_fake = self.gan_loss(netD(fake[:, :channels], fake[:, channels:]), False)
         return 0.5 * (loss_real + loss_fake)
 
     @staticmethod
