@@ -496,13 +496,14 @@ class TwoDomainGANModel(BaseModel):
         where f_k^(i) is D's i-th intermediate feature at scale k and the means run over the batch and the
         positions: the translation and the real target-domain images of the batch (``real``) are unpaired, so
         their features are matched in distribution (Salimans et al. 2016), not position by position as in
-        pix2pixHD (docs/method.md). The real side runs without gradient; the G update steps only the generators."""
+        pix2pixHD (docs/method.md). The real side runs without gradient and with the weights of the fake side (no
+        second spectral-norm power iteration); the G update steps only the generators."""
         lambda_feat = self.lambda_feat
         if lambda_feat <= 0:
             return {name: self.gan_loss(netD(*fake), True)}
         net = unwrap(netD)
         fake_features = networks.discriminator_features(net, *fake)   # its last output is D's prediction
-        with torch.no_grad():
+        with torch.no_grad(), networks.spectral_norm_frozen(net):
             real_features = networks.discriminator_features(net, *real)
         return {name: self.gan_loss([scale[-1] for scale in fake_features], True),
                 f"{name}_feat": lambda_feat * feature_matching_loss(

@@ -12,8 +12,9 @@ generator, decoded in one call and scattered back into their slots.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -585,3 +586,19 @@ def discriminator_features(net: nn.Module, image: Tensor, masks: Tensor | None =
             features.append(torch.cat([h_img, set_feature], 1))
     features.append(_layer_outputs(net.classifier, features[-1], features))
     return [features]
+
+
+@contextlib.contextmanager
+def spectral_norm_frozen(net: nn.Module) -> Iterator[None]:
+    """Inside: ``net``'s spectrally normalised weights without a power iteration per call (their parametrisations
+    in eval mode; nothing else changes mode), so a second pass sees exactly the weights of the pass before it."""
+    parametrizations = [p for module in net.modules() if parametrize.is_parametrized(module, "weight")
+                        for p in module.parametrizations.weight]
+    modes = [p.training for p in parametrizations]
+    try:
+        for p in parametrizations:
+            p.eval()
+        yield
+    finally:
+        for p, mode in zip(parametrizations, modes):
+            p.train(mode)
