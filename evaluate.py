@@ -28,6 +28,40 @@ as the target does, object or background as judged by the output's own colours: 
 the target, whatever the colours. Without ground truth these are null and
 ``skipped["target"]`` says why. Several ``--results`` folders (e.g. one per seed) are scored one by one and the
 table adds each metric's mean +- spread (half the range).
+
+Paired results (pix2pix, pix2pixhd: visuals.json names a ``target_image``, the real image of each input, e.g.
+``{"input_image": "real_A", "output_image": "fake_B", "target_image": "real_B"}``) get their own table and JSON
+keys instead (``"paired": true``; the unpaired keys above are absent), read from ``<dataroot>/<phase>_label``
+(label ids), ``<phase>_inst`` (instance ids) and ``<phase>_img`` (real images, for FID/KID as above):
+
+- ``psnr``, ``ssim``: each synthesised image against its real image (torchmetrics, data range 1), the mean over
+  images (an image equal to its real one gives PSNR Infinity, so the mean is Infinity too).
+- ``segmentation_miou``, ``segmentation_pixel_accuracy`` beside ``oracle_miou``, ``oracle_pixel_accuracy`` and
+  ``miou_ratio`` (synthesised / oracle), pix2pixHD's protocol: a small U-Net (util/segmenter.py) trained on the
+  REAL training images (``<dataroot>/train_img`` with ``train_label``; ``--segmenter_steps`` steps at
+  ``--segmenter_size`` px) and cached as ``<dataroot>/.cache/segmenter.pt`` keyed by the training files and the
+  settings (changed files retrain it; ``--retrain_segmenter``), or ``--segmenter PATH`` (a SegmenterNet state
+  dict), segments the synthesised and the real test images; mean IoU over the classes present in the label
+  maps or the predictions (confusion matrix pooled over images; per class in ``*_class_iou``) and pixel
+  accuracy against the label maps. The classes are ``--label_nc``, else the run's
+  ``<checkpoints_dir>/<name>/train_opt.json`` (``label_nc_from`` says which), else the largest label id + 1.
+  ``segmenter_trained_now`` says whether this call trained it.
+- ``touching_boundary_gradient`` beside ``touching_boundary_gradient_real``: on the pixels (both sides) where two
+  different non-zero instance ids of one label id are 4-neighbours, the mean Sobel gradient magnitude of the
+  grey image in [0, 1] (scaled so a sharp step of height h reads h on both sides), pooled over the pixels of
+  all such images; ``touching_boundary_images`` and ``_pixels`` say how much it covered. A model that draws
+  the boundary between touching same-class objects (e.g. with the instance map) scores higher.
+- Styles, when the folder has ``<stem>_<output>_style<k>.png`` (pix2pixhd's ``fake_B_style1..N-1``; style 0 is
+  the output itself): per input, the mean RGB colour of every object instance in each style; the colour
+  distance of two styles is the per-channel mean absolute difference of those colours (0..1), averaged over
+  the instances. ``style_colour_distance``: the mean over style pairs and inputs; ``style_distinct_mean`` /
+  ``_min``: greedily counted styles whose distance to every style counted before exceeds ``style_threshold``
+  (``--style_threshold``, default 0.1), mean and fewest over the inputs; ``style_count``: styles per input.
+
+A paired metric that cannot run is null with the reason under ``skipped`` (``segmentation``: no label maps or
+no segmenter training data; ``touching_boundary``: no label or instance maps, or no touching same-class
+objects; ``styles``: no style images or no instance maps; ``fid``). Several paired ``--results`` folders give
+mean +- spread as above.
 """
 
 from __future__ import annotations
@@ -49,8 +83,10 @@ from torch import nn
 
 from util import domain_classifier as dc
 from util import metrics
+from util import paired_metrics as pm
+from util import segmenter as sg
 from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files
-from util.results_manifest import read_manifest
+from util.results_manifest import VISUALS_MANIFEST, read_manifest
 
 
 class EvaluationError(RuntimeError):
@@ -238,7 +274,12 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
                      fid: bool = True, domain_score: bool = True, shape_score: bool = True,
                      classifier_settings: dc.ClassifierSettings | None = None, retrain_classifier: bool = False,
                      kid_subset_size: int = 1000, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """All metrics of one results folder as a flat dict (see the module docstring for the inputs)."""
+    """All metrics of one results folder as a flat dict (see the module docstring for the inputs); paired
+    results (a ``target_image`` role) are scored by ``evaluate_paired_results`` with its default settings."""
+    if is_paired(results_dir, direction):
+        return evaluate_paired_results(results_dir, dataroot, phase, direction, inception_weights=inception_weights,
+                                       feature_extractor=feature_extractor, fid=fid, kid_subset_size=kid_subset_size,
+                                       log=log)
     start = time.perf_counter()
     dataroot = Path(dataroot)
     roles = result_roles(results_dir, direction)
@@ -316,6 +357,229 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
     return result
 
 
+# ---------------------------------------------------------------------------------------------- paired results
+PAIRED_KEYS = ("psnr", "ssim", "segmentation_miou", "segmentation_pixel_accuracy", "oracle_miou",
+               "oracle_pixel_accuracy", "miou_ratio", "touching_boundary_gradient", "touching_boundary_gradient_real",
+               "touching_boundary_images", "touching_boundary_pixels", "style_count", "style_colour_distance",
+               "style_distinct_mean", "style_distinct_min", "style_inputs", "style_threshold")
+
+
+def manifest_roles(results_dir: str | Path, direction: str) -> dict[str, str]:
+    """The roles of ``direction`` as visuals.json writes them, all of them (read_manifest keeps only the
+    unpaired ones); {} without a manifest."""
+    results = Path(results_dir)
+    for folder in (results, results.parent):
+        path = folder / VISUALS_MANIFEST
+        if path.is_file():
+            try:
+                roles = json.loads(path.read_text())["roles"].get(direction) or {}
+                return {str(role): str(name) for role, name in roles.items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as err:
+                raise EvaluationError(f"{path} is not a test.py visuals manifest ({err}); rerun test.py") from None
+    return {}
+
+
+def is_paired(results_dir: str | Path, direction: str = "AtoB") -> bool:
+    """Whether the results are paired (the model names a ``target_image``, the real image of each input)."""
+    return "target_image" in manifest_roles(results_dir, direction)
+
+
+def index_style_files(image_dir: Path, output_image: str) -> dict[str, dict[int, Path]]:
+    """``<stem>_<output>_style<k>.png`` files of the folder by stem and style number k."""
+    pattern = re.compile(r"^(?P<stem>.+)_" + re.escape(output_image) + r"_style(?P<k>\d+)\.png$")
+    found: dict[str, dict[int, Path]] = {}
+    for path in image_dir.iterdir():
+        match = pattern.match(path.name)
+        if match:
+            found.setdefault(match["stem"], {})[int(match["k"])] = path
+    return found
+
+
+class IdMaps:
+    """The label or instance maps of a split (``<dataroot>/<phase>_label`` / ``_inst``) by stem."""
+
+    def __init__(self, folder: Path, kind: str):
+        self.folder, self.kind = folder, kind
+        self.available = folder.is_dir()
+        self.files = {path.stem: path for path in list_image_files(folder)} if self.available else {}
+        self.warned_aspect = False
+
+    def load(self, stem: str, size: tuple[int, int]) -> np.ndarray:
+        path = self.files.get(stem)
+        if path is None:
+            raise EvaluationError(f"no {self.kind} {self.folder / stem}.png for result {stem}: the folder must hold "
+                                  f"every test input; check --dataroot and --phase")
+        ids = sg.read_ids(path)
+        height, width = ids.shape
+        if not self.warned_aspect and abs(width / height - size[1] / size[0]) > 0.02:
+            self.warned_aspect = True
+            warnings.warn(f"{self.kind} {path} is {width}x{height} but the results are {size[1]}x{size[0]}: test.py "
+                          f"cropped, so maps and results may not line up; run test.py with load size = crop size",
+                          stacklevel=2)
+        return sg.resize_ids(ids, size)
+
+
+def _label_nc_of_data(dataroot: Path, phase: str) -> int:
+    highest = -1
+    for folder in {dataroot / "train_label", dataroot / f"{phase}_label"}:
+        if folder.is_dir():
+            for path in list_image_files(folder):
+                highest = max(highest, int(sg.read_ids(path).max()))
+    if highest < 0:
+        raise FileNotFoundError(f"no label maps in {dataroot / 'train_label'} or {dataroot / f'{phase}_label'}")
+    return highest + 1
+
+
+def resolve_label_nc(label_nc: int | None, results_dir: str | Path, checkpoints_dir: str | Path | None,
+                     dataroot: Path, phase: str) -> tuple[int, str]:
+    """(number of label classes, where it came from): ``label_nc`` when given, else the manifest's options,
+    else the run's ``<checkpoints_dir>/<name>/train_opt.json`` (name: the folder above the results page),
+    else the largest label id of the train and test label maps + 1."""
+    if label_nc is not None:
+        return int(label_nc), "--label_nc"
+    recorded = results_manifest(results_dir)["options"].get("label_nc")
+    if recorded is not None:
+        return int(recorded), "visuals.json"
+    page = Path(results_dir).resolve()
+    page = page.parent if page.name == "images" else page
+    train_opt = Path(checkpoints_dir or "./checkpoints") / page.parent.name / "train_opt.json"
+    if train_opt.is_file():
+        try:
+            value = json.loads(train_opt.read_text()).get("label_nc")
+        except ValueError:
+            value = None
+        if value is not None:
+            return int(value), str(train_opt)
+    return _label_nc_of_data(dataroot, phase), "label maps (largest id + 1)"
+
+
+def _segmenter(dataroot: Path, label_nc: int, path: str | None, settings: sg.SegmenterSettings, retrain: bool,
+               log: Callable[[str], None]) -> tuple[sg.SegmenterNet, sg.SegmenterInfo]:
+    if label_nc <= 0:
+        raise ValueError(f"--label_nc {label_nc}: the label maps are RGB images, not class ids; there is "
+                         f"nothing to compare a segmentation with")
+    if path:
+        return sg.load_segmenter_file(path, label_nc, settings)
+    return sg.load_or_train(dataroot, label_nc, settings, retrain=retrain, log=log)
+
+
+def evaluate_paired_results(results_dir: str | Path, dataroot: str | Path, phase: str = "test",
+                            direction: str = "AtoB", *, label_nc: int | None = None,
+                            checkpoints_dir: str | Path | None = None, segmenter: str | None = None,
+                            segmenter_settings: sg.SegmenterSettings | None = None, retrain_segmenter: bool = False,
+                            segmentation: bool = True, style_threshold: float = pm.STYLE_THRESHOLD,
+                            inception_weights: str | None = None, feature_extractor: nn.Module | None = None,
+                            fid: bool = True, kid_subset_size: int = 1000,
+                            log: Callable[[str], None] = print) -> dict[str, Any]:
+    """All metrics of one paired results folder (its roles name a ``target_image``) as a flat dict: PSNR/SSIM
+    against the real images, segmentation mIoU beside the oracle's, the gradient on touching same-class
+    boundaries and the spread of the styles (see the module docstring)."""
+    start = time.perf_counter()
+    dataroot = Path(dataroot)
+    roles = {**result_roles(results_dir, direction), **manifest_roles(results_dir, direction)}
+    if "target_image" not in roles:
+        raise EvaluationError(f"{results_dir}: visuals.json names no target_image for {direction}; paired "
+                              f"results (pix2pix, pix2pixhd) declare it")
+    output = roles["output_image"]
+    fake_suffix, real_suffix = f"_{output}.png", f"_{roles['target_image']}.png"
+    image_dir = find_image_dir(results_dir, output)
+    stems = sorted(path.name[: -len(fake_suffix)] for path in image_dir.glob(f"*{fake_suffix}"))
+    styles = index_style_files(image_dir, output)
+    labels = IdMaps(dataroot / f"{phase}_label", "label map")
+    instances = IdMaps(dataroot / f"{phase}_inst", "instance map")
+    skipped: dict[str, str] = {}
+    result: dict[str, Any] = {"results": str(image_dir), "dataroot": str(dataroot), "phase": phase,
+                              "direction": direction, "paired": True, "num_images": len(stems), "label_nc": None,
+                              "label_nc_from": None, "fid": None, "kid_mean": None, "kid_std": None,
+                              **dict.fromkeys(PAIRED_KEYS), "skipped": skipped}
+    net = info = None
+    if not segmentation:
+        skipped["segmentation"] = "segmentation skipped: --no_segmentation"
+    elif not labels.available:
+        skipped["segmentation"] = (f"segmentation skipped: no label maps {labels.folder} to compare the "
+                                   f"segmentation with; check --dataroot and --phase")
+    else:
+        try:
+            result["label_nc"], result["label_nc_from"] = resolve_label_nc(label_nc, results_dir, checkpoints_dir,
+                                                                           dataroot, phase)
+            net, info = _segmenter(dataroot, result["label_nc"], segmenter,
+                                   segmenter_settings or sg.SegmenterSettings(), retrain_segmenter, log)
+        except (DatasetError, FileNotFoundError, ValueError) as err:
+            skipped["segmentation"] = f"segmentation skipped: {err}"
+    classes = info.num_classes if info else 1
+    fake_seg, real_seg = pm.SegmentationScore(classes), pm.SegmentationScore(classes)
+    boundary, spread = pm.BoundaryGradient(), pm.StyleSpread(style_threshold)
+    fakes, psnrs, ssims, per_image = [], [], [], []
+    for stem in stems:
+        real_path = image_dir / f"{stem}{real_suffix}"
+        if not real_path.is_file():
+            raise EvaluationError(f"missing {real_path} beside {stem}{fake_suffix}: rerun test.py to write it")
+        fake = metrics.read_rgb(image_dir / f"{stem}{fake_suffix}")
+        size = fake.shape[:2]
+        real = metrics.read_rgb(real_path, size)
+        psnr, ssim = pm.image_psnr_ssim(fake, real)
+        label = labels.load(stem, size) if labels.available else None
+        inst = instances.load(stem, size) if instances.available else None
+        if net is not None:
+            if label.min() < 0 or label.max() >= classes:
+                raise EvaluationError(f"label map {labels.files[stem]} holds id {int(label.max())} but there are "
+                                      f"{classes} classes ({result['label_nc_from']}); pass --label_nc")
+            fake_seg.add(label, sg.predict(net, fake, info.side))
+            real_seg.add(label, sg.predict(net, real, info.side))
+        pixels = boundary.add(fake, real, label, inst) if label is not None and inst is not None else None
+        if stem in styles and inst is not None:
+            spread.add([fake] + [metrics.read_rgb(styles[stem][k], size) for k in sorted(styles[stem])], inst)
+        fakes.append(fake)
+        psnrs.append(psnr)
+        ssims.append(ssim)
+        per_image.append({"stem": stem, "psnr": psnr, "ssim": ssim, "touching_boundary_pixels": pixels})
+    if stems:
+        result.update(psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)))
+    if net is not None:
+        result.update(segmentation_miou=fake_seg.mean_iou, segmentation_pixel_accuracy=fake_seg.pixel_accuracy,
+                      oracle_miou=real_seg.mean_iou, oracle_pixel_accuracy=real_seg.pixel_accuracy,
+                      segmentation_class_iou=fake_seg.class_iou(), oracle_class_iou=real_seg.class_iou(),
+                      segmenter=info.source, segmenter_trained_now=info.trained,
+                      segmenter_train_images=info.train_images)
+        if real_seg.mean_iou > 0:
+            result["miou_ratio"] = fake_seg.mean_iou / real_seg.mean_iou
+        if real_seg.mean_iou < 0.5:
+            log(f"warning: the segmenter reaches only {real_seg.mean_iou:.3f} mIoU on the real test images; "
+                f"its scores say little (more --segmenter_steps, or --segmenter with a better net)")
+    if not (labels.available and instances.available):
+        missing = labels.folder if not labels.available else instances.folder
+        skipped["touching_boundary"] = (f"touching boundary gradient skipped: no {missing}; it needs the label "
+                                        f"and instance maps of the test split")
+    else:
+        result.update(touching_boundary_images=boundary.images, touching_boundary_pixels=boundary.pixels)
+        if boundary.pixels:
+            result.update(touching_boundary_gradient=boundary.fake, touching_boundary_gradient_real=boundary.real)
+        else:
+            skipped["touching_boundary"] = ("touching boundary gradient skipped: no test image has two touching "
+                                            "instances of one label")
+    if not styles:
+        skipped["styles"] = (f"style metrics skipped: no <stem>_{output}_style<k>.png images (pix2pixhd writes "
+                             f"them with --instance_feat, a cluster file and --n_styles 2 or more)")
+    elif not instances.available:
+        skipped["styles"] = (f"style metrics skipped: no instance maps {instances.folder}; the colours are "
+                             f"compared per object instance")
+    else:
+        result.update(spread.scores())
+        if not result["style_inputs"]:
+            skipped["styles"] = "style metrics skipped: no input with styles has an instance in its instance map"
+    if fid:
+        try:
+            real_paths = list_image_files(dataroot / f"{phase}_img")
+            result.update(_fid_kid(fakes, real_paths, feature_extractor, inception_weights, kid_subset_size))
+        except (metrics.InceptionWeightsMissing, DatasetError, ValueError) as err:
+            skipped["fid"] = str(err)
+    for reason in skipped.values():
+        log(reason)
+    result["seconds"] = time.perf_counter() - start
+    result["per_image"] = per_image
+    return result
+
+
 TABLE_ROWS = (
     ("num_images", "images", "{:d}"),
     ("fid", "FID (lower is better)", "{:.3f}"),
@@ -349,10 +613,47 @@ TABLE_ROWS = (
 )
 
 
+PAIRED_TABLE_ROWS = (
+    ("num_images", "images", "{:d}"),
+    ("fid", "FID (lower is better)", "{:.3f}"),
+    ("kid_mean", "KID mean (lower is better)", "{:.5f}"),
+    ("kid_std", "KID std", "{:.5f}"),
+    ("psnr", "PSNR dB vs the real image, mean over images", "{:.2f}"),
+    ("ssim", "SSIM vs the real image, mean over images", "{:.3f}"),
+    ("segmentation_miou", "segmentation mIoU vs label maps, synthesised images", "{:.3f}"),
+    ("oracle_miou", "  oracle: the real images", "{:.3f}"),
+    ("miou_ratio", "  synthesised / oracle", "{:.3f}"),
+    ("segmentation_pixel_accuracy", "segmentation pixel accuracy, synthesised images", "{:.3f}"),
+    ("oracle_pixel_accuracy", "  oracle: the real images", "{:.3f}"),
+    ("touching_boundary_gradient", "gradient on boundaries of touching same-class objects", "{:.4f}"),
+    ("touching_boundary_gradient_real", "  real images", "{:.4f}"),
+    ("touching_boundary_images", "  images with touching same-class objects", "{:d}"),
+    ("touching_boundary_pixels", "  boundary pixels", "{:d}"),
+    ("style_count", "styles per input", "{:d}"),
+    ("style_colour_distance", "mean colour distance between styles (0..1)", "{:.4f}"),
+    ("style_distinct_mean", "clearly different styles per input, mean", "{:.2f}"),
+    ("style_distinct_min", "  fewest for one input", "{:d}"),
+    ("style_threshold", "  colour distance that counts as clearly different", "{:.2f}"),
+    ("seconds", "seconds", "{:.1f}"),
+)
+
+
+def table_rows(results: list[dict[str, Any]]) -> tuple[tuple[str, str, str], ...]:
+    """The rows of the paired table when every result is paired, the unpaired table's when none is, else both."""
+    paired = [bool(result.get("paired")) for result in results]
+    if all(paired) and paired:
+        return PAIRED_TABLE_ROWS
+    if not any(paired):
+        return TABLE_ROWS
+    keys = {key for key, _, _ in TABLE_ROWS}
+    return TABLE_ROWS[:-1] + tuple(row for row in PAIRED_TABLE_ROWS if row[0] not in keys) + TABLE_ROWS[-1:]
+
+
 def format_table(result: dict[str, Any]) -> str:
-    width = max(len(label) for _, label, _ in TABLE_ROWS)
+    rows = table_rows([result])
+    width = max(len(label) for _, label, _ in rows)
     lines = []
-    for key, label, fmt in TABLE_ROWS:
+    for key, label, fmt in rows:
         value = result.get(key)
         text = "skipped" if value is None else ("nan" if isinstance(value, float) and math.isnan(value)
                                                  else fmt.format(value))
@@ -395,6 +696,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier_size", type=int, default=64, help="classifier input side (masks use half)")
     parser.add_argument("--classifier_steps", type=int, default=400, help="classifier training steps (batch 64)")
     parser.add_argument("--kid_subset_size", type=int, default=1000)
+    paired = parser.add_argument_group("paired results (pix2pix, pix2pixhd)")
+    paired.add_argument("--label_nc", type=int, default=None,
+                        help="label classes (default: the run's <checkpoints_dir>/<name>/train_opt.json, else the "
+                             "largest label id of the data + 1)")
+    paired.add_argument("--checkpoints_dir", default="./checkpoints", help="where the run's train_opt.json is")
+    paired.add_argument("--segmenter", default=None,
+                        help="a trained SegmenterNet state dict (util/segmenter.py) instead of the one trained on "
+                             "<dataroot>/train_img and cached in <dataroot>/.cache/segmenter.pt")
+    paired.add_argument("--segmenter_size", type=int, default=sg.SegmenterSettings.size,
+                        help="segmenter input side (images are resized to size x size)")
+    paired.add_argument("--segmenter_steps", type=int, default=sg.SegmenterSettings.steps,
+                        help="segmenter training steps")
+    paired.add_argument("--retrain_segmenter", action="store_true", help="ignore the segmenter cache")
+    paired.add_argument("--no_segmentation", action="store_true", help="skip the segmentation mIoU")
+    paired.add_argument("--style_threshold", type=float, default=pm.STYLE_THRESHOLD,
+                        help="colour distance (0..1) above which two styles count as clearly different")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (more only help on an idle machine)")
     return parser
 
@@ -418,20 +735,29 @@ def fill_from_test_run(args: argparse.Namespace) -> argparse.Namespace:
 def evaluate_one(args: argparse.Namespace, results: str) -> dict[str, Any]:
     """evaluate_results for one --results folder, options not given taken from its test run."""
     run_args = fill_from_test_run(argparse.Namespace(**{**vars(args), "results": results}))
+    log = lambda text: print(text, file=sys.stderr)
+    if is_paired(results, args.direction):
+        settings = sg.SegmenterSettings(size=args.segmenter_size, steps=args.segmenter_steps)
+        return evaluate_paired_results(
+            results, run_args.dataroot, run_args.phase, args.direction, label_nc=args.label_nc,
+            checkpoints_dir=args.checkpoints_dir, segmenter=args.segmenter, segmenter_settings=settings,
+            retrain_segmenter=args.retrain_segmenter, segmentation=not args.no_segmentation,
+            style_threshold=args.style_threshold, inception_weights=args.inception_weights,
+            fid=not args.no_fid, kid_subset_size=args.kid_subset_size, log=log)
     settings = dc.ClassifierSettings(size=args.classifier_size, steps=args.classifier_steps)
     return evaluate_results(
         results, run_args.dataroot, run_args.phase, args.direction, ins_max=run_args.ins_max,
         max_instances=run_args.max_instances, match=args.match, inception_weights=args.inception_weights,
         fid=not args.no_fid, domain_score=not args.no_domain_score, shape_score=not args.no_shape_score,
         classifier_settings=settings, retrain_classifier=args.retrain_classifier,
-        kid_subset_size=args.kid_subset_size, log=lambda text: print(text, file=sys.stderr))
+        kid_subset_size=args.kid_subset_size, log=log)
 
 
 def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per numeric table metric over several runs (e.g. seeds): mean and spread, the spread being half the
     range (max - min) / 2, so two seeds read as mean +- the distance of each from the mean."""
     summary = {}
-    for key, _, _ in TABLE_ROWS:
+    for key, _, _ in table_rows(runs):
         values = [run[key] for run in runs if isinstance(run.get(key), int | float) and not isinstance(run[key], bool)]
         values = [value for value in values if not math.isnan(value)]
         if values:
@@ -441,9 +767,13 @@ def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def format_summary(summary: dict[str, dict[str, float]]) -> str:
-    width = max(len(label) for _, label, _ in TABLE_ROWS)
+    paired_only = {key for key, _, _ in PAIRED_TABLE_ROWS} - {key for key, _, _ in TABLE_ROWS}
+    unpaired_only = {key for key, _, _ in TABLE_ROWS} - {key for key, _, _ in PAIRED_TABLE_ROWS}
+    has_paired, has_unpaired = bool(paired_only & set(summary)), bool(unpaired_only & set(summary))
+    rows = table_rows([{"paired": True}] * has_paired + [{}] * (has_unpaired or not has_paired))
+    width = max(len(label) for _, label, _ in rows)
     lines = []
-    for key, label, fmt in TABLE_ROWS:
+    for key, label, fmt in rows:
         if key in summary:
             mean, spread = summary[key]["mean"], summary[key]["spread"]
             fmt = "{:.1f}" if fmt == "{:d}" else fmt
