@@ -416,7 +416,7 @@ class TwoDomainGANModel(BaseModel):
         coarsest = networks.multiscale_side(side, num_D - 1)
         if coarsest < need:
             fits = max(n for n in range(1, num_D) if networks.multiscale_side(side, n - 1) >= need)
-            smallest = (need - 1) * 2 ** (num_D - 1) + 1
+            smallest = -(-((need - 1) * 2 ** (num_D - 1) + 1) // 4) * 4   # and a multiple of 4, for the generators
             raise ValueError(f"--num_D {num_D} is too many for {side}-pixel inputs: the coarsest scale (1/"
                              f"{2 ** (num_D - 1)}) would be {coarsest} pixels, and a discriminator with --n_layers_D "
                              f"{opt.n_layers_D} needs at least {need}; use --num_D {fits} or less, or inputs of at "
