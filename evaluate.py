@@ -86,7 +86,7 @@ from util import metrics
 from util import paired_metrics as pm
 from util import segmenter as sg
 from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files
-from util.results_manifest import VISUALS_MANIFEST, read_manifest
+from util.results_manifest import read_manifest
 
 
 class EvaluationError(RuntimeError):
@@ -364,24 +364,9 @@ PAIRED_KEYS = ("psnr", "ssim", "segmentation_miou", "segmentation_pixel_accuracy
                "style_distinct_mean", "style_distinct_min", "style_inputs", "style_threshold")
 
 
-def manifest_roles(results_dir: str | Path, direction: str) -> dict[str, str]:
-    """The roles of ``direction`` as visuals.json writes them, all of them (read_manifest keeps only the
-    unpaired ones); {} without a manifest."""
-    results = Path(results_dir)
-    for folder in (results, results.parent):
-        path = folder / VISUALS_MANIFEST
-        if path.is_file():
-            try:
-                roles = json.loads(path.read_text())["roles"].get(direction) or {}
-                return {str(role): str(name) for role, name in roles.items()}
-            except (ValueError, KeyError, TypeError, AttributeError) as err:
-                raise EvaluationError(f"{path} is not a test.py visuals manifest ({err}); rerun test.py") from None
-    return {}
-
-
 def is_paired(results_dir: str | Path, direction: str = "AtoB") -> bool:
     """Whether the results are paired (the model names a ``target_image``, the real image of each input)."""
-    return "target_image" in manifest_roles(results_dir, direction)
+    return "target_image" in results_manifest(results_dir)["roles"].get(direction, {})
 
 
 def index_style_files(image_dir: Path, output_image: str) -> dict[str, dict[int, Path]]:
@@ -476,7 +461,7 @@ def evaluate_paired_results(results_dir: str | Path, dataroot: str | Path, phase
     boundaries and the spread of the styles (see the module docstring)."""
     start = time.perf_counter()
     dataroot = Path(dataroot)
-    roles = {**result_roles(results_dir, direction), **manifest_roles(results_dir, direction)}
+    roles = result_roles(results_dir, direction)
     if "target_image" not in roles:
         raise EvaluationError(f"{results_dir}: visuals.json names no target_image for {direction}; paired "
                               f"results (pix2pix, pix2pixhd) declare it")

@@ -21,7 +21,7 @@ VISUALS_MANIFEST = "visuals.json"
 # Results folders written before the manifest existed hold InstaGAN's (and CycleGAN's) visual names.
 DEFAULT_ROLES = {"input_image": "real_A_img", "input_masks": "real_A_seg",
                  "output_image": "fake_B_img", "output_masks": "fake_B_seg"}
-ROLES = tuple(DEFAULT_ROLES)
+ROLES = (*DEFAULT_ROLES, "target_image")   # target_image: the real image of paired models
 
 
 def write_manifest(page_dir: str | Path, model: str, visuals: dict[str, str], roles: dict[str, dict[str, str]],
