@@ -36,16 +36,16 @@ ROWS = {  # row -> (label, train flags, styles drawn at test time)
     "pix2pixhd_features": ("pix2pixHD with the instance feature encoder (--instance_feat), style 0",
                            f"{HD} --instance_feat", 3),
 }
-COLUMNS = (  # (metrics.json key, title, digits)
-    ("target_psnr", "PSNR dB", 2),
-    ("target_ssim", "SSIM", 3),
+COLUMNS = (  # (metrics.json key of evaluate.py, title, digits)
+    ("psnr", "PSNR dB", 2),
+    ("ssim", "SSIM", 3),
     ("segmentation_miou", "seg. mIoU", 3),
-    ("segmentation_miou_oracle", "oracle mIoU", 3),
-    ("segmentation_miou_ratio", "mIoU / oracle", 3),
+    ("oracle_miou", "oracle mIoU", 3),
+    ("miou_ratio", "mIoU / oracle", 3),
     ("touching_boundary_gradient", "gradient on touching boundaries", 3),
     ("touching_boundary_gradient_real", "same, real images", 3),
     ("style_colour_distance", "style colour distance", 3),
-    ("distinct_styles", "distinct styles", 1),
+    ("style_distinct_min", "distinct styles (fewest per input)", 0),
 )
 
 
@@ -61,7 +61,7 @@ def commands(row: str, args: argparse.Namespace) -> list[str]:
     if styles:
         found.append(f"python -m scripts.cluster_features --name {name} --checkpoints_dir {work} --n_clusters 10")
         test += f" --n_styles {styles}"
-    found += [test, f"python evaluate.py --results {work}/results/{name}/test_latest"]
+    found += [test, f"python evaluate.py --results {work}/results/{name}/test_latest --label_nc 3"]
     return found
 
 

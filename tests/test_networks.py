@@ -328,7 +328,7 @@ def test_norm_layers():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: define_G("unet"), "unknown generator 'unet'"),
+    (lambda: define_G("unet_256"), "unknown generator 'unet_256'"),
     (lambda: define_D("pixel"), "unknown discriminator 'pixel'"),
     (lambda: define_D("set_patch", ndf=4, init_D="xavier"), "--init_D 'xavier'"),
     (lambda: define_G("resnet", ngf=4, n_blocks=1, init_type="uniform"), "--init_type 'uniform'"),
