@@ -50,6 +50,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_compose": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
     "instagan_batch_norm_compose": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --compose_output"),
     "instagan_batch_norm_lr5e-4": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --lr 0.0005"),
+    "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
+    "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
 }
 DEFAULT_ROWS = list(ROWS)[:4]
 MAIN_ROWS = ("instagan", "cyclegan")   # these run once per --seeds; the others with the first seed only
@@ -65,6 +67,8 @@ LABELS = {
     "instagan_compose": "InstaGAN, output composed through the masks (--compose_output, not in the paper)",
     "instagan_batch_norm_compose": "InstaGAN, batch norm, output composed through the masks (--compose_output)",
     "instagan_batch_norm_lr5e-4": "InstaGAN, batch norm, learning rate 5e-4 (2.5x the paper's)",
+    "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
+    "instagan_num_D2_feat": "InstaGAN, --num_D 2 and mean-feature matching (--lambda_feat 1)",
 }
 
 
