@@ -125,9 +125,10 @@ def result_roles(results_dir: str | Path, direction: str) -> dict[str, str]:
     return roles
 
 
-def index_slot_files(image_dir: Path, visual: str) -> dict[str, dict[int, Path]]:
-    """``<stem>_<visual>_<k>.png`` files of the folder by stem and slot k (one directory listing)."""
-    pattern = re.compile(r"^(?P<stem>.+)_" + re.escape(visual) + r"_(?P<k>\d+)\.png$")
+def index_slot_files(image_dir: Path, visual: str, separator: str = "_") -> dict[str, dict[int, Path]]:
+    """``<stem>_<visual><separator><k>.png`` files of the folder by stem and number k (one directory listing):
+    per-instance files (``_``) or pix2pixHD's styles (``_style``)."""
+    pattern = re.compile(r"^(?P<stem>.+)_" + re.escape(visual + separator) + r"(?P<k>\d+)\.png$")
     found: dict[str, dict[int, Path]] = {}
     for path in image_dir.iterdir():
         match = pattern.match(path.name)
@@ -369,17 +370,6 @@ def is_paired(results_dir: str | Path, direction: str = "AtoB") -> bool:
     return "target_image" in results_manifest(results_dir)["roles"].get(direction, {})
 
 
-def index_style_files(image_dir: Path, output_image: str) -> dict[str, dict[int, Path]]:
-    """``<stem>_<output>_style<k>.png`` files of the folder by stem and style number k."""
-    pattern = re.compile(r"^(?P<stem>.+)_" + re.escape(output_image) + r"_style(?P<k>\d+)\.png$")
-    found: dict[str, dict[int, Path]] = {}
-    for path in image_dir.iterdir():
-        match = pattern.match(path.name)
-        if match:
-            found.setdefault(match["stem"], {})[int(match["k"])] = path
-    return found
-
-
 class IdMaps:
     """The label or instance maps of a split (``<dataroot>/<phase>_label`` / ``_inst``) by stem."""
 
@@ -469,7 +459,7 @@ def evaluate_paired_results(results_dir: str | Path, dataroot: str | Path, phase
     fake_suffix, real_suffix = f"_{output}.png", f"_{roles['target_image']}.png"
     image_dir = find_image_dir(results_dir, output)
     stems = sorted(path.name[: -len(fake_suffix)] for path in image_dir.glob(f"*{fake_suffix}"))
-    styles = index_style_files(image_dir, output)
+    styles = index_slot_files(image_dir, output, "_style")
     labels = IdMaps(dataroot / f"{phase}_label", "label map")
     instances = IdMaps(dataroot / f"{phase}_inst", "instance map")
     skipped: dict[str, str] = {}

@@ -478,15 +478,19 @@ def clear_output(out: Path, meta: dict | None, force: bool) -> None:
 
 
 def meta_text(meta: dict) -> str:
-    """Indented JSON, except that each image record takes one line (keeps the file small yet greppable)."""
-    record_lists, phases = {}, {}
-    for phase, domains in meta.get("phases", {}).items():
-        phases[phase] = {}
-        for domain, records in domains.items():
-            placeholder = f"@records {phase} {domain}@"
-            phases[phase][domain] = placeholder
-            lines = ",".join("\n    " + json.dumps(r, separators=(",", ":")) for r in records)
-            record_lists[json.dumps(placeholder)] = f"[{lines}\n   ]" if records else "[]"
+    """Indented JSON, except that each image record takes one line (keeps the file small yet greppable).
+    ``meta["phases"]`` maps each phase to its records (paired data) or to ``{domain: records}``."""
+    record_lists = {}
+
+    def stand_in(records: list, *names: str) -> str:
+        placeholder = "@records " + " ".join(names) + "@"
+        lines = ",".join("\n    " + json.dumps(r, separators=(",", ":")) for r in records)
+        record_lists[json.dumps(placeholder)] = f"[{lines}\n   ]" if records else "[]"
+        return placeholder
+
+    phases = {phase: stand_in(value, phase) if isinstance(value, list)
+              else {domain: stand_in(records, phase, domain) for domain, records in value.items()}
+              for phase, value in meta.get("phases", {}).items()}
     text = json.dumps({**meta, "phases": phases} if phases else meta, indent=1)
     for placeholder, records_text in record_lists.items():
         text = text.replace(placeholder, records_text)
@@ -494,6 +498,7 @@ def meta_text(meta: dict) -> str:
 
 
 def write_meta(path: Path, meta: dict) -> None:
+    """Write, then rename (this file also runs as a script, without util.fileio's helper)."""
     temporary = path.with_suffix(".tmp")
     temporary.write_text(meta_text(meta))
     temporary.replace(path)
@@ -692,47 +697,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.paired:
-        return _main_paired(args)
-    try:
-        summary = make_shapes_dataset(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test,
-                                      seed=args.seed, min_objects=args.min_objects,
-                                      max_objects=args.max_objects, force=args.force, workers=args.workers)
-    except (ValueError, OSError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if summary["skipped"]:
-        print(f"{args.out} already holds this shapes dataset (same options); nothing to do. "
-              "Pass --force to regenerate.")
-        return 0
-    counts = summary["counts"]
-    print(f"Wrote the shapes dataset to {args.out}: "
-          + ", ".join(f"{p} {counts[p]['A']} A + {counts[p]['B']} B images" for p in counts)
-          + f"; see {Path(args.out) / README_NAME}")
-    return 0
-
-
-def _main_paired(args: argparse.Namespace) -> int:
-    if not __package__:  # run as a script: the datasets package (datasets/shapes_paired.py) is not importable
+    if args.paired and not __package__:  # run as a script: datasets/shapes_paired.py is not importable
         print("error: run --paired from the repository root as python -m datasets.make_shapes_dataset --paired ...",
               file=sys.stderr)
         return 2
-    from datasets.shapes_paired import make_paired_shapes_dataset  # imports this module: not at the top
-
+    if args.paired:
+        from datasets.shapes_paired import make_paired_shapes_dataset as make  # imports this module: not at the top
+    else:
+        make = make_shapes_dataset
+    what = "paired shapes dataset" if args.paired else "shapes dataset"
     try:
-        summary = make_paired_shapes_dataset(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test,
-                                             seed=args.seed, min_objects=args.min_objects,
-                                             max_objects=args.max_objects, force=args.force, workers=args.workers)
+        summary = make(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed,
+                       min_objects=args.min_objects, max_objects=args.max_objects, force=args.force,
+                       workers=args.workers)
     except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if summary["skipped"]:
-        print(f"{args.out} already holds this paired shapes dataset (same options); nothing to do. "
-              "Pass --force to regenerate.")
+        print(f"{args.out} already holds this {what} (same options); nothing to do. Pass --force to regenerate.")
         return 0
     counts = summary["counts"]
-    print(f"Wrote the paired shapes dataset to {args.out}: " + ", ".join(f"{p} {counts[p]} scenes" for p in counts)
-          + f"; see {Path(args.out) / README_NAME}")
+    written = [f"{p} {counts[p]} scenes" if args.paired else f"{p} {counts[p]['A']} A + {counts[p]['B']} B images"
+               for p in counts]
+    print(f"Wrote the {what} to {args.out}: {', '.join(written)}; see {Path(args.out) / README_NAME}")
     return 0
 
 

@@ -23,7 +23,6 @@ byte-identical for the same options whatever the number of ``--workers``.
 from __future__ import annotations
 
 import colorsys
-import json
 import math
 import multiprocessing
 import shutil
@@ -50,6 +49,7 @@ from datasets.make_shapes_dataset import (
     read_meta,
     sample_geometry,
     validate_options,
+    write_meta,
 )
 
 PAIRED_FORMAT_VERSION = 1
@@ -281,23 +281,6 @@ def generate_paired(out: Path, options: PairedOptions, workers: int) -> dict:
     return {phase: [write_paired_image(*job) for job in jobs] for phase, jobs in tasks.items()}
 
 
-def paired_meta_text(meta: dict) -> str:
-    """Indented JSON, except that each image record takes one line (as the unpaired meta file)."""
-    phases = meta.get("phases", {})
-    placeholders = {phase: f"@records {phase}@" for phase in phases}
-    text = json.dumps({**meta, "phases": placeholders} if phases else meta, indent=1)
-    for phase, records in phases.items():
-        lines = ",".join("\n    " + json.dumps(r, separators=(",", ":")) for r in records)
-        text = text.replace(json.dumps(placeholders[phase]), f"[{lines}\n   ]" if records else "[]")
-    return text + "\n"
-
-
-def write_paired_meta(path: Path, meta: dict) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(paired_meta_text(meta))
-    temporary.replace(path)
-
-
 # ---------------------------------------------------------------- summary and README
 
 def paired_summary(out: Path, meta: dict, skipped: bool) -> dict:
@@ -385,10 +368,10 @@ def make_paired_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int
         return paired_summary(out, meta, skipped=True)
     clear_paired_output(out, meta, force)
     out.mkdir(parents=True, exist_ok=True)
-    write_paired_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
+    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
     meta = {"generator": "datasets/make_shapes_dataset.py --paired", "complete": True, "options": options.as_dict(),
             "label_ids": LABEL_IDS, "palettes": PALETTES, "folders": list(FOLDERS),
             "phases": generate_paired(out, options, max(1, workers))}
     (out / README_NAME).write_text(paired_readme_text(options, meta))
-    write_paired_meta(out / META_NAME, meta)
+    write_meta(out / META_NAME, meta)
     return paired_summary(out, meta, skipped=False)
