@@ -3,6 +3,7 @@
     python -m datasets.make_shapes_dataset --paired --out ./datasets/shapes_paired_64 --size 64
     python -m scripts.paired_benchmark --minutes 10                  # four rows, about 45 min on a 2-core CPU
     python -m scripts.paired_benchmark --minutes 1 --rows pix2pix --out /tmp/quick.md
+    python -m scripts.paired_benchmark --size 256 --out docs/paired_benchmark_gpu.md   # on a CUDA machine
 
 Each row trains with train.py for the same wall-clock budget, draws the test label maps with test.py and is
 scored by evaluate.py against the real test images: PSNR/SSIM, the segmentation score of the pix2pixHD paper
@@ -25,8 +26,8 @@ from PIL import Image, ImageDraw
 from scripts.shapes_benchmark import NOTES_MARKER, git_commit, machine, run
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAIN = ("--dataset_mode aligned --label_nc 3 --load_size 64 --crop_size 64 --batch_size 4 --amp bf16 "
-         "--niter 1000 --niter_decay 0 --display_id 0 --print_freq 400 --num_threads 1")
+TRAIN = ("--dataset_mode aligned --label_nc 3 --batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 "
+         "--print_freq 400 --num_threads 1")
 PIX2PIX = "--model pix2pix --ngf 32 --ndf 32"
 HD = "--model pix2pixhd --netG global --ngf 32 --ndf 32 --n_downsample_global 3 --n_blocks_global 4 --num_D 2"
 ROWS = {  # row -> (label, train flags, styles drawn at test time)
@@ -55,7 +56,7 @@ def commands(row: str, args: argparse.Namespace) -> list[str]:
     name = f"paired_{row}_seed{args.seed}"
     work = args.workdir
     found = [(f"python train.py --dataroot {args.dataroot} --name {name} --checkpoints_dir {work} {flags} {TRAIN} "
-             f"--seed {args.seed} --max_minutes {args.minutes}")]
+             f"--load_size {args.size} --crop_size {args.size} --seed {args.seed} --max_minutes {args.minutes}")]
     test = (f"python test.py --name {name} --checkpoints_dir {work} --eval --results_dir {work}/results "
             f"--num_test {args.num_test}")
     if styles:
@@ -119,7 +120,7 @@ def sample_figure(records: list[dict], args: argparse.Namespace, path: Path, cou
     stems = sorted(p.name[: -len("_real_A.png")] for p in images.glob("*_real_A.png"))[:count]
     if not stems:
         return
-    side = 64 * scale
+    side = min(args.size, 128) * scale
     canvas = Image.new("RGB", (side * len(columns), 16 + side * len(stems)), "white")
     draw = ImageDraw.Draw(canvas)
     for col, (row, visual, title) in enumerate(columns):
@@ -137,8 +138,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
     out = Path(args.out).resolve()
     out_text = out.relative_to(ROOT).as_posix() if out.is_relative_to(ROOT) else str(args.out)
     return (f"python -m scripts.paired_benchmark --minutes {args.minutes} --rows {' '.join(args.rows)} --seed "
-            f"{args.seed} --dataroot {args.dataroot} --workdir {args.workdir} --num_test {args.num_test} "
-            f"--out {out_text}")
+            f"{args.seed} --size {args.size} --dataroot {args.dataroot} --workdir {args.workdir} --num_test "
+            f"{args.num_test} --out {out_text}")
 
 
 def write_report(records: list[dict], args: argparse.Namespace) -> None:
@@ -150,13 +151,13 @@ def write_report(records: list[dict], args: argparse.Namespace) -> None:
     machines = "; ".join(sorted({r["machine"] for r in records}))
     commits = ", ".join(sorted({r["commit"] for r in records}))
     lines = ["# Paired benchmark: pix2pix and pix2pixHD on the paired shapes", "",
-             (f"Built-in paired shapes (64x64; label 0 background, 1 ellipse, 2 rectangle; about 30% of scenes with "
+             (f"Built-in paired shapes ({args.size}x{args.size}; label 0 background, 1 ellipse, 2 rectangle; about 30% of scenes with "
              f"two touching objects of one class; three colour palettes per class), every model trained for "
              f"{args.minutes} minutes of wall-clock time with seed {args.seed}, then {args.num_test} test label maps "
              f"drawn and scored by evaluate.py against the real test images."), "", table(records), "",
              f"Machine: {machines}. Recorded {time.strftime('%Y-%m-%d')} at commit {commits}.", "",
              "## Commands", "", "Reproduce everything with:", "",
-             f"    python -m datasets.make_shapes_dataset --paired --out {args.dataroot} --size 64",
+             f"    python -m datasets.make_shapes_dataset --paired --out {args.dataroot} --size {args.size}",
              f"    {reproduce_command(args)}", "",
              "which runs, per row:", ""]
     for record in records:
@@ -173,14 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dataroot", default="./datasets/shapes_paired_64")
+    parser.add_argument("--size", type=int, default=64, help="image side: 64 on a CPU, 256 for the GPU rows")
+    parser.add_argument("--dataroot", default=None, help="default: ./datasets/shapes_paired_<size>")
     parser.add_argument("--workdir", default="./checkpoints/paired_benchmark")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--out", default=str(ROOT / "docs" / "paired_benchmark.md"))
     parser.add_argument("--reuse", action="store_true", help="take rows already measured in --workdir")
     args = parser.parse_args(argv)
+    args.dataroot = args.dataroot or f"./datasets/shapes_paired_{args.size}"
     if not Path(args.dataroot, "train_label").is_dir():
-        run(f"python -m datasets.make_shapes_dataset --paired --out {args.dataroot} --size 64", Path("/dev/null"))
+        run(f"python -m datasets.make_shapes_dataset --paired --out {args.dataroot} --size {args.size}",
+            Path("/dev/null"))
     records = [benchmark_row(row, args) for row in args.rows]
     write_report(records, args)
     print(table(records))

@@ -10,7 +10,7 @@ from scripts.shapes_benchmark import NOTES_MARKER
 
 def args(tmp_path, **changes) -> argparse.Namespace:
     values = {"minutes": 10.0, "rows": list(paired_benchmark.ROWS), "seed": 0, "dataroot": "./datasets/paired",
-              "workdir": str(tmp_path / "work"), "num_test": 200, "out": str(tmp_path / "bench.md"), "reuse": False}
+              "workdir": str(tmp_path / "work"), "num_test": 200, "size": 64, "out": str(tmp_path / "bench.md"), "reuse": False}
     return argparse.Namespace(**{**values, **changes})
 
 
@@ -20,6 +20,8 @@ def test_every_row_trains_for_the_budget_and_the_encoder_row_draws_styles(tmp_pa
         train, *rest = paired_benchmark.commands(row, a)
         assert "--max_minutes 10.0" in train and "--label_nc 3" in train and "--seed 0" in train
         assert rest[-1].startswith("python evaluate.py") and "--label_nc 3" in rest[-1]
+    assert "--load_size 64 --crop_size 64" in paired_benchmark.commands("pix2pix", a)[0]
+    assert "--load_size 256 --crop_size 256" in paired_benchmark.commands("pix2pix", args(tmp_path, size=256))[0]
     assert "--no_instance" in paired_benchmark.commands("pix2pixhd_no_instance", a)[0]
     styles = paired_benchmark.commands("pix2pixhd_features", a)
     assert "--instance_feat" in styles[0] and "scripts.cluster_features" in styles[1] and "--n_styles 3" in styles[2]
