@@ -112,6 +112,18 @@ def check_name(name: str) -> str:
     return name
 
 
+def prepare_folders(folders: Sequence[Path], overwrite: bool) -> None:
+    """Create ``folders``; refuse to mix with an earlier build unless ``overwrite`` clears them first."""
+    used = [f for f in folders if f.is_dir() and any(f.iterdir())]
+    if used and not overwrite:
+        raise BuilderError(f"{used[0]} already holds files; pass --overwrite to replace this phase, "
+                           f"or choose another --out")
+    for folder in folders:
+        if overwrite and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 @dataclass
 class DatasetWriter:
     """Writes samples of one phase under ``root`` and counts what was written and skipped."""
@@ -131,15 +143,7 @@ class DatasetWriter:
 
         Mixing would leave stale ``<name>_<k>.png`` masks that the loader would take as instances.
         """
-        folders = [self.folder(d, seg) for d in DOMAINS for seg in (False, True)]
-        used = [f for f in folders if f.is_dir() and any(f.iterdir())]
-        if used and not overwrite:
-            raise BuilderError(f"{used[0]} already holds files; pass --overwrite to replace this phase, "
-                               f"or choose another --out")
-        for folder in folders:
-            if overwrite and folder.exists():
-                shutil.rmtree(folder)
-            folder.mkdir(parents=True, exist_ok=True)
+        prepare_folders([self.folder(d, seg) for d in DOMAINS for seg in (False, True)], overwrite)
 
     def write(self, domain: str, name: str, image: Image.Image, masks: Sequence[np.ndarray]) -> None:
         check_name(name)

@@ -22,7 +22,6 @@ the files keep their size. From the repository root::
 from __future__ import annotations
 
 import argparse
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from datasets.builder_utils import BuilderError, check_name, run_cli
+from datasets.builder_utils import BuilderError, check_name, prepare_folders, run_cli
 
 PHASE_OF_SPLIT = {"train": "train", "val": "test"}
 LABEL_SUFFIX = "_gtFine_labelIds.png"
@@ -139,19 +138,6 @@ def convert(sample: Sample, out: Path, phase: str, size: tuple[int, int] | None)
     img.save(out / f"{phase}_img" / f"{sample.stem}.png")
 
 
-def prepare(out: Path, phase: str, overwrite: bool) -> None:
-    """Create the phase's folders; refuse to mix with an earlier build unless ``overwrite`` clears them."""
-    folders = [out / f"{phase}_{kind}" for kind in FOLDERS]
-    used = [f for f in folders if f.is_dir() and any(f.iterdir())]
-    if used and not overwrite:
-        raise BuilderError(f"{used[0]} already holds files; pass --overwrite to replace this phase, or choose "
-                           f"another --out")
-    for folder in folders:
-        if overwrite and folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-
-
 def build(args: argparse.Namespace) -> dict[str, int]:
     """Convert every requested split; returns {phase: samples written}."""
     root = args.cityscapes_root
@@ -162,7 +148,7 @@ def build(args: argparse.Namespace) -> dict[str, int]:
     written = {}
     for split, frames in samples.items():
         phase = PHASE_OF_SPLIT[split]
-        prepare(args.out, phase, args.overwrite)
+        prepare_folders([args.out / f"{phase}_{kind}" for kind in FOLDERS], args.overwrite)
         for sample in frames:
             convert(sample, args.out, phase, tuple(args.size) if args.size else None)
         written[phase] = len(frames)

@@ -463,9 +463,10 @@ def is_complete(out: Path, meta: dict | None, options: DatasetOptions) -> bool:
     return (out / README_NAME).is_file()
 
 
-def clear_output(out: Path, meta: dict | None, force: bool) -> None:
-    """Remove an earlier shapes dataset in `out`; refuse to touch another dataset unless forced."""
-    existing = [p for p in owned_paths(out) if p.exists()]
+def clear_output(out: Path, meta: dict | None, force: bool, owned: list[Path] | None = None) -> None:
+    """Remove an earlier shapes dataset in `out` (the files and folders `owned`, by default the unpaired
+    dataset's); refuse to touch another dataset unless forced."""
+    existing = [p for p in (owned_paths(out) if owned is None else owned) if p.exists()]
     if existing and meta is None and not (out / META_NAME).exists() and not force:
         names = ", ".join(p.name for p in existing)
         raise FileExistsError(f"{out} already holds {names} but no {META_NAME}, so it is not a shapes dataset; "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import colorsys
 import math
 import multiprocessing
-import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from datasets.make_shapes_dataset import (
     SHRINK_EVERY,
     DatasetOptions,
     ShapeObject,
+    clear_output,
     coverage,
     dilate,
     draw_background,
@@ -258,15 +258,7 @@ def clear_paired_output(out: Path, meta: dict | None, force: bool) -> None:
     if meta is not None and not meta.get("options", {}).get("paired") and not force:
         raise FileExistsError(f"{out} holds the unpaired shapes dataset; choose another --out for --paired (or "
                               f"pass --force to replace its {META_NAME} and README)")
-    existing = [p for p in paired_owned_paths(out) if p.exists()]
-    if existing and meta is None and not (out / META_NAME).exists() and not force:
-        raise FileExistsError(f"{out} already holds {', '.join(p.name for p in existing)} but no {META_NAME}, so it "
-                              f"is not a shapes dataset; choose another --out or pass --force to replace those files")
-    for path in existing:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    clear_output(out, meta, force, paired_owned_paths(out))
 
 
 def generate_paired(out: Path, options: PairedOptions, workers: int) -> dict:
