@@ -137,6 +137,17 @@ def index_slot_files(image_dir: Path, visual: str, separator: str = "_") -> dict
     return found
 
 
+def read_result_pair(image_dir: Path, stem: str, fake_suffix: str,
+                     real_suffix: str) -> tuple[np.ndarray, np.ndarray]:
+    """The translation of ``stem`` and, at its size, the image test.py saved beside it (the input, or the real
+    image of paired results)."""
+    real_path = image_dir / f"{stem}{real_suffix}"
+    if not real_path.is_file():
+        raise EvaluationError(f"missing {real_path} beside {stem}{fake_suffix}: rerun test.py to write it")
+    fake = metrics.read_rgb(image_dir / f"{stem}{fake_suffix}")
+    return fake, metrics.read_rgb(real_path, fake.shape[:2])
+
+
 def read_translated_masks(files: dict[int, Path], size: tuple[int, int], ins_max: int) -> dict[int, np.ndarray]:
     """Translated masks of one input by k, the number of the input mask file each one came from."""
     if len(files) > ins_max:
@@ -294,14 +305,10 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
     truth = GroundTruth(dataroot, f"{phase}{source}")
     fakes, fake_masks, per_image = [], [], []
     for stem in stems:
-        real_path = image_dir / f"{stem}{real_suffix}"
-        if not real_path.is_file():
-            raise EvaluationError(f"missing {real_path} beside {stem}{fake_suffix}: rerun test.py to write it")
-        fake = metrics.read_rgb(image_dir / f"{stem}{fake_suffix}")
+        fake, real = read_result_pair(image_dir, stem, fake_suffix, real_suffix)
         size = fake.shape[:2]
         all_inputs, kept_inputs = input_masks.load(stem, size)
         outputs = read_translated_masks(translated_files.get(stem, {}), size, ins_max)
-        real = metrics.read_rgb(real_path, size)
         error = metrics.background_error(real, fake, all_inputs + list(outputs.values()))
         background += error
         if truth.available:
@@ -486,12 +493,8 @@ def evaluate_paired_results(results_dir: str | Path, dataroot: str | Path, phase
     boundary, spread = pm.BoundaryGradient(), pm.StyleSpread(style_threshold)
     fakes, psnrs, ssims, per_image = [], [], [], []
     for stem in stems:
-        real_path = image_dir / f"{stem}{real_suffix}"
-        if not real_path.is_file():
-            raise EvaluationError(f"missing {real_path} beside {stem}{fake_suffix}: rerun test.py to write it")
-        fake = metrics.read_rgb(image_dir / f"{stem}{fake_suffix}")
+        fake, real = read_result_pair(image_dir, stem, fake_suffix, real_suffix)
         size = fake.shape[:2]
-        real = metrics.read_rgb(real_path, size)
         psnr, ssim = pm.image_psnr_ssim(fake, real)
         label = labels.load(stem, size) if labels.available else None
         inst = instances.load(stem, size) if instances.available else None
