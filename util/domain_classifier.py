@@ -11,8 +11,6 @@ so the net judges the outline rather than position or size.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 import time
@@ -28,6 +26,7 @@ from torch import Tensor, nn
 from .image_files import index_mask_files, list_image_files, to_8bit
 from .masks import mask_to_grey
 from .metrics import read_mask, sobel_magnitude
+from .trained_cache import files_key, read_cache, write_cache
 
 KINDS = ("image", "mask")
 CACHE_FORMAT = 2  # bump when the net or its input preparation changes: old caches then retrain
@@ -127,13 +126,8 @@ def training_files(dataroot: str | Path, kind: str, phase: str = "train") -> tup
 
 
 def cache_key(files_a: list[Path], files_b: list[Path], kind: str, settings: ClassifierSettings) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps({"format": CACHE_FORMAT, "kind": kind, **asdict(settings)}, sort_keys=True).encode())
-    for label, files in (("A", files_a), ("B", files_b)):
-        for path in files:
-            stat = path.stat()
-            digest.update(f"{label}|{path.parent.name}/{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    files = [("A|", path) for path in files_a] + [("B|", path) for path in files_b]
+    return files_key({"format": CACHE_FORMAT, "kind": kind, **asdict(settings)}, files)
 
 
 def _subset(files: list[Path], count: int, rng: random.Random) -> list[Path]:
@@ -198,18 +192,13 @@ def load_or_train(dataroot: str | Path, kind: str, settings: ClassifierSettings 
     files_a, files_b = training_files(dataroot, kind, phase)
     key = cache_key(files_a, files_b, kind, settings)
     cache_path = Path(dataroot) / ".cache" / f"domain_classifier_{kind}.pt"
-    if cache_path.is_file() and not retrain:
-        try:
-            cached = torch.load(cache_path, map_location="cpu", weights_only=True)
-        except (RuntimeError, OSError, ValueError) as err:
-            log(f"ignoring unreadable classifier cache {cache_path} ({err}); retraining")
-            cached = {}
-        if cached.get("key") == key:
-            net = DomainClassifierNet(kind)
-            net.load_state_dict(cached["state_dict"])
-            net.eval()
-            return net, ClassifierInfo(kind, cached["val_accuracy"], False, str(cache_path),
-                                       cached["train_samples"], time.perf_counter() - start)
+    cached = None if retrain else read_cache(cache_path, key, "classifier", log)
+    if cached is not None:
+        net = DomainClassifierNet(kind)
+        net.load_state_dict(cached["state_dict"])
+        net.eval()
+        return net, ClassifierInfo(kind, cached["val_accuracy"], False, str(cache_path),
+                                   cached["train_samples"], time.perf_counter() - start)
     log(f"training the {kind} domain classifier on {phase}A vs {phase}B of {dataroot} (cached afterwards)")
     rng = random.Random(settings.seed)
     side = settings.input_side(kind)
@@ -217,9 +206,8 @@ def load_or_train(dataroot: str | Path, kind: str, settings: ClassifierSettings 
     inputs_b = load_inputs(_subset(files_b, settings.max_per_domain, rng), kind, side)
     net, accuracy = train_classifier(inputs_a, inputs_b, kind, settings)
     samples = {"A": int(inputs_a.shape[0]), "B": int(inputs_b.shape[0])}
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": key, "state_dict": net.state_dict(), "val_accuracy": accuracy, "train_samples": samples,
-                "settings": asdict(settings)}, cache_path)
+    write_cache(cache_path, {"key": key, "state_dict": net.state_dict(), "val_accuracy": accuracy,
+                             "train_samples": samples, "settings": asdict(settings)})
     seconds = time.perf_counter() - start
     log(f"{kind} classifier: validation accuracy {accuracy:.3f} ({seconds:.1f} s)")
     if math.isfinite(accuracy) and accuracy < 0.75:

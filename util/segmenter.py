@@ -18,8 +18,6 @@ that state dict under ``"state_dict"`` and optionally ``"settings"`` (``{"size":
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import time
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .image_files import DatasetError, list_image_files, to_8bit
+from .trained_cache import files_key, read_cache, write_cache
 
 CACHE_FORMAT = 1   # bump when the net or its input preparation changes: old caches then retrain
 CACHE_NAME = "segmenter.pt"
@@ -144,14 +143,8 @@ def training_pairs(dataroot: str | Path, phase: str = "train") -> list[tuple[Pat
 
 
 def cache_key(pairs: list[tuple[Path, Path]], num_classes: int, settings: SegmenterSettings) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps({"format": CACHE_FORMAT, "num_classes": num_classes, **asdict(settings)},
-                             sort_keys=True).encode())
-    for pair in pairs:
-        for path in pair:
-            stat = path.stat()
-            digest.update(f"{path.parent.name}/{path.name}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+    return files_key({"format": CACHE_FORMAT, "num_classes": num_classes, **asdict(settings)},
+                     [("", path) for pair in pairs for path in pair])
 
 
 def load_training_data(pairs: list[tuple[Path, Path]], num_classes: int, side: int) -> tuple[Tensor, Tensor]:
@@ -206,18 +199,13 @@ def load_or_train(dataroot: str | Path, num_classes: int, settings: SegmenterSet
     pairs = training_pairs(dataroot, phase)
     key = cache_key(pairs, num_classes, settings)
     cache_path = Path(dataroot) / ".cache" / CACHE_NAME
-    if cache_path.is_file() and not retrain:
-        try:
-            cached = torch.load(cache_path, map_location="cpu", weights_only=True)
-        except (RuntimeError, OSError, ValueError) as err:
-            log(f"ignoring unreadable segmenter cache {cache_path} ({err}); retraining")
-            cached = {}
-        if cached.get("key") == key:
-            net = SegmenterNet(num_classes, settings.width)
-            net.load_state_dict(cached["state_dict"])
-            net.eval()
-            return net, SegmenterInfo(str(cache_path), False, num_classes, settings.size, cached["train_images"],
-                                      time.perf_counter() - start)
+    cached = None if retrain else read_cache(cache_path, key, "segmenter", log)
+    if cached is not None:
+        net = SegmenterNet(num_classes, settings.width)
+        net.load_state_dict(cached["state_dict"])
+        net.eval()
+        return net, SegmenterInfo(str(cache_path), False, num_classes, settings.size, cached["train_images"],
+                                  time.perf_counter() - start)
     log(f"training the segmenter on {phase}_img / {phase}_label of {dataroot} ({settings.steps} steps at "
         f"{settings.size} px; cached afterwards as {cache_path})")
     rng = random.Random(settings.seed)
@@ -225,9 +213,8 @@ def load_or_train(dataroot: str | Path, num_classes: int, settings: SegmenterSet
         pairs = sorted(rng.sample(pairs, settings.max_images))
     images, labels = load_training_data(pairs, num_classes, settings.size)
     net = train_segmenter(images, labels, num_classes, settings)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"key": key, "state_dict": net.state_dict(), "train_images": len(pairs), "num_classes": num_classes,
-                "settings": asdict(settings)}, cache_path)
+    write_cache(cache_path, {"key": key, "state_dict": net.state_dict(), "train_images": len(pairs),
+                             "num_classes": num_classes, "settings": asdict(settings)})
     seconds = time.perf_counter() - start
     log(f"segmenter trained on {len(pairs)} images in {seconds:.1f} s")
     return net, SegmenterInfo(str(cache_path), True, num_classes, settings.size, len(pairs), seconds)
