@@ -210,8 +210,9 @@ class Pix2PixHDModel(BaseModel):
         opt = self.opt
         self.forward()
         fake_pair = torch.cat([self.label_input, self.fake_B], 1)
-        with torch.no_grad():   # the feature-matching targets: D's features of the real pair, no gradient
-            real_features = self.netD(torch.cat([self.label_input, self.real_B], 1))
+        # D on the real pair once: its features are the feature-matching targets (detached there) and its
+        # predictions D's real term below (D is unchanged by G's update in between)
+        real_features = self.netD(torch.cat([self.label_input, self.real_B], 1))
         fake_features = self.netD(fake_pair)
         losses = {"G_GAN": self.criterion_gan(fake_features, True)}                  # sum_k (D_k(x, G(x)) - 1)^2
         if not opt.no_ganFeat_loss:
@@ -221,6 +222,6 @@ class Pix2PixHDModel(BaseModel):
             losses["G_VGG"] = opt.lambda_feat * self.criterion_vgg(self.fake_B, self.real_B)
         yield Update(self.optimizer_G, losses)
         yield Update(self.optimizer_D, {   # 0.5 * sum_k ((D_k(x, y) - 1)^2 + D_k(x, G(x))^2)
-            "D_real": 0.5 * self.criterion_gan(self.netD(torch.cat([self.label_input, self.real_B], 1)), True),
+            "D_real": 0.5 * self.criterion_gan(real_features, True),
             "D_fake": 0.5 * self.criterion_gan(self.netD(fake_pair.detach()), False),
         })

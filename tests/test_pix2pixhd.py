@@ -46,7 +46,11 @@ def test_global_generator_sees_labels_and_boundaries_and_d_sees_the_pair(tmp_pat
     assert model.label_input.shape[1] == 4                       # 3 one-hot planes + the boundary map
     assert next(model.netG.parameters()).shape[1] == 4
     assert model.netD.scale_blocks(0)[0][0].in_channels == 7     # the label input beside the image
+    with torch.no_grad():   # D's real term: D before its own step on (labels, real image), halved
+        expected_d_real = 0.5 * model.criterion_gan(model.netD(torch.cat([model.label_input, model.real_B], 1)),
+                                                    True).item()
     model.optimize_parameters()
+    assert model.get_current_losses()["D_real"] == pytest.approx(expected_d_real, rel=1e-5)
     losses = model.get_current_losses()
     assert list(losses) == ["G_GAN", "G_GAN_Feat", "D_real", "D_fake"]   # no VGG without --vgg_weights
     assert all(torch.isfinite(torch.tensor(v)) for v in losses.values())
