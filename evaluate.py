@@ -25,7 +25,11 @@ PSNR against the input on the pixels outside the input and target masks, each be
 left unchanged, and backgrounds painted in one flat colour. The shape change score is the share of the pixels
 inside exactly one of an object's input and target masks (rims it loses, corners it gains) that the output shows
 as the target does, object or background as judged by the output's own colours: 0 for the input itself, 1 for
-the target, whatever the colours. Without ground truth these are null and
+the target, whatever the colours. Where the dataset's ``shapes_meta.json`` records each object's kind and its
+target's (the shapes data), each object is also read out of the output image (what stands out from its
+surroundings near its masks): its IoU with the target mask (object position) and whether a mask classifier
+reads it as the target's kind (object kind score; util/object_kinds.py); images translated without masks are
+scored too. Without ground truth these are null and
 ``skipped["target"]`` says why. Several ``--results`` folders (e.g. one per seed) are scored one by one and the
 table adds each metric's mean +- spread (half the range).
 
@@ -86,6 +90,8 @@ from util import metrics
 from util import paired_metrics as pm
 from util import segmenter as sg
 from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files
+from util.instances import match_instances
+from util.object_kinds import ObjectKindScores
 from util.results_manifest import read_manifest
 
 
@@ -165,11 +171,11 @@ class InputMasks:
         self.max_instances = max_instances
         self.ins_max = ins_max
         seg = dataroot / f"{folder}_seg"
-        if not seg.is_dir():
+        self.saved = index_slot_files(image_dir, saved_visual) if saved_visual else {}
+        if not seg.is_dir() and not self.saved:
             raise EvaluationError(f"no folder {seg}: the input masks are read from <dataroot>/<phase><source>_seg; "
                                   f"check --dataroot, --phase and --direction")
-        self.files = index_mask_files(seg)
-        self.saved = index_slot_files(image_dir, saved_visual) if saved_visual else {}
+        self.files = index_mask_files(seg) if seg.is_dir() else {}
         self.warned_aspect = False
 
     def load(self, stem: str, size: tuple[int, int]) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
@@ -201,13 +207,25 @@ class GroundTruth:
     """The test split's targets, when the dataset has them (``<phase><source>_target/<stem>.png`` and its masks
     ``..._target_seg/<stem>_<k>.png``, mask k being input object k translated; the shapes data writes them),
     and the scores of the outputs against them, beside two references: the input left unchanged (identity) and
-    flat-colour backgrounds (floors)."""
+    flat-colour backgrounds (floors).
 
-    def __init__(self, dataroot: Path, folder: str):
+    The model may have translated other masks than the dataset's (predicted by a mask predictor, or degraded on
+    purpose): each mask it was given is then paired with the true input mask it overlaps most
+    (``util.instances.match_instances``), and the scores judge the true objects the model would have translated
+    with the dataset's masks (the ``ins_max`` largest). So an object whose mask was missing counts as not
+    translated, the background is always the pixels off the true objects and their targets, and a mask that
+    matches no true object is scored only through the full-image figures. With the dataset's own masks this
+    changes nothing."""
+
+    def __init__(self, dataroot: Path, folder: str, ins_max: int, kinds: ObjectKindScores | None = None):
+        self.ins_max = ins_max
+        self.kinds = kinds if kinds is not None and kinds.available else None
         self.images = dataroot / f"{folder}_target"
         seg = dataroot / f"{folder}_target_seg"
         self.available = self.images.is_dir() and seg.is_dir()
         self.mask_files = index_mask_files(seg) if self.available else {}
+        true_seg = dataroot / f"{folder}_seg"
+        self.source_files = index_mask_files(true_seg) if self.available and true_seg.is_dir() else {}
         self.model, self.identity = metrics.TargetComparison(), metrics.TargetComparison()
         self.background = metrics.RegionError()
         self.inputs: list[np.ndarray] = []
@@ -228,6 +246,13 @@ class GroundTruth:
         target = metrics.read_rgb(path, size)
         masks = {int(MASK_NAME.match(file.name)["k"]): metrics.read_mask(file, size)
                  for file in self.mask_files.get(stem, [])}
+        true_inputs = {int(MASK_NAME.match(file.name)["k"]): metrics.read_mask(file, size)
+                       for file in self.source_files.get(stem, [])}
+        if true_inputs:
+            kept_inputs, outputs = as_true_objects(kept_inputs, outputs, true_inputs, self.ins_max)
+            input_masks = list(true_inputs.values())
+            if self.kinds is not None:
+                self.kinds.add_image(stem, {"model": fake, "identity": real}, true_inputs, masks)
         self.model.add_image(fake, target, masks, kept_inputs)
         self.identity.add_image(real, target, masks, kept_inputs)
         region = metrics.background_mask(input_masks + list(masks.values()), size)
@@ -240,12 +265,27 @@ class GroundTruth:
     def scores(self, with_masks: bool) -> dict[str, float | None]:
         identity = {f"identity_{key}": value for key, value in self.identity.scores().items()}
         floors = metrics.flat_background_floors(self.inputs, self.regions)
-        return {**self.model.scores(), "target_background_psnr": self.background.psnr,
+        kinds = self.kinds.scores() if self.kinds is not None else {}
+        return {**self.model.scores(), **kinds, "target_background_psnr": self.background.psnr,
                 "target_mask_iou": float(np.mean(self.mask_ious)) if with_masks and self.mask_ious else None,
                 **identity, **{f"background_{key}": value for key, value in floors.items()}}
 
 
+def as_true_objects(kept: dict[int, np.ndarray], outputs: dict[int, np.ndarray], true_inputs: dict[int, np.ndarray],
+                    ins_max: int) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(the true objects the model translates given the dataset's masks, by their numbers k; the translations
+    ``outputs`` of the masks it was given (``kept``, by its own numbers), renumbered as the true object each
+    given mask overlaps most)."""
+    numbers, masks = list(true_inputs), list(true_inputs.values())
+    given = list(kept)
+    renumber = {given[i]: numbers[j] for i, j, _ in match_instances(list(kept.values()), masks)}
+    return ({numbers[index]: masks[index] for index in metrics.model_order(masks, ins_max)},
+            {renumber[k]: mask for k, mask in outputs.items() if k in renumber})
+
+
 TARGET_KEYS = ("target_psnr", "target_ssim", "object_psnr", "object_colour_error", "shape_change_score",
+               "object_kind_score", "object_position_iou", "identity_object_kind_score",
+               "identity_object_position_iou", "object_kind_classifier_val_accuracy",
                "target_background_psnr",
                "target_mask_iou", "identity_target_psnr", "identity_target_ssim", "identity_object_psnr",
                "identity_object_colour_error", "identity_shape_change_score", "background_floor_dataset_colour",
@@ -302,7 +342,9 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
     stems = sorted(path.name[: -len(fake_suffix)] for path in image_dir.glob(f"*{fake_suffix}"))
     translated_files = index_slot_files(image_dir, roles["output_masks"]) if "output_masks" in roles else {}
     background, fidelity = metrics.RegionError(), metrics.InstanceFidelity()
-    truth = GroundTruth(dataroot, f"{phase}{source}")
+    settings = classifier_settings or dc.ClassifierSettings()
+    kinds = ObjectKindScores(dataroot, phase, source, settings, log) if shape_score else None
+    truth = GroundTruth(dataroot, f"{phase}{source}", ins_max, kinds)
     fakes, fake_masks, per_image = [], [], []
     for stem in stems:
         fake, real = read_result_pair(image_dir, stem, fake_suffix, real_suffix)
@@ -344,7 +386,6 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
         except (metrics.InceptionWeightsMissing, DatasetError, ValueError) as err:
             result["skipped"]["fid"] = str(err)
             log(str(err))
-    settings = classifier_settings or dc.ClassifierSettings()
     target_label = 1 if target == "B" else 0
     fake_paths = [image_dir / f"{stem}{fake_suffix}" for stem in stems]
     for enabled, kind, inputs, key in ((domain_score, "image", fake_paths, "domain"),
@@ -583,6 +624,11 @@ TABLE_ROWS = (
     ("identity_object_colour_error", "  reference: the input unchanged", "{:.4f}"),
     ("shape_change_score", "shape change score (target 1)", "{:.3f}"),
     ("identity_shape_change_score", "  reference: the input unchanged", "{:.3f}"),
+    ("object_kind_score", "object kind score (objects read as their target's kind)", "{:.3f}"),
+    ("identity_object_kind_score", "  reference: the input unchanged", "{:.3f}"),
+    ("object_kind_classifier_val_accuracy", "  kind classifier validation accuracy", "{:.3f}"),
+    ("object_position_iou", "object position IoU (object read from the output vs target mask)", "{:.3f}"),
+    ("identity_object_position_iou", "  reference: the input unchanged", "{:.3f}"),
     ("target_background_psnr", "background PSNR dB vs input, outside input and target masks", "{:.2f}"),
     ("background_floor_dataset_colour", "  floor: painted in the dataset's mean colour", "{:.2f}"),
     ("background_floor_image_colour", "  floor: painted in each image's mean colour", "{:.2f}"),

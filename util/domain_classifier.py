@@ -187,11 +187,20 @@ def load_or_train(dataroot: str | Path, kind: str, settings: ClassifierSettings 
                   log: Callable[[str], None] = print) -> tuple[DomainClassifierNet, ClassifierInfo]:
     """The cached classifier of ``kind`` ('image' or 'mask') for this dataset, trained first when the cache
     is missing, stale (other files or settings) or ``retrain`` is set."""
+    files_a, files_b = training_files(dataroot, kind, phase)
+    return load_or_train_files(files_a, files_b, kind, Path(dataroot) / ".cache" / f"domain_classifier_{kind}.pt",
+                               f"{kind} domain classifier on {phase}A vs {phase}B of {dataroot}", settings,
+                               retrain, log)
+
+
+def load_or_train_files(files_a: list[Path], files_b: list[Path], kind: str, cache_path: Path, what: str,
+                        settings: ClassifierSettings | None = None, retrain: bool = False,
+                        log: Callable[[str], None] = print) -> tuple[DomainClassifierNet, ClassifierInfo]:
+    """A classifier of ``kind`` inputs telling ``files_a`` (logit < 0) from ``files_b`` (> 0), cached at
+    ``cache_path`` under a key of the files and settings; ``what`` names it in the log."""
     settings = settings or ClassifierSettings()
     start = time.perf_counter()
-    files_a, files_b = training_files(dataroot, kind, phase)
     key = cache_key(files_a, files_b, kind, settings)
-    cache_path = Path(dataroot) / ".cache" / f"domain_classifier_{kind}.pt"
     cached = None if retrain else read_cache(cache_path, key, "classifier", log)
     if cached is not None:
         net = DomainClassifierNet(kind)
@@ -199,7 +208,7 @@ def load_or_train(dataroot: str | Path, kind: str, settings: ClassifierSettings 
         net.eval()
         return net, ClassifierInfo(kind, cached["val_accuracy"], False, str(cache_path),
                                    cached["train_samples"], time.perf_counter() - start)
-    log(f"training the {kind} domain classifier on {phase}A vs {phase}B of {dataroot} (cached afterwards)")
+    log(f"training the {what} (cached afterwards)")
     rng = random.Random(settings.seed)
     side = settings.input_side(kind)
     inputs_a = load_inputs(_subset(files_a, settings.max_per_domain, rng), kind, side)
