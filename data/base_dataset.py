@@ -94,6 +94,11 @@ def add_data_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
             "--interpolation", default=DEFAULT_INTERPOLATION, choices=list(INTERPOLATIONS),
             help="resampling of image and masks when resizing: bicubic (the authors' code; clamped to [-1, 1] "
                  "since it overshoots) or bilinear")
+    if "--seg_root" not in parser._option_string_actions:
+        _data_group(parser).add_argument(
+            "--seg_root", default=None,
+            help="folder holding the <phase>A_seg / <phase>B_seg mask folders, when not --dataroot (e.g. masks "
+                 "written by python -m scripts.predict_masks; test.py --predict_masks sets it itself)")
     return parser
 
 
@@ -305,7 +310,8 @@ class DomainFolder:
                                f"--phase") from None
         self.masks: dict[str, list[Path]] = {}
         if with_masks:
-            self.masks = self._index_masks(folder.with_name(folder.name + "_seg"), letter)
+            seg_root = Path(getattr(opt, "seg_root", None) or opt.dataroot)
+            self.masks = self._index_masks(seg_root / f"{folder.name}_seg", letter)
             self._warn_if_capped(folder)
 
     @staticmethod

@@ -73,6 +73,9 @@ class TestOptions(BaseOptions):
                        help="how many test inputs to translate")
         g.add_argument("--save_reconstructions", action="store_true",
                        help="also translate back and show the reconstructions")
+        g.add_argument("--predict_masks", default=None, metavar="RUN",
+                       help="a mask predictor run (trained with --model mask_predictor) that writes the masks of "
+                            "each test folder whose _seg folder is missing or empty, under the results folder")
         g.add_argument("--ignore_train_opt", action="store_true",
                        help=f"do not read checkpoints_dir/name/{TRAINING_OPTIONS_JSON}: every option comes from "
                             f"this command line or its default")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,8 +25,8 @@ DEFAULT_PERMISSIONS = 0o644
 TEMP_SUFFIX = ".tmp"
 TEMP_PATTERN = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX))
 
-__all__ = ["DEFAULT_PERMISSIONS", "TEMP_PATTERN", "atomic_write", "remove_stale_temporaries", "write_bytes_atomic",
-           "write_text_atomic"]
+__all__ = ["DEFAULT_PERMISSIONS", "TEMP_PATTERN", "atomic_folder", "atomic_write", "remove_stale_temporaries",
+           "write_bytes_atomic", "write_text_atomic"]
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None], *,
@@ -62,6 +64,32 @@ def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8", *,
                       permissions: int = DEFAULT_PERMISSIONS) -> Path:
     """``atomic_write`` of ``text`` encoded with ``encoding`` (newlines written as given)."""
     return write_bytes_atomic(path, text.encode(encoding), permissions=permissions)
+
+
+@contextmanager
+def atomic_folder(path: str | Path, *, replace: bool = False) -> Iterator[Path]:
+    """Fill a folder that appears at ``path`` complete or not at all: yields an empty temporary folder beside
+    ``path`` (``.NAME.<random>.tmp``); when the block ends without error it is renamed to ``path``, and on any
+    error it is deleted and ``path`` is untouched. An existing ``path`` is replaced only with ``replace``
+    (otherwise FileExistsError before anything is written); the old folder is deleted after the swap."""
+    path = Path(path)
+    if path.exists() and not replace:
+        raise FileExistsError(f"{path} exists")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent))
+    try:
+        yield temp
+        old = None
+        if path.exists():
+            old = path.with_name(f"{temp.name}.old")
+            os.replace(path, old)
+        os.replace(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_folder(path.parent)
 
 
 def remove_stale_temporaries(folder: str | Path, older_than_s: float = 60.0, *, recursive: bool = True) -> list[Path]:
