@@ -37,6 +37,11 @@ generator seeded by (seed, phase, domain, index), so generation order and worker
 datasets/shapes_paired.py and docs/paired_data.md.
 
     python -m datasets.make_shapes_dataset --paired --out ./datasets/shapes_paired_64 --size 64
+
+``--style`` writes the style-pair variant instead (day <-> night, mixed kinds, objects kept), in this layout:
+see datasets/shapes_style.py.
+
+    python -m datasets.make_shapes_dataset --style --out ./datasets/shapes_style_64 --size 64
 """
 
 from __future__ import annotations
@@ -677,10 +682,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Generate the built-in shapes dataset (ellipses <-> rectangles) "
                                                  "with one mask per object.")
     parser.add_argument("--out", default=None,
-                        help="output folder (default: ./datasets/shapes, with --paired ./datasets/shapes_paired)")
-    parser.add_argument("--paired", action="store_true",
-                        help="write the paired dataset instead (label map, instance map and image per scene, in "
-                             "<phase>_label, <phase>_inst, <phase>_img; see datasets/shapes_paired.py)")
+                        help="output folder (default: ./datasets/shapes, with --paired ./datasets/shapes_paired, "
+                             "with --style ./datasets/shapes_style)")
+    variant = parser.add_mutually_exclusive_group()
+    variant.add_argument("--paired", action="store_true",
+                         help="write the paired dataset instead (label map, instance map and image per scene, in "
+                              "<phase>_label, <phase>_inst, <phase>_img; see datasets/shapes_paired.py)")
+    variant.add_argument("--style", action="store_true",
+                         help="write the style-pair dataset instead: day (A) <-> night (B), ellipses and "
+                              "rectangles in both, in this layout (see datasets/shapes_style.py)")
     parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels (default: %(default)s)")
     parser.add_argument("--n_train", type=int, default=defaults.n_train, help="training images per domain")
     parser.add_argument("--n_test", type=int, default=defaults.n_test, help="test images per domain")
@@ -692,21 +702,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="regenerate even if --out already holds this dataset")
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = "./datasets/shapes_paired" if args.paired else "./datasets/shapes"
+        args.out = ("./datasets/shapes_paired" if args.paired else
+                    "./datasets/shapes_style" if args.style else "./datasets/shapes")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.paired and not __package__:  # run as a script: datasets/shapes_paired.py is not importable
-        print("error: run --paired from the repository root as python -m datasets.make_shapes_dataset --paired ...",
-              file=sys.stderr)
+    variant = "--paired" if args.paired else "--style" if args.style else None
+    if variant and not __package__:  # run as a script: the variants' modules are not importable
+        print(f"error: run {variant} from the repository root as "
+              f"python -m datasets.make_shapes_dataset {variant} ...", file=sys.stderr)
         return 2
+    # The variants import this module: not at the top.
     if args.paired:
-        from datasets.shapes_paired import make_paired_shapes_dataset as make  # imports this module: not at the top
+        from datasets.shapes_paired import make_paired_shapes_dataset as make
+    elif args.style:
+        from datasets.shapes_style import make_style_shapes_dataset as make
     else:
         make = make_shapes_dataset
-    what = "paired shapes dataset" if args.paired else "shapes dataset"
+    what = ("paired shapes dataset" if args.paired else
+            "style-pair shapes dataset" if args.style else "shapes dataset")
     try:
         summary = make(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed,
                        min_objects=args.min_objects, max_objects=args.max_objects, force=args.force,

@@ -1,0 +1,399 @@
+"""The style-pair shapes dataset (``python -m datasets.make_shapes_dataset --style``): day (A) <-> night (B).
+
+The two domains differ in style only; a translation must keep every object where it is, with its kind:
+
+* day (A): the pale smooth background of the unpaired shapes dataset, flat vivid objects;
+* night (B): the same kind of scene, with the background darkened and tinted blue plus per-pixel noise, and
+  every object colour mapped from its day colour by a fixed rule (``night_colour``).
+
+Each object is an ellipse or a rectangle at random (both kinds in both domains), with the geometry, placement
+and object count of the unpaired generator; objects never overlap or touch. Every scene is drawn as a day
+scene first, so both domains share one distribution, and a night image is its day scene mapped by
+
+    object colour:  night = NIGHT_VALUE_SCALE * (day with its hue turned by NIGHT_HUE_SHIFT_DEG)
+    background:     night = day background * NIGHT_BACKGROUND_TINT (per channel) + N(0, NIGHT_NOISE_STD)
+
+(objects stay flat; the noise lies on the background only). The folders are the unpaired dataset's, so
+train.py, test.py and evaluate.py read them unchanged; the ground truth of the test split is each testA scene
+rendered at night (``testA_target``, noise from its own seeded generator) and each testB scene by day
+(``testB_target``, the inverse rules, no noise), with masks equal to the input's since nothing moves.
+
+Every image draws from its own random generator seeded by (seed, phase, domain, index), so the files are
+byte-identical for the same options whatever the number of ``--workers``.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+import multiprocessing
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from datasets.make_shapes_dataset import (
+    META_NAME,
+    MIN_COLOUR_CONTRAST,
+    PHASES,
+    README_NAME,
+    RECT_MAX_TILT_DEG,
+    TARGET_PHASE,
+    DatasetOptions,
+    ShapeObject,
+    clear_output,
+    describe_object,
+    draw_background,
+    image_name,
+    image_rng,
+    instance_histogram,
+    is_complete,
+    read_meta,
+    save_scene,
+    summarise,
+    target_folder,
+    validate_options,
+    write_meta,
+)
+from datasets.shapes_paired import place_paired_objects
+
+STYLE_FORMAT_VERSION = 1
+KINDS = ("ellipse", "rectangle")
+DOMAIN_STYLES = {"A": "day", "B": "night"}
+TARGET_STYLES = {"A": "night", "B": "day"}
+NIGHT_HUE_SHIFT_DEG = 60.0
+NIGHT_VALUE_SCALE = 0.55
+NIGHT_BACKGROUND_TINT = (0.16, 0.19, 0.32)  # RGB factors: dark, bluish
+NIGHT_NOISE_STD = 0.03
+VIVID_SATURATION = (0.6, 1.0)
+VIVID_VALUE = (0.7, 1.0)
+NIGHT_MIN_CONTRAST = 0.25  # RGB distance between a night object and the night background under it
+COLOUR_TRIES = 30
+FLAT = "flat"  # the texture name recorded for every object
+COLOUR_RULE = (f"night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by +{NIGHT_HUE_SHIFT_DEG:g} "
+               f"degrees); day = the inverse (hue turned back, divided by {NIGHT_VALUE_SCALE:g})")
+BACKGROUND_RULE = (f"night = day background * {NIGHT_BACKGROUND_TINT} (R, G, B) + Gaussian noise of std "
+                   f"{NIGHT_NOISE_STD:g} per pixel and channel, clipped to [0, 1]; day = night without the noise, "
+                   f"divided by the same factors")
+
+
+class StyleOptions(DatasetOptions):
+    """The unpaired generator's options, recorded as the style variant."""
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "format_version": STYLE_FORMAT_VERSION, "style": True}
+
+
+@dataclass(frozen=True)
+class StyleObject:
+    """One flat object of a scene: its shape, anti-aliased coverage and day colour (8-bit exact)."""
+
+    obj: ShapeObject
+    cover: np.ndarray
+    day_colour: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A scene in day style: the noise-free day background and its objects in paint order."""
+
+    background: np.ndarray
+    objects: list[StyleObject]
+
+
+# ---------------------------------------------------------------- style rules
+
+def turn_hue(colour: np.ndarray, degrees: float) -> np.ndarray:
+    hue, saturation, value = colorsys.rgb_to_hsv(*colour)
+    return np.array(colorsys.hsv_to_rgb((hue + degrees / 360.0) % 1.0, saturation, value))
+
+
+def night_colour(day: np.ndarray) -> np.ndarray:
+    """The night colour of a day object colour (RGB in [0, 1])."""
+    return NIGHT_VALUE_SCALE * turn_hue(np.asarray(day, dtype=float), NIGHT_HUE_SHIFT_DEG)
+
+
+def day_colour(night: np.ndarray) -> np.ndarray:
+    """The inverse of ``night_colour``."""
+    return turn_hue(np.asarray(night, dtype=float) / NIGHT_VALUE_SCALE, -NIGHT_HUE_SHIFT_DEG)
+
+
+def night_background(day: np.ndarray) -> np.ndarray:
+    """The noise-free night background of a day background (float (H, W, 3))."""
+    return day * np.array(NIGHT_BACKGROUND_TINT)
+
+
+def add_noise(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+    return np.clip(background + rng.normal(0.0, NIGHT_NOISE_STD, background.shape), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- scenes
+
+def scene_rng(seed: int, phase: str, domain: str, index: int, target: bool = False) -> np.random.Generator:
+    """The generator of one style image ("style" in the seed: its own stream); ``target`` gives the separate
+    one of its ground truth's noise."""
+    return image_rng(seed, f"{phase}/style{'/target' if target else ''}", domain, index)
+
+
+def pick_day_colour(rng: np.random.Generator, day_under: np.ndarray, night_under: np.ndarray) -> np.ndarray:
+    """A vivid, 8-bit exact colour that stands out from the background under the object in both styles."""
+    best, best_margin = None, -math.inf
+    for _ in range(COLOUR_TRIES):
+        hsv = rng.uniform(0, 1), rng.uniform(*VIVID_SATURATION), rng.uniform(*VIVID_VALUE)
+        colour = np.round(np.array(colorsys.hsv_to_rgb(*hsv)) * 255) / 255
+        margin = min(np.linalg.norm(colour - day_under) - MIN_COLOUR_CONTRAST,
+                     np.linalg.norm(night_colour(colour) - night_under) - NIGHT_MIN_CONTRAST)
+        if margin >= 0:
+            return colour
+        if margin > best_margin:
+            best, best_margin = colour, margin
+    return best
+
+
+def sample_scene(rng: np.random.Generator, options: DatasetOptions) -> Scene:
+    """A day scene: background, object count, a random kind per object, non-touching placement, colours."""
+    background = draw_background(rng, options.size)
+    night = night_background(background)
+    count = int(rng.integers(options.min_objects, options.max_objects + 1))
+    kinds = [KINDS[int(k)] for k in rng.integers(len(KINDS), size=count)]
+    objects = []
+    for obj, cover in place_paired_objects(rng, kinds, touching=False, options=options):
+        mask = cover >= 0.5
+        colour = pick_day_colour(rng, background[mask].mean(axis=0), night[mask].mean(axis=0))
+        objects.append(StyleObject(obj, cover, colour))
+    return Scene(background, objects)
+
+
+def object_colour(item: StyleObject, style: str) -> np.ndarray:
+    return item.day_colour if style == "day" else night_colour(item.day_colour)
+
+
+def render(scene: Scene, style: str, noise_rng: np.random.Generator | None = None) -> np.ndarray:
+    """The scene in ``style`` ("day" or "night"), RGB uint8; night draws its noise from ``noise_rng``."""
+    image = scene.background
+    if style == "night":
+        image = add_noise(noise_rng, night_background(image))
+    for item in scene.objects:
+        alpha = item.cover[..., None]
+        image = image * (1 - alpha) + object_colour(item, style) * alpha
+    return np.round(image * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- files
+
+def save_style_image(out: Path, folder: str, name: str, scene: Scene, style: str,
+                     noise_rng: np.random.Generator | None) -> dict:
+    """Write the scene in ``style`` and its masks under ``folder``; returns {image, style, objects}."""
+    masks, objects = [], []
+    for item in scene.objects:
+        mask = item.cover >= 0.5
+        masks.append(np.where(mask, 255, 0).astype(np.uint8))
+        objects.append(describe_object(item.obj, mask, object_colour(item, style), FLAT))
+    path = save_scene(out, folder, name, render(scene, style, noise_rng), masks, objects)
+    return {"image": path, "style": style, "objects": objects}
+
+
+def write_style_image(out: Path, options: StyleOptions, phase: str, domain: str, index: int) -> dict:
+    """Render one scene in its domain's style (and, for the test phase, in the other style as ground truth) and
+    write the images and masks; returns its meta record."""
+    rng = scene_rng(options.seed, phase, domain, index)
+    scene = sample_scene(rng, options)
+    name = image_name(options, index)
+    # The input's noise comes after the scene in its generator, so both domains share the scene distribution.
+    saved = save_style_image(out, f"{phase}{domain}", name, scene, DOMAIN_STYLES[domain], rng)
+    record = {"name": name, "image": saved["image"], "style": saved["style"], "n_objects": len(saved["objects"]),
+              "objects": saved["objects"]}
+    if phase == TARGET_PHASE:
+        target_rng = scene_rng(options.seed, phase, domain, index, target=True)
+        record["target"] = save_style_image(out, target_folder(domain), name, scene, TARGET_STYLES[domain],
+                                            target_rng)
+    return record
+
+
+def _write_task(task: tuple) -> dict:
+    return write_style_image(*task)
+
+
+def generate_style(out: Path, options: StyleOptions, workers: int) -> dict:
+    """Write every image, mask and target; returns {phase: {domain: [record, ...]}} in index order."""
+    tasks = {(phase, domain): [(out, options, phase, domain, i) for i in range(options.count(phase))]
+             for phase in PHASES for domain in DOMAIN_STYLES}
+    folders = [f"{phase}{domain}" for phase, domain in tasks]
+    folders += [target_folder(domain) for domain in DOMAIN_STYLES]
+    for folder in folders:
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        (out / f"{folder}_seg").mkdir(parents=True, exist_ok=True)
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            records = {key: pool.map(_write_task, jobs, chunksize=32) for key, jobs in tasks.items()}
+    else:
+        records = {key: [write_style_image(*job) for job in jobs] for key, jobs in tasks.items()}
+    return {phase: {domain: records[phase, domain] for domain in DOMAIN_STYLES} for phase in PHASES}
+
+
+def clear_style_output(out: Path, meta: dict | None, force: bool) -> None:
+    """Remove an earlier style dataset in ``out``; refuse to replace another shapes dataset unless forced."""
+    if meta is not None and not meta.get("options", {}).get("style") and not force:
+        raise FileExistsError(f"{out} holds another shapes dataset (not --style); choose another --out for "
+                              f"--style or pass --force to replace it")
+    clear_output(out, meta, force)
+
+
+# ---------------------------------------------------------------- summary and README
+
+def kind_counts(records: list[dict]) -> dict[str, int]:
+    counts = Counter(obj["kind"] for record in records for obj in record["objects"])
+    return {kind: counts[kind] for kind in KINDS}
+
+
+def style_summary(out: Path, meta: dict, skipped: bool) -> dict:
+    """The unpaired generator's summary plus ``kinds``: {phase: {domain: {kind: n_objects}}}."""
+    phases = meta["phases"]
+    return {**summarise(out, meta, skipped),
+            "kinds": {p: {d: kind_counts(phases[p][d]) for d in phases[p]} for p in phases}}
+
+
+def target_layout() -> dict:
+    """The ground-truth folders, as listed in the meta file."""
+    return {domain: {"phase": TARGET_PHASE, "images": target_folder(domain), "masks": f"{target_folder(domain)}_seg",
+                     "style": TARGET_STYLES[domain]} for domain in DOMAIN_STYLES}
+
+
+def style_regenerate_command(options: StyleOptions) -> str:
+    return (f"python -m datasets.make_shapes_dataset --style --out <this folder> --size {options.size} "
+            f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed} "
+            f"--min_objects {options.min_objects} --max_objects {options.max_objects}")
+
+
+def contents_table(meta: dict) -> list[str]:
+    phases = meta["phases"]
+    counts = sorted({int(n) for phase in PHASES for domain in DOMAIN_STYLES
+                     for n in instance_histogram(phases[phase][domain])})
+    lines = ["| phase | domain | images | masks (= objects) | ellipses | rectangles | "
+             + " | ".join(f"{n} obj." for n in counts) + " |", "| --- " * (6 + len(counts)) + "|"]
+    for phase in PHASES:
+        for domain, style in DOMAIN_STYLES.items():
+            records = phases[phase][domain]
+            histogram = instance_histogram(records)
+            kinds = kind_counts(records)
+            cells = [str(histogram.get(str(n), 0)) for n in counts]
+            lines.append(f"| {phase} | {domain} ({style}) | {len(records)} | {sum(r['n_objects'] for r in records)} "
+                         f"| {kinds['ellipse']} | {kinds['rectangle']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def style_readme_text(options: StyleOptions, meta: dict) -> str:
+    low, high = options.area_range()
+    lines = [
+        "# Style-pair shapes dataset: day (A) <-> night (B)",
+        "",
+        (f"Generated by `python -m datasets.make_shapes_dataset --style` (style format version "
+         f"{STYLE_FORMAT_VERSION}); procedural, no downloads. The same options give byte-identical files. "
+         "The domains differ in style only: a translation must keep every object, its place, shape and kind."),
+        "",
+        ("- Domain A, day: the pale smooth background of the unpaired shapes dataset; flat (untextured) objects "
+         "in vivid colours."),
+        ("- Domain B, night: the background darkened and tinted blue, with per-pixel noise; flat objects in the "
+         "night colours of the rule below."),
+        (f"- In both: {options.min_objects}-{options.max_objects} objects per image, each an ellipse (any angle) "
+         f"or a rectangle (within +-{RECT_MAX_TILT_DEG:g} degrees of axis-aligned) at random; areas log-uniform "
+         f"from about {low:.0f} to {high:.0f} px. Objects never overlap or touch."),
+        ("- Every scene is drawn as a day scene (background, objects, colours), so both domains share one "
+         "distribution; a night image is its day scene mapped by the rules."),
+        "",
+        "## Style rules",
+        "",
+        (f"- Object colour: night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by "
+         f"+{NIGHT_HUE_SHIFT_DEG:g} degrees), e.g. red becomes a dark yellow, green a dark cyan, blue a dark "
+         f"magenta; day = the inverse (hue turned back by {NIGHT_HUE_SHIFT_DEG:g} degrees, divided by "
+         f"{NIGHT_VALUE_SCALE:g}). Day colours are picked to stand out from the background in both styles."),
+        (f"- Background: night = day background * ({', '.join(f'{t:g}' for t in NIGHT_BACKGROUND_TINT)}) per "
+         f"(R, G, B) channel, plus Gaussian noise of std {NIGHT_NOISE_STD:g} (0..1 scale) per pixel and channel, "
+         "clipped to [0, 1]; day = night without the noise, divided by the same factors. The noise lies on the "
+         "background only: objects are flat in both styles (their anti-aliased rims blend the two)."),
+        "",
+        "## Options",
+        "",
+        "| option | value |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {key} | {value} |" for key, value in options.as_dict().items()]
+    lines += ["", "## Contents", ""] + contents_table(meta)
+    lines += [
+        "",
+        "## Layout",
+        "",
+        "    <phase>A/<name>.png          RGB day image (phase: train, test)",
+        "    <phase>A_seg/<name>_<k>.png  its k-th object mask, 8-bit grey: 255 inside, 0 outside",
+        "    <phase>B/..., <phase>B_seg/...  the same for the night domain B",
+        f"    {TARGET_PHASE}A_target/<name>.png       ground truth: the {TARGET_PHASE}A scene at night",
+        f"    {TARGET_PHASE}A_target_seg/<name>_<k>.png  its mask k, equal to {TARGET_PHASE}A_seg/<name>_<k>.png",
+        f"    {TARGET_PHASE}B_target/..., {TARGET_PHASE}B_target_seg/...  the same for B: the scene by day",
+        f"    {META_NAME}            options, rules and every object's kind, centre, size, angle, area,",
+        "                                 bbox, colour (as painted in that image) and mask file; each test",
+        "                                 record's `target` holds the same for its ground truth",
+        "",
+        "## Ground truth of the test split",
+        "",
+        (f"Every {TARGET_PHASE} image is also rendered in the other style under the same file name: the same "
+         "background scene, geometry, kinds and paint order, colours and background mapped by the rules above. "
+         f"The noise of {TARGET_PHASE}A_target comes from a generator of its own (seeded by seed, phase and index), "
+         f"so it differs from any input's; {TARGET_PHASE}B_target has none. Objects do not move, so target mask k "
+         "equals input mask k."),
+        "",
+        "| ground truth | style | images | masks |",
+        "| --- | --- | --- | --- |",
+    ]
+    for domain in DOMAIN_STYLES:
+        targets = [r["target"] for r in meta["phases"][TARGET_PHASE][domain]]
+        lines.append(f"| {target_folder(domain)} | {TARGET_STYLES[domain]} | {len(targets)} | "
+                     f"{sum(len(t['objects']) for t in targets)} |")
+    lines += [
+        "",
+        "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
+        "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
+        "`angle` is in degrees, counter-clockwise as displayed, from the horizontal to the width axis;",
+        "`bbox` is (x0, y0, x1, y1) of the mask, end-exclusive; `area` counts mask pixels; `color` is 8-bit RGB.",
+        "A mask is the object's anti-aliased coverage thresholded at one half.",
+        "",
+        "## Regenerate",
+        "",
+        "From the repository root:",
+        "",
+        f"    {style_regenerate_command(options)}",
+        "",
+        "Add `--force` to rebuild a folder that already holds this dataset.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- entry point
+
+def make_style_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000, n_test: int = 200,
+                              seed: int = 0, min_objects: int = 1, max_objects: int = 3, force: bool = False,
+                              workers: int = 1) -> dict:
+    """Generate the style-pair dataset into ``out_dir`` (skipped if it is already there) and return a summary:
+    out_dir, skipped, options, counts, masks, instance_histogram and kinds ({phase: {domain: {kind: n}}})."""
+    options = StyleOptions(size, n_train, n_test, seed, min_objects, max_objects)
+    validate_options(options)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder path")
+    meta = read_meta(out)
+    if not force and is_complete(out, meta, options):
+        return style_summary(out, meta, skipped=True)
+    clear_style_output(out, meta, force)
+    out.mkdir(parents=True, exist_ok=True)
+    # Marked incomplete first, so an interrupted run is recognised as ours and redone next time.
+    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
+    meta = {"generator": "datasets/make_shapes_dataset.py --style", "complete": True, "options": options.as_dict(),
+            "domains": DOMAIN_STYLES, "kinds": list(KINDS),
+            "rules": {"object_colour": COLOUR_RULE, "background": BACKGROUND_RULE,
+                      "night_hue_shift_deg": NIGHT_HUE_SHIFT_DEG, "night_value_scale": NIGHT_VALUE_SCALE,
+                      "night_background_tint": list(NIGHT_BACKGROUND_TINT), "night_noise_std": NIGHT_NOISE_STD},
+            "targets": target_layout(), "phases": generate_style(out, options, max(1, workers))}
+    (out / README_NAME).write_text(style_readme_text(options, meta))
+    write_meta(out / META_NAME, meta)
+    return style_summary(out, meta, skipped=False)
