@@ -87,9 +87,13 @@ class CycleGanModel(TwoDomainGANModel):
         """One G update on both directions' losses, then one D update on the pooled fakes."""
         self.forward()
         yield Update(self.optimizer_G, self.generator_losses())
-        yield Update(self.optimizer_D, {
+        yield Update(self.optimizer_D, self.discriminator_losses())
+
+    def discriminator_losses(self) -> dict[str, torch.Tensor]:
+        """Both discriminators' losses on the real images and the pooled fakes."""
+        return {
             "D_A": self.discriminator_loss(self.netD_A, self.real_B_img, self.fake_B_pool.query(self.fake_B_img)),
-            "D_B": self.discriminator_loss(self.netD_B, self.real_A_img, self.fake_A_pool.query(self.fake_A_img))})
+            "D_B": self.discriminator_loss(self.netD_B, self.real_A_img, self.fake_A_pool.query(self.fake_A_img))}
 
     def generator_losses(self) -> dict[str, torch.Tensor]:
         """GAN (+ feature matching with --lambda_feat) + cycle + identity losses of both directions (CycleGAN's

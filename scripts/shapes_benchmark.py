@@ -3,6 +3,7 @@ ground truth of the shapes test split.
 
     python -m scripts.shapes_benchmark --minutes 10                 # default rows, ~70 min on a 2-core CPU
     python -m scripts.shapes_benchmark --minutes 2 --rows instagan cyclegan --seeds 0 --out /tmp/quick.md
+    python -m scripts.shapes_benchmark --task style --minutes 6      # OP-GAN vs CycleGAN, day <-> night shapes
 
 Each row trains with train.py for the same wall-clock budget (``--max_minutes``; ``--steps`` for equal steps),
 translates both held-out test folders with test.py and scores A->B and B->A with evaluate.py against the
@@ -20,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ DIRECTIONS = ("AtoB", "BtoA")
 NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
 TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 --print_freq 400"
 INSTAGAN = "--ins_max 4 --ins_per 2"
+OPGAN = "--lambda_ss 1 --ss_grid 2"
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan": ("cycle_gan", "instance", "--lambda_idt 1"),
@@ -52,9 +55,12 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_batch_norm_lr5e-4": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --lr 0.0005"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
+    # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
+    "opgan": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN}"),
+    "opgan_registration": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks registration"),
+    "opgan_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks classification"),
 }
-DEFAULT_ROWS = list(ROWS)[:4]
-MAIN_ROWS = ("instagan", "cyclegan")   # these run once per --seeds; the others with the first seed only
+MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
     "instagan": "InstaGAN (sequential, ins_per 2)",
     "cyclegan": "CycleGAN",
@@ -69,6 +75,37 @@ LABELS = {
     "instagan_batch_norm_lr5e-4": "InstaGAN, batch norm, learning rate 5e-4 (2.5x the paper's)",
     "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
     "instagan_num_D2_feat": "InstaGAN, --num_D 2 and mean-feature matching (--lambda_feat 1)",
+    "opgan": "OP-GAN (CycleGAN + self-supervised S, both tasks)",
+    "opgan_registration": "OP-GAN, content registration only",
+    "opgan_classification": "OP-GAN, domain classification only",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """A shapes dataset and what its report says: the rows it runs by default and its texts."""
+
+    dataroot: str
+    make_flags: str          # python -m datasets.make_shapes_dataset flags that make it
+    default_rows: tuple[str, ...]
+    title: str
+    data_text: str
+    directions: tuple[str, str]
+    figure_row: str          # the row whose test results give the figure's input column
+
+
+TASKS = {
+    "shapes": Task("./datasets/shapes_64", "", ("instagan", "cyclegan", "instagan_no_ctx", "instagan_one_step"),
+                   "Shapes benchmark: InstaGAN vs CycleGAN, judged against ground truth",
+                   "ellipses <-> rectangles, 1-3 objects per image; the ground truth renders each test scene with "
+                   "its objects' kinds swapped",
+                   ("A -> B (ellipses to rectangles)", "B -> A (rectangles to ellipses)"), "instagan"),
+    "style": Task("./datasets/shapes_style_64", "--style", ("opgan", "cyclegan", "opgan_registration",
+                                                             "opgan_classification"),
+                  "Style benchmark: OP-GAN vs CycleGAN, objects kept, judged against ground truth",
+                  "day <-> night, ellipses and rectangles in both, 1-3 objects per image; the ground truth renders "
+                  "each test scene in the other style with every object kept (kind, place, size)",
+                  ("A -> B (day to night)", "B -> A (night to day)"), "opgan"),
 }
 
 
@@ -178,6 +215,8 @@ COLUMNS = (  # (metric of evaluate.py, column title, digits, only models with ma
     ("target_background_psnr", "background PSNR dB", 2, False),
     ("shape_score", "shape score", 3, True),
     ("target_mask_iou", "target-mask IoU", 3, True),
+    ("object_kind_score", "object kind", 3, False),
+    ("object_position_iou", "object position IoU", 3, False),
     ("domain_score", "domain score", 3, False),
 )
 
@@ -221,18 +260,21 @@ def reference_rows(metrics: dict) -> list[str]:
 
 
 FIGURE_COLUMNS = {"cyclegan": "CycleGAN", "instagan": "InstaGAN", "instagan_batch_norm": "InstaGAN BN",
-                  "instagan_compose": "InstaGAN comp.", "instagan_batch_norm_compose": "IG BN + comp."}
+                  "instagan_compose": "InstaGAN comp.", "instagan_batch_norm_compose": "IG BN + comp.",
+                  "opgan": "OP-GAN", "opgan_registration": "OP-GAN reg.", "opgan_classification": "OP-GAN cls."}
 
 
 def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: int = 6, scale: int = 2) -> None:
     """Rows of: input, target, each model's translation (first seed), InstaGAN's masks; A -> B test images."""
     results = Path(args.workdir) / "results"
     seed = args.seeds[0]
+    first = TASKS[args.task].figure_row
     shown = [row for row in FIGURE_COLUMNS if row in rows]
-    columns = [("instagan", "real_A_img", "input"), (None, "target", "target")]
+    columns = [(first, "real_A_img", "input"), (None, "target", "target")]
     columns += [(row, "fake_B_img", FIGURE_COLUMNS[row]) for row in shown]
-    columns += [("instagan", "fake_B_seg", "InstaGAN masks")]
-    image_dir = results / run_name("instagan", seed) / "test_latest" / "images"
+    if first == "instagan":
+        columns += [("instagan", "fake_B_seg", "InstaGAN masks")]
+    image_dir = results / run_name(first, seed) / "test_latest" / "images"
     stems = sorted(p.name[: -len("_real_A_img.png")] for p in image_dir.glob("*_real_A_img.png"))[:count]
     if not stems:  # --reuse where the test results are gone: keep the figure drawn when they were there
         return
@@ -266,15 +308,16 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     figure = out.with_suffix(".png")
     rows = [r["row"] for r in results]
-    if "instagan" in rows:
+    task = TASKS[args.task]
+    if task.figure_row in rows:
         sample_figure(args, figure, rows)
     lines = [
-        "# Shapes benchmark: InstaGAN vs CycleGAN, judged against ground truth",
+        f"# {task.title}",
         "",
-        (f"Built-in shapes data ({args.size}x{args.size}, ellipses <-> rectangles, 1-3 objects per image), every "
+        (f"Built-in shapes data ({args.size}x{args.size}, {task.data_text}), every "
          f"model trained for the same budget ({budget_text(args)}) on this machine, then both held-out test "
          f"folders ({args.num_test} images each) translated and scored with `evaluate.py` against the ground "
-         f"truth: each test scene rendered with its objects' kinds swapped (`testA_target/`, `testB_target/`). "
+         f"truth (`testA_target/`, `testB_target/`). "
          f"Main rows: mean ± spread (half the range) over seeds {' and '.join(map(str, args.seeds))}; other rows "
          f"one seed. Metrics: target PSNR (pooled over all pixels) and SSIM of the whole image against the "
          f"target; object colour error = mean over objects of the difference between the target's and the "
@@ -284,12 +327,15 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
          f"input scores about 0, the target 1); "
          f"background PSNR against the input outside the input and target masks (the pixels that should not "
          f"change; the same pixels for every model); shape score = fraction of translated masks a classifier "
-         f"calls the target kind; target-mask IoU = translated mask vs target mask; domain score = fraction of "
+         f"calls the target kind; target-mask IoU = translated mask vs target mask; object kind = share of "
+         f"objects that, read out of the output image (what stands out from the surroundings near the object), "
+         f"a mask classifier calls the target's kind; object position IoU = that region vs the target mask; "
+         f"domain score = fraction of "
          f"translated images an edge-based classifier calls the target domain (FID/KID skipped: no Inception "
          f"weights offline). The reference rows score the input itself as the output and flat backgrounds."),
         "",
     ]
-    for direction, title in (("AtoB", "A -> B (ellipses to rectangles)"), ("BtoA", "B -> A (rectangles to ellipses)")):
+    for direction, title in zip(DIRECTIONS, task.directions, strict=True):
         lines += [f"### {title}", "", table(results, direction), ""]
     lines += [
         provenance(results),
@@ -298,7 +344,8 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
         "Reproduce everything with:",
         "",
-        f"    python -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
+        f"    python -m datasets.make_shapes_dataset {task.make_flags} --out {args.dataroot} --size {args.size}"
+        .replace("  ", " "),
         f"    {reproduce_command(args)}",
         "",
         "which runs, per row and seed:",
@@ -342,17 +389,18 @@ def machine() -> str:
     return f"{host}, CPU only"
 
 
-REPRODUCED = ("minutes", "steps", "seeds", "rows", "size", "dataroot", "workdir", "num_test", "nets",
+REPRODUCED = ("task", "minutes", "steps", "seeds", "rows", "size", "dataroot", "workdir", "num_test", "nets",
               "classifier_steps", "out")  # the options that shape a report, in the order its command shows them
 
 
 def reproduce_command(args: argparse.Namespace) -> str:
     """The benchmark command of this report: --minutes and --dataroot always, the others where not default."""
-    defaults = vars(build_parser().parse_args([]))
+    defaults = vars(parse_args(["--task", args.task]))
     words = ["python -m scripts.shapes_benchmark"]
     for name in REPRODUCED:
         value = getattr(args, name)
-        if name not in ("minutes", "dataroot") and value == defaults[name]:
+        default = "shapes" if name == "task" else defaults[name]   # the other defaults follow the task
+        if name not in ("minutes", "dataroot") and value == default:
             continue
         if name == "out" and Path(value).resolve().is_relative_to(ROOT):
             value = Path(value).resolve().relative_to(ROOT).as_posix()
@@ -363,6 +411,9 @@ def reproduce_command(args: argparse.Namespace) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="shapes", choices=list(TASKS),
+                        help="shapes: InstaGAN vs CycleGAN, ellipses <-> rectangles; style: OP-GAN vs CycleGAN, "
+                             "day <-> night with objects kept (its own --dataroot, --workdir, --out and rows)")
     parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
     parser.add_argument("--steps", type=int, default=0,
                         help="train every row for this many steps instead of --minutes (quality at equal steps, "
@@ -370,16 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
                         help="training seeds of the main rows (instagan, cyclegan); other rows use the first")
     parser.add_argument("--seed", type=int, default=None, help="one seed for every row (same as --seeds N)")
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=DEFAULT_ROWS,
-                        help="rows to run (default: InstaGAN, CycleGAN and the paper's two ablations)")
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=None,
+                        help="rows to run (default: the task's model, CycleGAN and the paper's two ablations)")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--dataroot", default="./datasets/shapes_64")
-    parser.add_argument("--workdir", default="./checkpoints/shapes_benchmark")
+    parser.add_argument("--dataroot", default=None, help="default: the task's, ./datasets/shapes_64 or "
+                                                         "./datasets/shapes_style_64")
+    parser.add_argument("--workdir", default=None, help="default: ./checkpoints/<task>_benchmark")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
     parser.add_argument("--classifier_steps", type=int, default=ClassifierSettings.steps,
                         help="training steps of evaluate.py's domain classifiers (cached per dataset)")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "shapes_benchmark.md"))
+    parser.add_argument("--out", default=None, help="default: docs/<task>_benchmark.md")
     parser.add_argument("--reuse", action="store_true",
                         help="take rows already measured in --workdir from their metrics json instead of retraining")
     parser.add_argument("--rescore", action="store_true",
@@ -387,13 +439,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, with the task's defaults filled in."""
     args = build_parser().parse_args(argv)
+    task = TASKS[args.task]
+    args.rows = args.rows or list(task.default_rows)
+    args.dataroot = args.dataroot or task.dataroot
+    args.workdir = args.workdir or f"./checkpoints/{args.task}_benchmark"
+    args.out = args.out or str(ROOT / "docs" / f"{args.task}_benchmark.md")
     if args.seed is not None:
         args.seeds = [args.seed]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not Path(args.dataroot, "trainA").is_dir():
-        run(f"{sys.executable} -m datasets.make_shapes_dataset --out {args.dataroot} --size {args.size}",
-            Path("/dev/null"))
+        run(f"{sys.executable} -m datasets.make_shapes_dataset {TASKS[args.task].make_flags} --out {args.dataroot} "
+            f"--size {args.size}", Path("/dev/null"))
     results = [benchmark_row(row, args) for row in args.rows]
     write_report(results, args)
     for direction in DIRECTIONS:

@@ -83,16 +83,31 @@ def test_report_command_reproduces_every_option_that_shapes_the_report():
     (a GPU report once printed no --size and would have retrained at 64 px over docs/shapes_benchmark.md)."""
     import shlex
 
-    from scripts.shapes_benchmark import REPRODUCED, ROOT, build_parser, reproduce_command
+    from scripts.shapes_benchmark import REPRODUCED, ROOT, parse_args, reproduce_command
 
     argv = ["--minutes", "2.0", "--size", "128", "--dataroot", "./datasets/shapes_128", "--seeds", "0",
             "--nets", "--ngf 64 --ndf 64 --n_blocks_G 9", "--rows", "instagan", "cyclegan", "--num_test", "50",
             "--workdir", "./checkpoints/gpu", "--out", str(ROOT / "docs" / "shapes_benchmark_gpu.md")]
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     words = shlex.split(reproduce_command(args))
     assert words[:3] == ["python", "-m", "scripts.shapes_benchmark"]
-    again = build_parser().parse_args(words[3:])
+    again = parse_args(words[3:])
     assert again.out == "docs/shapes_benchmark_gpu.md"
     for name in REPRODUCED:
         if name != "out":
             assert getattr(again, name) == getattr(args, name), name
+
+
+def test_style_task_has_its_own_data_rows_and_files():
+    """--task style (OP-GAN's benchmark) must never train into, or write over, the shapes benchmark's files."""
+    import shlex
+
+    from scripts.shapes_benchmark import ROOT, parse_args, reproduce_command
+
+    args = parse_args(["--task", "style", "--minutes", "6"])
+    assert args.rows == ["opgan", "cyclegan", "opgan_registration", "opgan_classification"]
+    assert args.dataroot == "./datasets/shapes_style_64" and args.workdir == "./checkpoints/style_benchmark"
+    assert args.out == str(ROOT / "docs" / "style_benchmark.md")
+    again = parse_args(shlex.split(reproduce_command(args))[3:])
+    assert (again.task, again.rows, again.dataroot, again.workdir) == ("style", args.rows, args.dataroot, args.workdir)
+    assert parse_args([]).rows[:2] == ["instagan", "cyclegan"]
