@@ -247,3 +247,22 @@ def test_masks_dataset_reads_both_folders_with_masks_from_seg_root(tmp_path):
     assert [dataset[i]["domain"] for i in range(5)] == ["A", "A", "A", "B", "B"]
     assert [dataset[i]["A_num_instances"] for i in (0, 1, 3)] == [1, 2, 1]
     assert (dataset[1]["A_seg"][:2] > 0).flatten(1).any(1).all()
+
+
+def test_benchmark_writes_touching_shapes_in_the_seg_layout_and_degrades_masks(tmp_path):
+    from datasets.shapes_paired import make_paired_shapes_dataset
+    from scripts.mask_benchmark import degraded_folder, paired_as_seg_layout
+
+    paired = tmp_path / "paired"
+    make_paired_shapes_dataset(paired, size=32, n_train=3, n_test=2, seed=0, min_objects=1, max_objects=2)
+    data = paired_as_seg_layout(paired, tmp_path / "seg_layout")
+    for phase in ("train", "test"):
+        for image in (paired / f"{phase}_inst").iterdir():
+            ids = np.asarray(Image.open(image))
+            masks = sorted((data / f"{phase}A_seg").glob(f"{image.stem}_*.png"))
+            assert len(masks) == len(set(np.unique(ids)) - {0})
+            assert (data / f"{phase}A" / image.name).read_bytes() == (paired / f"{phase}_img" / image.name).read_bytes()
+    degraded_folder(data / "testA_seg", tmp_path / "dilated", "dilate", 1)
+    for mask in (data / "testA_seg").iterdir():
+        before, after = np.asarray(Image.open(mask)) > 0, np.asarray(Image.open(tmp_path / "dilated" / mask.name)) > 0
+        assert after.sum() > before.sum() and (after | before).sum() == after.sum()
