@@ -42,6 +42,11 @@ datasets/shapes_paired.py and docs/paired_data.md.
 see datasets/shapes_style.py.
 
     python -m datasets.make_shapes_dataset --style --out ./datasets/shapes_style_64 --size 64
+
+``--attributes`` writes the attribute variant instead (one object per image labelled rectangle / red / large, for
+``--dataset_mode attributes``): see datasets/shapes_attributes.py.
+
+    python -m datasets.make_shapes_dataset --attributes --out ./datasets/shapes_attributes_64 --size 64
 """
 
 from __future__ import annotations
@@ -55,8 +60,10 @@ import shutil
 import sys
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -650,6 +657,44 @@ def readme_text(options: DatasetOptions, meta: dict) -> str:
 
 # ---------------------------------------------------------------- entry points
 
+@dataclass(frozen=True)
+class Variant:
+    """How one kind of shapes dataset (plain, ``--paired``, ``--style``) is recognised, cleared, generated and
+    described; :func:`write_dataset` does the rest the same way for all."""
+
+    is_complete: Callable[[Path, dict | None, Any], bool]
+    clear: Callable[[Path, dict | None, bool], None]
+    meta: Callable[[Path, Any, int], dict]          # (out, options, workers) -> the complete meta, files written
+    readme: Callable[[Any, dict], str]
+    summary: Callable[[Path, dict, bool], dict]
+
+
+def write_dataset(out_dir: str | Path, options: Any, variant: Variant, force: bool, workers: int) -> dict:
+    """Generate a dataset into ``out_dir`` unless an identical complete one is there; returns its summary."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder path")
+    meta = read_meta(out)
+    if not force and variant.is_complete(out, meta, options):
+        return variant.summary(out, meta, True)
+    variant.clear(out, meta, force)
+    out.mkdir(parents=True, exist_ok=True)
+    # Marked incomplete first, so an interrupted run is recognised as ours and redone next time.
+    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
+    meta = variant.meta(out, options, max(1, workers))
+    (out / README_NAME).write_text(variant.readme(options, meta))
+    write_meta(out / META_NAME, meta)
+    return variant.summary(out, meta, False)
+
+
+def plain_meta(out: Path, options: DatasetOptions, workers: int) -> dict:
+    return {"generator": "datasets/make_shapes_dataset.py", "complete": True, "options": options.as_dict(),
+            "domains": DOMAIN_KINDS, "targets": target_layout(), "phases": generate(out, options, workers)}
+
+
+PLAIN = Variant(is_complete, clear_output, plain_meta, readme_text, summarise)
+
+
 def make_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000, n_test: int = 200,
                         seed: int = 0, min_objects: int = 1, max_objects: int = 3, force: bool = False,
                         workers: int = 1) -> dict:
@@ -660,21 +705,7 @@ def make_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000
     """
     options = DatasetOptions(size, n_train, n_test, seed, min_objects, max_objects)
     validate_options(options)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file; give a folder path")
-    meta = read_meta(out)
-    if not force and is_complete(out, meta, options):
-        return summarise(out, meta, skipped=True)
-    clear_output(out, meta, force)
-    out.mkdir(parents=True, exist_ok=True)
-    # Marked incomplete first, so an interrupted run is recognised as ours and redone next time.
-    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
-    meta = {"generator": "datasets/make_shapes_dataset.py", "complete": True, "options": options.as_dict(),
-            "domains": DOMAIN_KINDS, "targets": target_layout(), "phases": generate(out, options, max(1, workers))}
-    (out / README_NAME).write_text(readme_text(options, meta))
-    write_meta(out / META_NAME, meta)
-    return summarise(out, meta, skipped=False)
+    return write_dataset(out_dir, options, PLAIN, force, workers)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -683,7 +714,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                  "with one mask per object.")
     parser.add_argument("--out", default=None,
                         help="output folder (default: ./datasets/shapes, with --paired ./datasets/shapes_paired, "
-                             "with --style ./datasets/shapes_style)")
+                             "with --style ./datasets/shapes_style, with --attributes ./datasets/shapes_attributes)")
     variant = parser.add_mutually_exclusive_group()
     variant.add_argument("--paired", action="store_true",
                          help="write the paired dataset instead (label map, instance map and image per scene, in "
@@ -691,6 +722,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     variant.add_argument("--style", action="store_true",
                          help="write the style-pair dataset instead: day (A) <-> night (B), ellipses and "
                               "rectangles in both, in this layout (see datasets/shapes_style.py)")
+    variant.add_argument("--attributes", action="store_true",
+                         help="write the attribute dataset instead: one object per image with the labels "
+                              "rectangle, red and large, in <phase>/ and <phase>_labels.csv (see "
+                              "datasets/shapes_attributes.py); --min_objects/--max_objects do not apply")
     parser.add_argument("--size", type=int, default=defaults.size, help="image side in pixels (default: %(default)s)")
     parser.add_argument("--n_train", type=int, default=defaults.n_train, help="training images per domain")
     parser.add_argument("--n_test", type=int, default=defaults.n_test, help="test images per domain")
@@ -702,14 +737,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="regenerate even if --out already holds this dataset")
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = ("./datasets/shapes_paired" if args.paired else
-                    "./datasets/shapes_style" if args.style else "./datasets/shapes")
+        args.out = ("./datasets/shapes_paired" if args.paired else "./datasets/shapes_style" if args.style else
+                    "./datasets/shapes_attributes" if args.attributes else "./datasets/shapes")
     return args
+
+
+def object_count_arguments(args: argparse.Namespace) -> dict:
+    """--min_objects and --max_objects for the generators that place several objects; --attributes places one."""
+    if not args.attributes:
+        return {"min_objects": args.min_objects, "max_objects": args.max_objects}
+    defaults = DatasetOptions()
+    if (args.min_objects, args.max_objects) != (defaults.min_objects, defaults.max_objects):
+        raise ValueError("--attributes draws one object per image; leave out --min_objects and --max_objects")
+    return {}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    variant = "--paired" if args.paired else "--style" if args.style else None
+    variant = ("--paired" if args.paired else "--style" if args.style else
+               "--attributes" if args.attributes else None)
     if variant and not __package__:  # run as a script: the variants' modules are not importable
         print(f"error: run {variant} from the repository root as "
               f"python -m datasets.make_shapes_dataset {variant} ...", file=sys.stderr)
@@ -719,14 +765,15 @@ def main(argv: list[str] | None = None) -> int:
         from datasets.shapes_paired import make_paired_shapes_dataset as make
     elif args.style:
         from datasets.shapes_style import make_style_shapes_dataset as make
+    elif args.attributes:
+        from datasets.shapes_attributes import make_attribute_shapes_dataset as make
     else:
         make = make_shapes_dataset
-    what = ("paired shapes dataset" if args.paired else
-            "style-pair shapes dataset" if args.style else "shapes dataset")
+    what = ("paired shapes dataset" if args.paired else "style-pair shapes dataset" if args.style else
+            "attribute shapes dataset" if args.attributes else "shapes dataset")
     try:
         summary = make(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed,
-                       min_objects=args.min_objects, max_objects=args.max_objects, force=args.force,
-                       workers=args.workers)
+                       force=args.force, workers=args.workers, **object_count_arguments(args))
     except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -734,8 +781,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out} already holds this {what} (same options); nothing to do. Pass --force to regenerate.")
         return 0
     counts = summary["counts"]
-    written = [f"{p} {counts[p]} scenes" if args.paired else f"{p} {counts[p]['A']} A + {counts[p]['B']} B images"
-               for p in counts]
+    written = [f"{p} {counts[p]} scenes" if args.paired else f"{p} {counts[p]} images" if args.attributes else
+               f"{p} {counts[p]['A']} A + {counts[p]['B']} B images" for p in counts]
     print(f"Wrote the {what} to {args.out}: {', '.join(written)}; see {Path(args.out) / README_NAME}")
     return 0
 

@@ -39,6 +39,7 @@ from datasets.make_shapes_dataset import (
     SHRINK_EVERY,
     DatasetOptions,
     ShapeObject,
+    Variant,
     clear_output,
     coverage,
     dilate,
@@ -46,10 +47,9 @@ from datasets.make_shapes_dataset import (
     half_extents,
     image_name,
     object_fill,
-    read_meta,
     sample_geometry,
     validate_options,
-    write_meta,
+    write_dataset,
 )
 
 PAIRED_FORMAT_VERSION = 1
@@ -352,18 +352,13 @@ def make_paired_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int
     validate_options(options.base)
     if not 0.0 <= touch_fraction <= 1.0:
         raise ValueError(f"touch_fraction {touch_fraction} must be between 0 and 1")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file; give a folder path")
-    meta = read_meta(out)
-    if not force and is_paired_complete(out, meta, options):
-        return paired_summary(out, meta, skipped=True)
-    clear_paired_output(out, meta, force)
-    out.mkdir(parents=True, exist_ok=True)
-    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
-    meta = {"generator": "datasets/make_shapes_dataset.py --paired", "complete": True, "options": options.as_dict(),
+    return write_dataset(out_dir, options, PAIRED, force, workers)
+
+
+def paired_meta(out: Path, options: PairedOptions, workers: int) -> dict:
+    return {"generator": "datasets/make_shapes_dataset.py --paired", "complete": True, "options": options.as_dict(),
             "label_ids": LABEL_IDS, "palettes": PALETTES, "folders": list(FOLDERS),
-            "phases": generate_paired(out, options, max(1, workers))}
-    (out / README_NAME).write_text(paired_readme_text(options, meta))
-    write_meta(out / META_NAME, meta)
-    return paired_summary(out, meta, skipped=False)
+            "phases": generate_paired(out, options, workers)}
+
+
+PAIRED = Variant(is_paired_complete, clear_paired_output, paired_meta, paired_readme_text, paired_summary)

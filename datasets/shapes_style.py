@@ -37,11 +37,11 @@ from datasets.make_shapes_dataset import (
     META_NAME,
     MIN_COLOUR_CONTRAST,
     PHASES,
-    README_NAME,
     RECT_MAX_TILT_DEG,
     TARGET_PHASE,
     DatasetOptions,
     ShapeObject,
+    Variant,
     clear_output,
     describe_object,
     draw_background,
@@ -49,12 +49,11 @@ from datasets.make_shapes_dataset import (
     image_rng,
     instance_histogram,
     is_complete,
-    read_meta,
     save_scene,
     summarise,
     target_folder,
     validate_options,
-    write_meta,
+    write_dataset,
 )
 from datasets.shapes_paired import place_paired_objects
 
@@ -378,22 +377,16 @@ def make_style_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int 
     out_dir, skipped, options, counts, masks, instance_histogram and kinds ({phase: {domain: {kind: n}}})."""
     options = StyleOptions(size, n_train, n_test, seed, min_objects, max_objects)
     validate_options(options)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file; give a folder path")
-    meta = read_meta(out)
-    if not force and is_complete(out, meta, options):
-        return style_summary(out, meta, skipped=True)
-    clear_style_output(out, meta, force)
-    out.mkdir(parents=True, exist_ok=True)
-    # Marked incomplete first, so an interrupted run is recognised as ours and redone next time.
-    write_meta(out / META_NAME, {"complete": False, "options": options.as_dict()})
-    meta = {"generator": "datasets/make_shapes_dataset.py --style", "complete": True, "options": options.as_dict(),
+    return write_dataset(out_dir, options, STYLE, force, workers)
+
+
+def style_meta(out: Path, options: StyleOptions, workers: int) -> dict:
+    return {"generator": "datasets/make_shapes_dataset.py --style", "complete": True, "options": options.as_dict(),
             "domains": DOMAIN_STYLES, "kinds": list(KINDS),
             "rules": {"object_colour": COLOUR_RULE, "background": BACKGROUND_RULE,
                       "night_hue_shift_deg": NIGHT_HUE_SHIFT_DEG, "night_value_scale": NIGHT_VALUE_SCALE,
                       "night_background_tint": list(NIGHT_BACKGROUND_TINT), "night_noise_std": NIGHT_NOISE_STD},
-            "targets": target_layout(), "phases": generate_style(out, options, max(1, workers))}
-    (out / README_NAME).write_text(style_readme_text(options, meta))
-    write_meta(out / META_NAME, meta)
-    return style_summary(out, meta, skipped=False)
+            "targets": target_layout(), "phases": generate_style(out, options, workers)}
+
+
+STYLE = Variant(is_complete, clear_style_output, style_meta, style_readme_text, style_summary)
