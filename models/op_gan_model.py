@@ -149,6 +149,7 @@ class OpGanModel(CycleGanModel):
             return
         self.model_names.append("S")
         self.netS = SiameseNetwork(opt.input_nc, opt.ss_nf, opt.ss_layers).to(self.device)
+        self.siamese = self.netS   # its attention and classify heads; --compile wraps netS, whose forward is the trunk
         self.optimizer_S = self.make_adam(self.netS.parameters())
         self.optimizers.append(self.optimizer_S)
         self.loss_names += ["ss_A", "ss_B", "S_reg", "S_cls"]
@@ -185,12 +186,12 @@ class OpGanModel(CycleGanModel):
         registration = classification = zero
         if self.opt.ss_tasks in ("both", "registration"):
             size = tuple(first.shape[-2:])
-            maps = self.netS.attention(content, size).float()
+            maps = self.siamese.attention(content, size).float()
             per_pair = (maps[:pairs] - maps[pairs:]).pow(2).flatten(1).mean(1)  # MSE of the two attention maps
             registration = (per_pair * draw.registered().flatten().float()).mean()  # other pairs: zero
         if self.opt.ss_tasks in ("both", "classification"):
             labels = self.pair_labels(src, draw.kind).flatten()
-            logits = self.netS.classify(domain[:pairs], domain[pairs:]).float()
+            logits = self.siamese.classify(domain[:pairs], domain[pairs:]).float()
             classification = F.cross_entropy(logits, labels)          # -log p(class of the pair)
         return registration, classification
 
@@ -233,7 +234,7 @@ class OpGanModel(CycleGanModel):
         grid = self.opt.ss_grid
         patches = grid_patches(images, grid)
         content, _ = self.netS(patches.flatten(0, 1))
-        maps = self.netS.attention(content, tuple(patches.shape[-2:])).float()
+        maps = self.siamese.attention(content, tuple(patches.shape[-2:])).float()
         maps = maps.reshape(*patches.shape[:2], 1, *patches.shape[-2:])
         return (from_grid(maps, grid) * 2 - 1).expand(-1, 3, -1, -1)
 

@@ -266,3 +266,19 @@ def test_benchmark_writes_touching_shapes_in_the_seg_layout_and_degrades_masks(t
     for mask in (data / "testA_seg").iterdir():
         before, after = np.asarray(Image.open(mask)) > 0, np.asarray(Image.open(tmp_path / "dilated" / mask.name)) > 0
         assert after.sum() > before.sum() and (after | before).sum() == after.sum()
+
+
+def test_predictor_resumes_exactly_under_amp(tmp_path):
+    write_square_scenes(tmp_path / "data", "trainA", 8, seed=0)
+
+    def run(checkpoints: Path, steps: int, extra: str = "") -> None:
+        argv = (f"--dataroot {tmp_path / 'data'} --checkpoints_dir {checkpoints} --name r {PREDICTOR} --batch_size 4 "
+                f"--amp bf16 --seed 2 --max_steps {steps} {extra}")
+        assert train.main(argv.split()) == 0
+
+    run(tmp_path / "once", 4)
+    run(tmp_path / "halves", 2)
+    run(tmp_path / "halves", 4, "--continue_train")
+    left = torch.load(tmp_path / "once" / "r" / "latest_net_G.pth", weights_only=True)
+    right = torch.load(tmp_path / "halves" / "r" / "latest_net_G.pth", weights_only=True)
+    assert left.keys() == right.keys() and all(torch.equal(v, right[k]) for k, v in left.items())
