@@ -1,0 +1,288 @@
+"""Images with binary attribute labels, some of them unlabelled, for conditional translation (StarGAN, MatchGAN).
+
+    <dataroot>/<phase>/<name>.png     images (.png, .jpg, .jpeg)
+    --label_file                      their labels; default <dataroot>/<phase>_labels.csv when it exists,
+                                      else <dataroot>/list_attr_celeba.txt
+
+Two label formats, told apart by the first line:
+
+* CelebA's ``list_attr_celeba.txt``: the number of images, then the attribute names separated by spaces,
+  then one line per image, ``<file name> v1 v2 ...`` with values 1 / -1 (runs of spaces allowed);
+* a CSV with the header ``filename,attr1,attr2,...`` (any name for the first column) and one row per image.
+
+Values may be 1/0, 1/-1 or true/false in either format; labels are 0/1. Rows are matched to images by file name
+without its extension (``000001.jpg`` labels ``000001.png``). Rows that match no image are ignored, since one
+CelebA file lists every split; images without a row are skipped with a warning (none matching is an error).
+
+``--attributes`` picks the label columns, in its order; ``--labelled_fraction`` keeps the labels of a seeded
+random subset of the images (``--seed``, 0 without one) when training: the rest are unlabelled, with zero labels
+and ``A_labelled`` False. The subsets of one seed are nested: a smaller fraction labels a part of a larger one's
+images. At test time every image is labelled with its true label.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from util.image_files import DatasetError, list_image_files, same_name
+
+from .base_dataset import BaseDataset, add_data_options, get_joint_transform, load_image, split_transformed
+
+__all__ = ["AttributesDataset", "LabelTable", "default_label_file", "labelled_mask", "parse_attribute_list",
+           "read_label_file"]
+
+CSV_LABELS = "{phase}_labels.csv"
+CELEBA_LABELS = "list_attr_celeba.txt"
+LABEL_VALUES = {"1": 1.0, "true": 1.0, "0": 0.0, "-1": 0.0, "false": 0.0}
+EXAMPLES = 3  # file names shown in a message
+
+
+@dataclass(frozen=True)
+class LabelTable:
+    """The chosen columns of a label file: 0/1 labels by image stem (NFC), and the file names as written."""
+
+    path: Path
+    attribute_names: list[str]
+    labels: dict[str, tuple[float, ...]]
+    file_names: list[str]
+
+
+# ------------------------------------------------------------------------------------------- label file
+def parse_attribute_list(text: str | None) -> list[str] | None:
+    """``--attributes`` as a list of names; None (all columns) when not given."""
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise DatasetError(f"--attributes {text!r} holds an empty name; give names separated by commas, "
+                           f"e.g. Black_Hair,Blond_Hair,Male")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DatasetError(f"--attributes {text!r} names {', '.join(repeated)} more than once; name each once")
+    return names
+
+
+def read_label_file(path: Path, wanted: list[str] | None = None) -> LabelTable:
+    """Read a CelebA ``list_attr`` file or a labels CSV, keeping the ``wanted`` columns (all when None)."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # utf-8-sig: spreadsheets start CSVs with a BOM
+    except OSError as err:
+        raise DatasetError(f"cannot read label file {path}: {err.strerror or err}; check --label_file") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"label file {path} is not UTF-8 text; give a CSV or a list_attr_celeba.txt") from None
+    header, rows = _split_format(path, lines)
+    columns = _pick_columns(path, header, wanted)
+    labels: dict[str, tuple[float, ...]] = {}
+    first_line: dict[str, int] = {}
+    file_names = []
+    for number, name, values in rows:
+        if len(values) != len(header):
+            raise DatasetError(f"label file {path} line {number} has {len(values)} values for {len(header)} "
+                               f"attributes; fix the line")
+        stem = same_name(Path(name).stem)
+        if stem in labels:
+            raise DatasetError(f"label file {path} line {number} labels {name} again (first on line "
+                               f"{first_line[stem]}); remove one of the rows")
+        labels[stem] = tuple(_label_value(path, number, header[c], values[c]) for c in columns)
+        first_line[stem] = number
+        file_names.append(name)
+    if not labels:
+        raise DatasetError(f"label file {path} has no label rows; add one row per image")
+    _warn_if_count_differs(path, lines, len(labels))
+    return LabelTable(path, [header[c] for c in columns], labels, file_names)
+
+
+def _split_format(path: Path, lines: list[str]) -> tuple[list[str], Iterator[tuple[int, str, list[str]]]]:
+    """The attribute names and the rows ``(line number, file name, values)``, by the format of the first line."""
+    first = lines[0].strip() if lines else ""
+    if "," in first:
+        header = [cell.strip() for cell in next(csv.reader([first]))][1:]
+        rows = _csv_rows(lines)
+    elif first.isdigit():
+        header = lines[1].split() if len(lines) > 1 else []
+        rows = _celeba_rows(lines)
+    else:
+        raise DatasetError(f"label file {path} is neither a CelebA list_attr file (line 1: the number of images) "
+                           f"nor a CSV with the header filename,attr1,attr2,...; check --label_file")
+    if not header or not all(header):
+        raise DatasetError(f"label file {path}: the header names no attributes (or an empty one); name every "
+                           f"column")
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DatasetError(f"label file {path} names the attribute(s) {', '.join(repeated)} twice; rename one")
+    return header, rows
+
+
+def _csv_rows(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
+    for number, cells in enumerate(csv.reader(lines[1:]), start=2):
+        cells = [cell.strip() for cell in cells]
+        if any(cells):
+            yield number, cells[0], cells[1:]
+
+
+def _celeba_rows(lines: list[str]) -> Iterator[tuple[int, str, list[str]]]:
+    for number, line in enumerate(lines[2:], start=3):
+        parts = line.split()
+        if parts:
+            yield number, parts[0], parts[1:]
+
+
+def _pick_columns(path: Path, header: list[str], wanted: list[str] | None) -> list[int]:
+    if wanted is None:
+        return list(range(len(header)))
+    missing = [name for name in wanted if name not in header]
+    if missing:
+        raise DatasetError(f"--attributes: {', '.join(missing)} not in label file {path}; its attributes are "
+                           f"{', '.join(header)}")
+    return [header.index(name) for name in wanted]
+
+
+def _label_value(path: Path, number: int, attribute: str, value: str) -> float:
+    try:
+        return LABEL_VALUES[value.lower()]
+    except KeyError:
+        raise DatasetError(f"label file {path} line {number}: {value!r} for {attribute} is not a label (use 1/0, "
+                           f"1/-1 or true/false); fix the line") from None
+
+
+def _warn_if_count_differs(path: Path, lines: list[str], rows: int) -> None:
+    """CelebA's first line counts the rows; a mismatch hints at a truncated or hand-cut file."""
+    first = lines[0].strip()
+    if first.isdigit() and int(first) != rows:
+        warnings.warn(f"label file {path}: line 1 says {first} images but {rows} rows follow; the file may be "
+                      f"truncated (all {rows} rows are used)", stacklevel=3)
+
+
+def default_label_file(root: Path, phase: str) -> Path:
+    """``<root>/<phase>_labels.csv`` when it exists, else ``<root>/list_attr_celeba.txt``."""
+    csv_path = root / CSV_LABELS.format(phase=phase)
+    return csv_path if csv_path.is_file() else root / CELEBA_LABELS
+
+
+def _label_file(opt: argparse.Namespace, root: Path) -> Path:
+    given = getattr(opt, "label_file", None)
+    if given:
+        path = Path(given)
+        if not path.is_file():
+            raise DatasetError(f"--label_file {path} does not exist; give the path of a CSV or list_attr_celeba.txt")
+        return path
+    path = default_label_file(root, opt.phase)
+    if not path.is_file():
+        raise DatasetError(f"no label file: neither {root / CSV_LABELS.format(phase=opt.phase)} nor {path} "
+                           f"exists; put the labels there or pass --label_file")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ images
+def _examples(names: list[str]) -> str:
+    shown = ", ".join(names[:EXAMPLES])
+    return shown + (", ..." if len(names) > EXAMPLES else "")
+
+
+def match_images(folder: Path, paths: list[Path], table: LabelTable) -> list[Path]:
+    """The images that have a label row; warns about the others, raises when none has one."""
+    matched = [path for path in paths if same_name(path.stem) in table.labels]
+    unlabelled = [path.name for path in paths if same_name(path.stem) not in table.labels]
+    if not matched:
+        raise DatasetError(f"none of the {len(paths)} images in {folder} ({_examples(unlabelled)}) has a row in "
+                           f"label file {table.path}, whose {len(table.file_names)} rows name other files "
+                           f"({_examples(table.file_names)}); rows match images by file name without extension: "
+                           f"check --label_file, --dataroot and --phase")
+    if unlabelled:
+        warnings.warn(f"{len(unlabelled)} of the {len(paths)} images in {folder} have no row in label file "
+                      f"{table.path} ({_examples(unlabelled)}) and are skipped", stacklevel=3)
+    return matched
+
+
+def labelled_mask(count: int, fraction: float, seed: int) -> Tensor:
+    """Bool (count,): a seeded random ``fraction`` of the images (rounded half up) keeps its labels. The first
+    ones of one permutation are taken, so for one seed a smaller fraction's subset lies in a larger one's."""
+    if not 0.0 < fraction <= 1.0:
+        raise DatasetError(f"--labelled_fraction {fraction:g} must be in (0, 1]")
+    kept = math.floor(fraction * count + 0.5)
+    if kept == 0:
+        raise DatasetError(f"--labelled_fraction {fraction:g} of the {count} images labels none; raise it to at "
+                           f"least {1 / count:.3g}")
+    order = np.random.default_rng(seed).permutation(count)
+    mask = torch.zeros(count, dtype=torch.bool)
+    mask[torch.from_numpy(order[:kept])] = True
+    return mask
+
+
+# ----------------------------------------------------------------------------------------- dataset
+class AttributesDataset(BaseDataset):
+    """Samples ``A`` (image in [-1, 1]), ``A_label`` (float (n_attr,), 0/1; zeros when unlabelled),
+    ``A_labelled`` (bool scalar) and ``A_paths``, in file-name order.
+
+    ``attribute_names`` lists the label columns; ``label_vectors`` (n_labelled, n_attr) holds the labels of the
+    labelled images, the set target labels are drawn from.
+    """
+
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser = add_data_options(parser)
+        parser.add_argument("--label_file", default=None,
+                            help="labels of the images: a CSV (filename,attr1,...) or CelebA's list_attr_celeba.txt "
+                                 f"(default: <dataroot>/{CSV_LABELS} if it exists, else <dataroot>/{CELEBA_LABELS})")
+        parser.add_argument("--attributes", default=None,
+                            help="comma-separated label columns, in this order, e.g. Black_Hair,Blond_Hair,Male "
+                                 "(default: every column of the label file)")
+        parser.add_argument("--labelled_fraction", type=float, default=1.0,
+                            help="share of the training images that keep their labels, a subset drawn with --seed "
+                                 "(0 without one); the rest are used unlabelled. Test runs label every image")
+        return parser
+
+    def __init__(self, opt: argparse.Namespace):
+        super().__init__(opt)
+        folder = self.root / opt.phase
+        try:
+            paths = list_image_files(folder)
+        except DatasetError as err:
+            raise DatasetError(f"{err}: expected <dataroot>/<phase> with images; check --dataroot and "
+                               f"--phase") from None
+        table = read_label_file(_label_file(opt, self.root), parse_attribute_list(getattr(opt, "attributes", None)))
+        matched = match_images(folder, paths, table)
+        if math.isfinite(opt.max_dataset_size):
+            matched = matched[: int(opt.max_dataset_size)]
+        self.paths = matched
+        self.attribute_names = table.attribute_names
+        self._true_labels = torch.tensor([table.labels[same_name(path.stem)] for path in matched],
+                                         dtype=torch.float32)
+        self.labelled = self._labelled(opt, len(matched))
+        self.label_vectors = self._true_labels[self.labelled]
+        self.transform = get_joint_transform(opt)
+        self.nc = opt.input_nc
+
+    @staticmethod
+    def _labelled(opt: argparse.Namespace, count: int) -> Tensor:
+        if not opt.isTrain:
+            return torch.ones(count, dtype=torch.bool)
+        seed = opt.seed if getattr(opt, "seed", None) is not None else 0
+        return labelled_mask(count, getattr(opt, "labelled_fraction", 1.0), seed)
+
+    def true_labels(self, index: int) -> Tensor:
+        """The label file's labels of image ``index``, labelled or not: for evaluation only. Training code must
+        not call this (it would leak the labels of the unlabelled images); it reads ``A_label``."""
+        return self._true_labels[index].clone()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path = self.paths[index]
+        image = load_image(path, self.nc)
+        image = split_transformed(self.transform, image, image[:0], path)[0]
+        labelled = bool(self.labelled[index])
+        label = self._true_labels[index].clone() if labelled else torch.zeros(len(self.attribute_names))
+        return {"A": image, "A_label": label, "A_labelled": torch.tensor(labelled), "A_paths": str(path)}
