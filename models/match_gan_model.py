@@ -1,0 +1,110 @@
+"""MatchGAN (Sun et al.): StarGAN plus a triplet matching loss over label groups, for training with few labels.
+
+Images made for the same target labels form positive pairs, images made for different labels negative pairs.
+D gets a matching head that reads two images' features and says whether they share labels:
+
+- D learns it on real labelled images (anchor, an image with its labels, an image with other labels):
+  lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0));
+- G learns from it on its translations, grouped by their target labels (StarGAN's targets come in pairs of
+  consecutive samples: the two of a pair share them): the same loss, so that its images for one label vector
+  look like one group and those for different vectors like different groups.
+
+``--lambda_mch 0`` builds no matching head and is StarGAN exactly. Choices where the paper is silent are in
+docs/match_gan.md.
+
+    python train.py --model match_gan --dataroot ./datasets/shapes_attributes_64 --attributes rectangle,red,large \\
+        --labelled_fraction 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from .base_model import Update, validate_loss_weights
+from .stargan_model import StarGanModel
+
+
+class MatchingHead(nn.Module):
+    """Features of two images -> one logit "same labels": a 1x1 convolution and global pooling embed each image,
+    a small MLP reads the absolute difference of the two embeddings."""
+
+    def __init__(self, channels: int, width: int = 64):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Conv2d(channels, width, 1), nn.LeakyReLU(0.01, True),
+                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.compare = nn.Sequential(nn.Linear(width, width), nn.LeakyReLU(0.01, True), nn.Linear(width, 1))
+
+    def forward(self, first: Tensor, second: Tensor) -> Tensor:
+        return self.compare((self.embed(first) - self.embed(second)).abs()).flatten()
+
+
+def triplets(labels: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(anchor, positive, negative) indices among the ``allowed`` samples: for each allowed anchor with another
+    allowed sample of identical labels and one of different labels, one of each at random."""
+    same = (labels[:, None, :] == labels[None, :, :]).all(-1) & allowed[:, None] & allowed[None, :]
+    same.fill_diagonal_(False)
+    different = ~(labels[:, None, :] == labels[None, :, :]).all(-1) & allowed[:, None] & allowed[None, :]
+    anchors = (same.any(1) & different.any(1)).nonzero().flatten()
+    if anchors.numel() == 0:
+        empty = anchors.new_zeros(0)
+        return empty, empty, empty
+    noise = torch.rand(labels.shape[0], labels.shape[0], device=labels.device)
+    positives = torch.where(same[anchors], noise[anchors], -1.0).argmax(1)
+    negatives = torch.where(different[anchors], noise[anchors], -1.0).argmax(1)
+    return anchors, positives, negatives
+
+
+class MatchGanModel(StarGanModel):
+    @staticmethod
+    def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
+        parser = StarGanModel.modify_commandline_options(parser, is_train)
+        if is_train:
+            parser.add_argument_group("matchgan").add_argument(
+                "--lambda_mch", type=float, default=1.0,
+                help="weight of the triplet matching loss (0: StarGAN exactly)")
+        return parser
+
+    @staticmethod
+    def validate_options(opt: argparse.Namespace) -> None:
+        StarGanModel.validate_options(opt)
+        if getattr(opt, "isTrain", False):
+            validate_loss_weights(opt, ("lambda_mch",))
+
+    def __init__(self, opt: argparse.Namespace):
+        super().__init__(opt)
+        self.use_matching = self.isTrain and opt.lambda_mch > 0
+        if not self.use_matching:
+            return
+        # Part of D (saved with it, stepped by D's optimiser), built last so that G and D start as StarGAN's.
+        self.matching_head = MatchingHead(self.netD.channels).to(self.device)
+        self.netD.matching = self.matching_head      # --compile wraps netD: keep a direct reference
+        self.optimizer_D.add_param_group({"params": list(self.matching_head.parameters())})
+        self.loss_names += ["D_mch", "G_mch"]
+
+    def training_updates(self) -> Iterator[Update]:
+        if not self.use_matching:
+            yield from super().training_updates()
+            return
+        for update in super().training_updates():
+            if update.optimizer is self.optimizer_D:
+                update.losses["D_mch"] = self.matching_loss(self.real_features, self.labels, self.labelled)
+            else:
+                pairs = torch.ones_like(self.labelled)
+                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets, pairs)
+            yield update
+
+    def matching_loss(self, features: Tensor, labels: Tensor, allowed: Tensor) -> Tensor:
+        """lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0)) over the triplets of the batch (0 without any)."""
+        anchors, positives, negatives = triplets(labels, allowed)
+        if anchors.numel() == 0:
+            return features.sum() * 0.0
+        head = self.matching_head
+        same = head(features[anchors], features[positives]).float()
+        other = head(features[anchors], features[negatives]).float()
+        return self.opt.lambda_mch * (F.binary_cross_entropy_with_logits(same, torch.ones_like(same))
+                                      + F.binary_cross_entropy_with_logits(other, torch.zeros_like(other)))

@@ -1,0 +1,100 @@
+"""StarGAN and MatchGAN: the conditional generator, the triplets, the update schedule, MatchGAN = StarGAN at
+--lambda_mch 0, exact resume, and a test page with one column per attribute."""
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import train
+from datasets.make_shapes_dataset import main as make_shapes
+from models.match_gan_model import triplets
+from models.stargan_model import ConditionalGenerator
+from options.base_options import OptionsError
+from options.train_options import TrainOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+ATTRIBUTES = "rectangle,red,large"
+TINY = "--ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 3 --load_size 32 --crop_size 32 --gpu_ids -1"
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("attributes") / "data"
+    assert make_shapes(f"--attributes --out {root} --size 32 --n_train 16 --n_test 3".split()) == 0
+    return root
+
+
+def run(shapes, checkpoints: Path, model: str, steps: int, extra: str = "") -> None:
+    argv = (f"--dataroot {shapes} --checkpoints_dir {checkpoints} --name run --model {model} {TINY} "
+            f"--attributes {ATTRIBUTES} --batch_size 4 --n_critic 2 --display_id 0 --num_threads 0 --print_freq 1 "
+            f"--seed 5 --max_steps {steps} --labelled_fraction 0.5 {extra}")
+    assert train.main(argv.split()) == 0
+
+
+def weights(checkpoints: Path, name: str) -> dict:
+    return torch.load(checkpoints / "run" / f"latest_net_{name}.pth", weights_only=True)
+
+
+def test_generator_reads_the_target_labels():
+    torch.manual_seed(0)
+    net = ConditionalGenerator(3, 3, 3, 4, "instance", 1)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    one, other = net(image, torch.tensor([[1.0, 0, 0]])), net(image, torch.tensor([[0.0, 1, 0]]))
+    assert one.shape == (1, 3, 32, 32) and not torch.allclose(one, other)
+
+
+def test_triplets_pair_identical_labels_against_different_ones():
+    labels = torch.tensor([[1.0, 0], [1, 0], [0, 1], [0, 1], [1, 1]])
+    allowed = torch.tensor([True, True, True, False, True])      # sample 3 is unlabelled
+    anchors, positives, negatives = triplets(labels, allowed)
+    assert anchors.tolist() == [0, 1]                           # 2 has no allowed partner with its labels
+    assert positives.tolist() == [1, 0]
+    assert all(not torch.equal(labels[a], labels[n]) and bool(allowed[n]) for a, n in zip(anchors, negatives))
+
+
+def test_missing_attributes_option_says_what_to_give(tmp_path):
+    with pytest.raises(OptionsError, match="--attributes"):
+        TrainOptions().parse(shlex.split(f"--model stargan {TINY} --checkpoints_dir {tmp_path} --name s"),
+                             save=False, show=False)
+
+
+def test_lambda_mch_0_is_stargan_exactly(shapes, tmp_path):
+    run(shapes, tmp_path / "star", "stargan", 4)
+    run(shapes, tmp_path / "match", "match_gan", 4, "--lambda_mch 0")
+    for name in ("G", "D"):
+        left, right = weights(tmp_path / "star", name), weights(tmp_path / "match", name)
+        assert left.keys() == right.keys(), name
+        assert all(torch.equal(value, right[key]) for key, value in left.items()), name
+
+
+def test_matchgan_trains_its_head_and_resumes_exactly(shapes, tmp_path):
+    run(shapes, tmp_path / "once", "match_gan", 4)
+    run(shapes, tmp_path / "halves", "match_gan", 2)
+    run(shapes, tmp_path / "halves", "match_gan", 4, "--continue_train")
+    for name in ("G", "D"):
+        left, right = weights(tmp_path / "once", name), weights(tmp_path / "halves", name)
+        assert all(torch.equal(value, right[key]) for key, value in left.items()), name
+    assert any(key.startswith("matching.") for key in weights(tmp_path / "once", "D"))
+    log = (tmp_path / "once" / "run" / "loss_log.txt").read_text()
+    assert "D_mch" in log and "G_mch" in log
+    state = torch.load(tmp_path / "once" / "run" / "latest_state.pth", weights_only=False)
+    g_steps = {float(s["step"]) for s in state["model"]["optimizers"][0]["state"].values()}
+    d_state = state["model"]["optimizers"][1]
+    d_steps = {float(d_state["state"][i]["step"]) for i in d_state["param_groups"][0]["params"]}  # D without its head
+    # --n_critic 2: G stepped once per two D steps (a head without labelled images in a batch skips that step)
+    assert g_steps == {2.0} and max(d_steps) == 4.0
+
+
+def test_test_page_has_one_column_per_attribute(shapes, tmp_path):
+    run(shapes, tmp_path, "stargan", 2)
+    done = subprocess.run([sys.executable, "test.py", "--name", "run", "--checkpoints_dir", str(tmp_path),
+                           "--results_dir", str(tmp_path / "results"), "--num_threads", "0"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    images = tmp_path / "results" / "run" / "test_latest" / "images"
+    for attribute in ATTRIBUTES.split(","):
+        assert len(list(images.glob(f"*_fake_{attribute}.png"))) == 3
