@@ -563,6 +563,20 @@ def regenerate_command(options: DatasetOptions) -> str:
             f"--min_objects {options.min_objects} --max_objects {options.max_objects}")
 
 
+GEOMETRY_NOTES = (
+    "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
+    "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
+    "`angle` is in degrees, counter-clockwise as displayed, from the horizontal to the width axis;",
+)
+
+
+def readme_tail(last_geometry_line: str, command: str) -> list[str]:
+    """The end every shapes README shares: the meta file's geometry conventions (closed by the variant's own
+    ``last_geometry_line``) and how to regenerate the folder with ``command``."""
+    return [*GEOMETRY_NOTES, last_geometry_line, "", "## Regenerate", "", "From the repository root:", "",
+            f"    {command}", "", "Add `--force` to rebuild a folder that already holds this dataset.", ""]
+
+
 def readme_text(options: DatasetOptions, meta: dict) -> str:
     low, high = options.area_range()
     lines = [
@@ -637,20 +651,8 @@ def readme_text(options: DatasetOptions, meta: dict) -> str:
                      f"{sum(o['cut'] for t in targets for o in t['objects'])} |")
     lines += [
         "",
-        "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
-        "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
-        "`angle` is in degrees, counter-clockwise as displayed, from the horizontal to the width axis;",
-        "`bbox` is (x0, y0, x1, y1) of the mask, end-exclusive; `area` counts mask pixels. A mask is the",
-        "object's anti-aliased coverage thresholded at one half.",
-        "",
-        "## Regenerate",
-        "",
-        "From the repository root:",
-        "",
-        f"    {regenerate_command(options)}",
-        "",
-        "Add `--force` to rebuild a folder that already holds this dataset.",
-        "",
+        *readme_tail("`bbox` is (x0, y0, x1, y1) of the mask, end-exclusive; `area` counts mask pixels. A mask is the "
+                     "object's anti-aliased coverage thresholded at one half.", regenerate_command(options)),
     ]
     return "\n".join(lines)
 

@@ -46,6 +46,7 @@ from datasets.make_shapes_dataset import (
     half_extents,
     image_name,
     object_fill,
+    readme_tail,
     write_dataset,
 )
 
@@ -302,19 +303,8 @@ def attribute_readme_text(options: AttributeOptions, meta: dict) -> str:
         f"    {META_NAME}          options, attributes and per image its labels and the object's kind,",
         "                               palette, size class, centre, size, angle, area, bbox, colour, texture",
         "",
-        "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
-        "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
-        "`angle` is in degrees, counter-clockwise as displayed, from the horizontal to the width axis;",
-        "`bbox` is (x0, y0, x1, y1), end-exclusive, and `area` counts the pixels the object covers at least half.",
-        "",
-        "## Regenerate",
-        "",
-        "From the repository root:",
-        "",
-        f"    {attribute_regenerate_command(options)}",
-        "",
-        "Add `--force` to rebuild a folder that already holds this dataset.",
-        "",
+        *readme_tail("`bbox` is (x0, y0, x1, y1), end-exclusive, and `area` counts the pixels the object covers at "
+                     "least half.", attribute_regenerate_command(options)),
     ]
     return "\n".join(lines)
 

@@ -49,6 +49,7 @@ from datasets.make_shapes_dataset import (
     image_rng,
     instance_histogram,
     is_complete,
+    readme_tail,
     save_scene,
     summarise,
     target_folder,
@@ -350,20 +351,9 @@ def style_readme_text(options: StyleOptions, meta: dict) -> str:
                      f"{sum(len(t['objects']) for t in targets)} |")
     lines += [
         "",
-        "Geometry in the meta file is in pixels, with pixel (row i, column j) covering [j, j+1) x [i, i+1):",
-        "`center` is (x, y); `size` is (width, height) along the object's own axes (full axes for ellipses);",
-        "`angle` is in degrees, counter-clockwise as displayed, from the horizontal to the width axis;",
-        "`bbox` is (x0, y0, x1, y1) of the mask, end-exclusive; `area` counts mask pixels; `color` is 8-bit RGB.",
-        "A mask is the object's anti-aliased coverage thresholded at one half.",
-        "",
-        "## Regenerate",
-        "",
-        "From the repository root:",
-        "",
-        f"    {style_regenerate_command(options)}",
-        "",
-        "Add `--force` to rebuild a folder that already holds this dataset.",
-        "",
+        *readme_tail("`bbox` is (x0, y0, x1, y1) of the mask, end-exclusive; `area` counts mask pixels; `color` is "
+                     "8-bit RGB. A mask is the object's anti-aliased coverage thresholded at one half.",
+                     style_regenerate_command(options)),
     ]
     return "\n".join(lines)
 
