@@ -90,7 +90,6 @@ from util import metrics
 from util import paired_metrics as pm
 from util import segmenter as sg
 from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files
-from util.instances import match_instances
 from util.object_kinds import ObjectKindScores
 from util.results_manifest import read_manifest
 
@@ -211,7 +210,7 @@ class GroundTruth:
 
     The model may have translated other masks than the dataset's (predicted by a mask predictor, or degraded on
     purpose): each mask it was given is then paired with the true input mask it overlaps most
-    (``util.instances.match_instances``), and the scores judge the true objects the model would have translated
+    (``util.metrics.pair_by_iou``), and the scores judge the true objects the model would have translated
     with the dataset's masks (the ``ins_max`` largest). So an object whose mask was missing counts as not
     translated, the background is always the pixels off the true objects and their targets, and a mask that
     matches no true object is scored only through the full-image figures. With the dataset's own masks this
@@ -278,7 +277,7 @@ def as_true_objects(kept: dict[int, np.ndarray], outputs: dict[int, np.ndarray],
     given mask overlaps most)."""
     numbers, masks = list(true_inputs), list(true_inputs.values())
     given = list(kept)
-    renumber = {given[i]: numbers[j] for i, j, _ in match_instances(list(kept.values()), masks)}
+    renumber = {given[i]: numbers[j] for i, j, _ in metrics.pair_by_iou(list(kept.values()), masks)}
     return ({numbers[index]: masks[index] for index in metrics.model_order(masks, ins_max)},
             {renumber[k]: mask for k, mask in outputs.items() if k in renumber})
 

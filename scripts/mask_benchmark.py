@@ -29,12 +29,13 @@ from PIL import Image, ImageDraw
 
 from evaluate import evaluate_results
 from scripts import shapes_benchmark
-from scripts.predict_masks import read_masks, score_mask_folders
+from scripts.predict_masks import score_mask_folders
 from util.domain_classifier import ClassifierSettings
 from util.fileio import atomic_folder, write_text_atomic
 from util.image_files import index_mask_files, list_image_files, mask_file_name
 from util.instances import degrade_masks
 from util.masks import save_mask
+from util.metrics import read_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 PREDICTOR = "--model mask_predictor --load_size 64 --crop_size 64 --ngf 16 --display_id 0 --print_freq 4000"
@@ -129,7 +130,7 @@ def touching_step(row: str, args: argparse.Namespace) -> dict:
 def degraded_folder(source: Path, out: Path, kind: str, pixels: int) -> None:
     with atomic_folder(out, replace=True) as temp:
         for stem, files in index_mask_files(source).items():
-            for k, mask in enumerate(degrade_masks(read_masks(files), kind, pixels)):
+            for k, mask in enumerate(degrade_masks([read_mask(file) for file in files], kind, pixels)):
                 save_mask(mask, temp / mask_file_name(stem, k))
 
 
@@ -202,7 +203,7 @@ def coloured(mask_files: list[Path], size: int) -> Image.Image:
     """Instance masks painted one colour each on black."""
     canvas = np.zeros((size, size, 3), np.uint8)
     colours = ((230, 60, 60), (60, 200, 60), (70, 110, 240), (240, 200, 40), (200, 60, 200), (40, 200, 200))
-    for index, mask in enumerate(read_masks(mask_files)):
+    for index, mask in enumerate(read_mask(file) for file in mask_files):
         canvas[mask] = colours[index % len(colours)]
     return Image.fromarray(canvas)
 

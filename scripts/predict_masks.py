@@ -18,23 +18,13 @@ import json
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 from options.base_options import OptionsError
 from test import load_mask_predictor, predict_mask_folder
 from util.checkpoint import CheckpointError
 from util.fileio import write_text_atomic
 from util.image_files import DatasetError, index_mask_files, list_image_files
 from util.instances import InstanceScores
-from util.masks import binarize_mask, read_mask
-
-
-def read_masks(files: list[Path]) -> list:
-    masks = []
-    for file in files:
-        with Image.open(file) as mask:
-            masks.append(binarize_mask(read_mask(mask)))
-    return masks
+from util.metrics import read_mask
 
 
 def score_mask_folders(predicted: Path, truth: Path, images: Path) -> dict:
@@ -44,7 +34,8 @@ def score_mask_folders(predicted: Path, truth: Path, images: Path) -> dict:
     found, true = index_mask_files(predicted), index_mask_files(truth)
     scores = InstanceScores()
     for path in list_image_files(images):
-        scores.add_image(read_masks(found.get(path.stem, [])), read_masks(true.get(path.stem, [])))
+        scores.add_image([read_mask(file) for file in found.get(path.stem, [])],
+                         [read_mask(file) for file in true.get(path.stem, [])])
     return scores.summary()
 
 

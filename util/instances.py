@@ -1,7 +1,7 @@
 """Instance masks from a predictor's maps, their scores against true masks, and masks degraded on purpose.
 
-Only numpy and scipy: the mask predictor (models/), ``scripts.predict_masks`` and the mask-sensitivity
-benchmark share these, and none of them needs torch here.
+Shared by the mask predictor (models/), ``scripts.predict_masks`` and the mask-sensitivity benchmark; IoU and the
+one-to-one pairing of masks are util/metrics.py's, as evaluate.py uses them.
 
 How a foreground map and a touching-boundary map become instances (``split_instances``): the seeds are the
 foreground pixels off the boundary, split into 4-connected components; every foreground pixel joins the
@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from scipy.optimize import linear_sum_assignment
 
-__all__ = ["InstanceScores", "degrade_masks", "mask_iou", "match_instances", "split_instances", "touching_pairs"]
+from .metrics import pair_by_iou
+
+__all__ = ["InstanceScores", "degrade_masks", "split_instances", "touching_pairs"]
 
 
 def split_instances(foreground: np.ndarray, boundary: np.ndarray, min_area: int = 8) -> list[np.ndarray]:
@@ -47,21 +48,6 @@ def _full_size(part: np.ndarray, region: tuple[slice, ...], shape: tuple[int, ..
     return mask
 
 
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
-def match_instances(predicted: list[np.ndarray], true: list[np.ndarray]) -> list[tuple[int, int, float]]:
-    """One-to-one pairs (predicted index, true index, IoU) maximising the summed IoU; pairs without overlap are
-    left out."""
-    if not predicted or not true:
-        return []
-    ious = np.array([[mask_iou(p, t) for t in true] for p in predicted])
-    rows, cols = linear_sum_assignment(-ious)
-    return [(int(r), int(c), float(ious[r, c])) for r, c in zip(rows, cols, strict=True) if ious[r, c] > 0]
-
-
 def touching_pairs(masks: list[np.ndarray]) -> set[int]:
     """Indices of the masks that touch (4-neighbourhood) or overlap another mask."""
     grown = [ndimage.binary_dilation(mask) for mask in masks]
@@ -85,7 +71,7 @@ class InstanceScores:
 
     def add_image(self, predicted: list[np.ndarray], true: list[np.ndarray]) -> None:
         best = dict.fromkeys(range(len(true)), 0.0)
-        for _, t, iou in match_instances(predicted, true):
+        for _, t, iou in pair_by_iou(predicted, true):
             best[t] = iou
         self.ious += best.values()
         touching = touching_pairs(true)

@@ -144,17 +144,22 @@ def match_instances(inputs: dict[int, np.ndarray] | list[np.ndarray], outputs: d
         return [mask_iou(mask, outputs[k]) if k in outputs else 0.0 for k, mask in inputs.items()]
     if how != "iou":
         raise ValueError(f"match must be 'slot' or 'iou', got {how!r}")
-    translated = list(outputs.values())
-    if not inputs or not translated:
-        return [0.0] * len(inputs)
-    from scipy.optimize import linear_sum_assignment  # only this matching mode needs scipy
-
-    table = np.array([[mask_iou(a, b) for b in translated] for a in inputs.values()])
-    rows, cols = linear_sum_assignment(table, maximize=True)
     ious = [0.0] * len(inputs)
-    for row, col in zip(rows, cols, strict=True):
-        ious[row] = float(table[row, col])
+    for row, _, iou in pair_by_iou(list(inputs.values()), list(outputs.values())):
+        ious[row] = iou
     return ious
+
+
+def pair_by_iou(first: list[np.ndarray], second: list[np.ndarray]) -> list[tuple[int, int, float]]:
+    """One-to-one pairs (index in ``first``, index in ``second``, IoU) with the largest total IoU (Hungarian
+    matching); pairs that do not overlap are left out."""
+    if not first or not second:
+        return []
+    from scipy.optimize import linear_sum_assignment  # only IoU pairing needs scipy
+
+    table = np.array([[mask_iou(a, b) for b in second] for a in first])
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return [(int(r), int(c), float(table[r, c])) for r, c in zip(rows, cols, strict=True) if table[r, c] > 0]
 
 
 @dataclass
@@ -205,8 +210,6 @@ def shape_change_counts(output: np.ndarray, source_masks: dict[int, np.ndarray],
     that reading matches the target mask. So the colours do not matter (a rectangle in the wrong colour scores
     1), the input scores 0, the target 1; an object whose colour is within ``min_contrast`` (RGB distance, 0..1)
     of its surroundings counts as all wrong."""
-    from scipy.ndimage import binary_dilation
-
     shape = output.shape[:2]
     pixels = output.astype(np.float64) / 255.0
     everywhere = ~background_mask([*source_masks.values(), *target_masks.values()], shape)
@@ -214,18 +217,51 @@ def shape_change_counts(output: np.ndarray, source_masks: dict[int, np.ndarray],
     for k in source_masks.keys() & target_masks.keys():
         source, target = source_masks[k], target_masks[k]
         change = source ^ target
-        core, around = source & target, binary_dilation(source | target, iterations=ring) & ~everywhere
         total += int(change.sum())
-        if not change.any() or not core.any() or not around.any():
+        read = ObjectReading.of(pixels, source, target, everywhere, ring)
+        if not change.any() or read is None or read.contrast < min_contrast:
             continue
-        object_colour, background_colour = pixels[core].mean(0), pixels[around].mean(0)
-        if np.linalg.norm(object_colour - background_colour) < min_contrast:
-            continue
-        values = pixels[change]
-        looks_object = (np.linalg.norm(values - object_colour, axis=-1)
-                        < np.linalg.norm(values - background_colour, axis=-1))
-        right += int((looks_object == target[change]).sum())
+        right += int((read.looks_like_object(pixels[change]) == target[change]).sum())
     return right, total
+
+
+@dataclass
+class ObjectReading:
+    """What an object of masks ``source`` (input) and ``target`` looks like in an image, read from the image
+    itself: its mean colour where both masks agree on object, and the mean colour of its surroundings (a
+    ``ring``-pixel band around both masks, outside every object). A pixel looks like the object when it is
+    nearer the first than the second; so colours do not matter, only what stands out."""
+
+    window: np.ndarray              # both masks grown by the ring: where the object can be
+    object_colour: np.ndarray
+    background_colour: np.ndarray
+
+    @classmethod
+    def of(cls, pixels: np.ndarray, source: np.ndarray, target: np.ndarray, everywhere: np.ndarray,
+           ring: int) -> ObjectReading | None:
+        """The reading of one object in ``pixels`` (H, W, 3 in 0..1); ``everywhere`` is the union of every
+        object's masks. None when the object has no core or no surroundings."""
+        from scipy.ndimage import binary_dilation
+
+        window = binary_dilation(source | target, iterations=ring)
+        core, around = source & target, window & ~everywhere
+        if not core.any() or not around.any():
+            return None
+        return cls(window, pixels[core].mean(0), pixels[around].mean(0))
+
+    @property
+    def contrast(self) -> float:
+        """RGB distance (0..1 per channel) between the object's colour and its surroundings'."""
+        return float(np.linalg.norm(self.object_colour - self.background_colour))
+
+    def looks_like_object(self, values: np.ndarray) -> np.ndarray:
+        """For (..., 3) colours: nearer the object's colour than the surroundings'."""
+        return (np.linalg.norm(values - self.object_colour, axis=-1)
+                < np.linalg.norm(values - self.background_colour, axis=-1))
+
+    def region(self, pixels: np.ndarray) -> np.ndarray:
+        """The pixels of the window that look like the object."""
+        return self.window & self.looks_like_object(pixels)
 
 
 def _as_float_batch(images: list[np.ndarray]) -> Tensor:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.ndimage import binary_dilation
 
 from . import domain_classifier as dc
 from .image_files import MASK_NAME
+from .metrics import ObjectReading, mask_iou
 
 META_FILE = "shapes_meta.json"
 RING = 3
@@ -33,18 +33,12 @@ RING = 3
 
 def object_region(output: np.ndarray, source: np.ndarray, target: np.ndarray, everywhere: np.ndarray,
                   ring: int = RING) -> np.ndarray:
-    """The pixels of ``output`` (H, W, 3 uint8) that look like the object of masks ``source`` and ``target``;
-    ``everywhere`` is the union of all objects' masks (see the module docstring). Empty when the object has no
-    core or no surroundings."""
-    window = binary_dilation(source | target, iterations=ring)
-    core, around = source & target, window & ~everywhere
-    if not core.any() or not around.any():
-        return np.zeros_like(source)
+    """The pixels of ``output`` (H, W, 3 uint8) that look like the object of masks ``source`` and ``target``
+    (``metrics.ObjectReading``); ``everywhere`` is the union of all objects' masks. Empty when the object has
+    no core or no surroundings."""
     pixels = output.astype(np.float64) / 255.0
-    object_colour, background_colour = pixels[core].mean(0), pixels[around].mean(0)
-    nearer_object = (np.linalg.norm(pixels - object_colour, axis=-1)
-                     < np.linalg.norm(pixels - background_colour, axis=-1))
-    return window & nearer_object
+    read = ObjectReading.of(pixels, source, target, everywhere, ring)
+    return np.zeros_like(source) if read is None else read.region(pixels)
 
 
 def target_kinds(meta: dict, phase: str, letter: str) -> dict[tuple[str, int], str]:
@@ -80,7 +74,6 @@ class ObjectKindScores:
         self.dataroot = Path(dataroot)
         self.settings = settings or dc.ClassifierSettings()
         self.log = log
-        self.kinds: dict[tuple[str, int], str] = {}
         self.reason = ""
         meta_path = self.dataroot / META_FILE
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
@@ -111,8 +104,7 @@ class ObjectKindScores:
                 continue
             for role, image in outputs.items():
                 region = object_region(image, sources[k], targets[k], everywhere)
-                union = (region | targets[k]).sum()
-                self.ious[role].append(float((region & targets[k]).sum() / union) if union else 0.0)
+                self.ious[role].append(mask_iou(region, targets[k]))
                 self.inputs[role].append(dc.mask_input(region, side))
                 self.labels[role].append(self.names.index(kind))
 
