@@ -147,15 +147,11 @@ class MaskPredictorModel(BaseModel):
             self._split_maps()
         return super().get_current_visuals()
 
-    def instances_of_batch(self) -> list[list[np.ndarray]]:
-        """Boolean (H, W) instance masks per image of the current batch, largest first (after ``test()``)."""
-        maps = self.maps.detach().float().cpu().numpy()
-        return [split_instances(image_maps[0] > 0, self.boundary_of(image_maps), self.opt.min_instance_area)
-                for image_maps in maps]
-
-    def boundary_of(self, maps: np.ndarray) -> np.ndarray:
-        """The thresholded boundary map of one image's (2, H, W) maps; none with --boundary_width 0."""
-        return maps[1] > 0 if self.opt.boundary_width > 0 else np.zeros(maps.shape[1:], bool)
+    def instances_of(self, maps: np.ndarray, min_area: int) -> list[np.ndarray]:
+        """Boolean (H, W) instance masks of one image's (2, H, W) maps, largest first: both thresholded at 0
+        (no boundary with --boundary_width 0) and split by util.instances.split_instances."""
+        boundary = maps[1] > 0 if self.opt.boundary_width > 0 else np.zeros(maps.shape[1:], bool)
+        return split_instances(maps[0] > 0, boundary, min_area)
 
     def predict(self, images: Tensor, sizes: list[tuple[int, int]]) -> list[list[np.ndarray]]:
         """Instance masks of ``images`` (a batch at the trained size, in [-1, 1]), each at its own (H, W) of
@@ -168,8 +164,7 @@ class MaskPredictorModel(BaseModel):
             if tuple(image_maps.shape[-2:]) != tuple(size):
                 image_maps = F.interpolate(image_maps[None], size=size, mode="bilinear", align_corners=False)[0]
             min_area = max(1, round(self.opt.min_instance_area * size[0] * size[1] / trained_area))
-            image_maps = image_maps.cpu().numpy()
-            found.append(split_instances(image_maps[0] > 0, self.boundary_of(image_maps), min_area))
+            found.append(self.instances_of(image_maps.cpu().numpy(), min_area))
         return found
 
     def _split_maps(self) -> None:
@@ -177,7 +172,9 @@ class MaskPredictorModel(BaseModel):
         slots = self.opt.max_instances
         masks = torch.full((batch, slots, height, width), -1.0)
         ids = torch.full((batch, slots), -1, dtype=torch.long)
-        for index, instances in enumerate(self.instances_of_batch()):
+        maps = self.maps.detach().float().cpu().numpy()
+        for index, image_maps in enumerate(maps):
+            instances = self.instances_of(image_maps, self.opt.min_instance_area)
             for k, mask in enumerate(instances[:slots]):
                 masks[index, k] = torch.from_numpy(mask).float() * 2 - 1
                 ids[index, k] = k

@@ -156,19 +156,19 @@ class OpGanModel(CycleGanModel):
         self.visual_names.update({"grid_A": IMAGE, "attention_A": IMAGE, "attention_fake_B": IMAGE})
 
     def training_updates(self) -> Iterator[Update]:
+        """CycleGAN's G update with lambda_ss * L_s added (S fixed), its D update, then S's update (G fixed)."""
         if not self.use_ss:
             yield from super().training_updates()
             return
-        self.forward()
-        self.clear_ss_visuals()
-        draws = {src: PairDraw.sample(self.real_A_img.shape[0], self.opt.ss_pairs, self.opt.ss_grid ** 2,
-                                      self.device) for src in "AB"}
-        losses = self.generator_losses()
-        for src, dst in (("A", "B"), ("B", "A")):        # lambda_ss * L_s(x, G(x)), S fixed
-            reg, cls = self.self_supervised_losses(src, getattr(self, f"fake_{dst}_img"), draws[src])
-            losses[f"ss_{src}"] = self.opt.lambda_ss * (reg + cls)
-        yield Update(self.optimizer_G, losses)
-        yield Update(self.optimizer_D, self.discriminator_losses())
+        draws = {}
+        for update in super().training_updates():
+            if update.optimizer is self.optimizer_G:      # the translations exist from here on
+                draws = {src: PairDraw.sample(self.real_A_img.shape[0], self.opt.ss_pairs, self.opt.ss_grid ** 2,
+                                              self.device) for src in "AB"}
+                for src, dst in (("A", "B"), ("B", "A")):
+                    reg, cls = self.self_supervised_losses(src, getattr(self, f"fake_{dst}_img"), draws[src])
+                    update.losses[f"ss_{src}"] = self.opt.lambda_ss * (reg + cls)
+            yield update
         terms = [self.self_supervised_losses(src, getattr(self, f"fake_{dst}_img").detach(), draws[src])
                  for src, dst in (("A", "B"), ("B", "A"))]    # L_s again, G fixed
         yield Update(self.optimizer_S, {"S_reg": sum(t[0] for t in terms), "S_cls": sum(t[1] for t in terms)})
@@ -215,10 +215,6 @@ class OpGanModel(CycleGanModel):
         return labels
 
     # ------------------------------------------------------------------ visuals
-    def clear_ss_visuals(self) -> None:
-        for name in ("grid_A", "attention_A", "attention_fake_B"):
-            self.__dict__.pop(name, None)
-
     def get_current_visuals(self) -> OrderedDict:
         """Training adds the source's patch grid and S's registration maps of every patch of the source and of
         its translation (white: high attention), made when first asked."""
