@@ -94,8 +94,8 @@ class MatchGanModel(StarGanModel):
             if update.optimizer is self.optimizer_D:
                 update.losses["D_mch"] = self.matching_loss(self.real_features, self.labels, self.labelled)
             else:
-                pairs = torch.ones_like(self.labelled)
-                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets, pairs)
+                every_translation = torch.ones_like(self.labelled)
+                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets, every_translation)
             yield update
 
     def matching_loss(self, features: Tensor, labels: Tensor, allowed: Tensor) -> Tensor:

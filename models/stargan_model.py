@@ -156,12 +156,9 @@ class StarGanModel(BaseModel):
         return chosen.repeat_interleave(2, 0)[:batch].to(self.device)
 
     def source_labels(self) -> Tensor:
-        """Each image's own labels: the true ones where labelled, D's reading (thresholded) elsewhere."""
-        if bool(self.labelled.all()):
-            return self.labels
-        with torch.no_grad():
-            guessed = (self.netD(self.real_A)[1] > 0).float()
-        return torch.where(self.labelled[:, None], self.labels, guessed)
+        """Each image's own labels: the true ones where labelled, elsewhere D's reading of the image (thresholded)
+        from this step's D update, before D stepped."""
+        return torch.where(self.labelled[:, None], self.labels, self.labels_read_by_D)
 
     # ------------------------------------------------------------------ training
     def forward(self) -> None:
@@ -182,6 +179,7 @@ class StarGanModel(BaseModel):
     def discriminator_losses(self) -> dict[str, Tensor]:
         opt = self.opt
         real_adv, real_cls, self.real_features = self.netD(self.real_A)
+        self.labels_read_by_D = (real_cls.detach() > 0).float()
         fake_adv = self.netD(self.fake.detach())[0]
         losses = {"D_adv": fake_adv.mean() - real_adv.mean(),                      # -D(x) + D(G(x, c))
                   "D_gp": opt.lambda_gp * gradient_penalty(self.netD, self.real_A, self.fake)}
