@@ -102,6 +102,8 @@ def run_test(opt: argparse.Namespace) -> Path:
     recorded = {"dataroot": str(opt.dataroot), "phase": opt.phase, "max_instances": opt.max_instances,
                 "ins_max": getattr(opt, "ins_max", None), "directions": directions,
                 "predicted_masks": {direction: str(root) for direction, root in seg_roots.items()}}
+    if getattr(model, "attributes", None):   # a conditional model: which attribute each fake_<name> flips
+        recorded.update(attributes=list(model.attributes), label_file=getattr(opt, "label_file", None))
     write_manifest(web_dir, opt.model, model.visual_names, {d: model.result_roles[d] for d in directions},
                    recorded)   # what evaluate.py reads
     webpage = HTML(web_dir, f"{opt.name}: {opt.phase}, epoch {opt.epoch}")

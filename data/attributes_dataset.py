@@ -223,7 +223,9 @@ def labelled_mask(count: int, fraction: float, seed: int) -> Tensor:
 # ----------------------------------------------------------------------------------------- dataset
 class AttributesDataset(BaseDataset):
     """Samples ``A`` (image in [-1, 1]), ``A_label`` (float (n_attr,), 0/1; zeros when unlabelled),
-    ``A_labelled`` (bool scalar) and ``A_paths``, in file-name order.
+    ``A_labelled`` (bool scalar) and ``A_paths``, in file-name order. When training, each sample also carries
+    ``L`` and ``L_label``: a labelled image drawn at random (torch RNG, so seeded runs repeat) with its labels,
+    so that the discriminator sees a full batch of labelled images at any ``--labelled_fraction``.
 
     ``attribute_names`` lists the label columns; ``label_vectors`` (n_labelled, n_attr) holds the labels of the
     labelled images, the set target labels are drawn from.
@@ -261,6 +263,8 @@ class AttributesDataset(BaseDataset):
                                          dtype=torch.float32)
         self.labelled = self._labelled(opt, len(matched))
         self.label_vectors = self._true_labels[self.labelled]
+        self.labelled_indices = self.labelled.nonzero().flatten().tolist()
+        self.with_labelled_stream = bool(opt.isTrain)
         self.transform = get_joint_transform(opt)
         self.nc = opt.input_nc
 
@@ -279,10 +283,17 @@ class AttributesDataset(BaseDataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def _image(self, index: int) -> Tensor:
         path = self.paths[index]
         image = load_image(path, self.nc)
-        image = split_transformed(self.transform, image, image[:0], path)[0]
+        return split_transformed(self.transform, image, image[:0], path)[0]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
         labelled = bool(self.labelled[index])
         label = self._true_labels[index].clone() if labelled else torch.zeros(len(self.attribute_names))
-        return {"A": image, "A_label": label, "A_labelled": torch.tensor(labelled), "A_paths": str(path)}
+        sample = {"A": self._image(index), "A_label": label, "A_labelled": torch.tensor(labelled),
+                  "A_paths": str(self.paths[index])}
+        if self.with_labelled_stream:
+            drawn = self.labelled_indices[int(torch.randint(len(self.labelled_indices), ()))]
+            sample.update(L=self._image(drawn), L_label=self._true_labels[drawn].clone())
+        return sample

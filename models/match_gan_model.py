@@ -3,7 +3,8 @@
 Images made for the same target labels form positive pairs, images made for different labels negative pairs.
 D gets a matching head that reads two images' features and says whether they share labels:
 
-- D learns it on real labelled images (anchor, an image with its labels, an image with other labels):
+- D learns it on real labelled images (the stream of labelled images beside each batch; anchor, an image with
+  its labels, an image with other labels):
   lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0));
 - G learns from it on its translations, grouped by their target labels (StarGAN's targets come in pairs of
   consecutive samples: the two of a pair share them): the same loss, so that its images for one label vector
@@ -92,15 +93,14 @@ class MatchGanModel(StarGanModel):
             return
         for update in super().training_updates():
             if update.optimizer is self.optimizer_D:
-                update.losses["D_mch"] = self.matching_loss(self.real_features, self.labels, self.labelled)
+                update.losses["D_mch"] = self.matching_loss(self.labelled_features, self.labels_L)
             else:
-                every_translation = torch.ones_like(self.labelled)
-                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets, every_translation)
+                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets)
             yield update
 
-    def matching_loss(self, features: Tensor, labels: Tensor, allowed: Tensor) -> Tensor:
+    def matching_loss(self, features: Tensor, labels: Tensor) -> Tensor:
         """lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0)) over the triplets of the batch (0 without any)."""
-        anchors, positives, negatives = triplets(labels, allowed)
+        anchors, positives, negatives = triplets(labels, torch.ones_like(labels[:, 0], dtype=torch.bool))
         if anchors.numel() == 0:
             return features.sum() * 0.0
         head = self.matching_head

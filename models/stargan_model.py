@@ -3,12 +3,13 @@
 G(x, c) sees the image with the label vector c broadcast to planes and concatenated; D has an adversarial head
 (WGAN-GP) and a classification head over the labels. Losses, as StarGAN weighs them:
 
-- D: -D_adv(x) + D_adv(G(x, c)) + lambda_gp * GP + lambda_cls * BCE(D_cls(x), c_x)   (labelled x only)
+- D: -D_adv(x) + D_adv(G(x, c)) + lambda_gp * GP + lambda_cls * BCE(D_cls(x_l), c_l)   (x_l: labelled images)
 - G: -D_adv(G(x, c)) + lambda_cls * BCE(D_cls(G(x, c)), c) + lambda_rec * |x - G(G(x, c), c_x)|_1
 
 G is updated once every ``--n_critic`` D updates. Only ``--labelled_fraction`` of the images keep their labels
-(``--dataset_mode attributes``); the rest are translated too. Target labels are drawn from the label vectors
-of the labelled images seen so far, the same target for each pair of consecutive samples (which MatchGAN, the
+(``--dataset_mode attributes``); the rest are translated too. D's classifier learns from a stream of labelled
+images beside each batch (``L``: as many, drawn from the labelled ones), so it gets a full batch of labels at
+any fraction. Target labels are drawn from the label vectors of the labelled images seen so far, the same target for each pair of consecutive samples (which MatchGAN, the
 subclass in match_gan_model.py, needs for its same-label groups). Choices where the papers are silent are in
 docs/match_gan.md.
 
@@ -136,7 +137,9 @@ class StarGanModel(BaseModel):
         self.labelled = batch["A_labelled"].bool().to(self.device)
         self.image_paths = list(batch["A_paths"])
         if self.isTrain:
-            self.remember_labels(batch["A_label"][batch["A_labelled"].bool()].float())
+            self.real_L = self.to_device(batch["L"])
+            self.labels_L = batch["L_label"].float().to(self.device)
+            self.remember_labels(batch["L_label"].float())
 
     def remember_labels(self, labels: Tensor) -> None:
         """Keep the labelled vectors seen, up to LABEL_MEMORY (then each new one replaces a random old one)."""
@@ -178,15 +181,15 @@ class StarGanModel(BaseModel):
 
     def discriminator_losses(self) -> dict[str, Tensor]:
         opt = self.opt
-        real_adv, real_cls, self.real_features = self.netD(self.real_A)
-        self.labels_read_by_D = (real_cls.detach() > 0).float()
+        count = self.real_A.shape[0]
+        real_adv, real_cls, features = self.netD(torch.cat([self.real_A, self.real_L]))   # one pass for both
+        self.labels_read_by_D = (real_cls[:count].detach() > 0).float()
+        self.labelled_features = features[count:]
         fake_adv = self.netD(self.fake.detach())[0]
-        losses = {"D_adv": fake_adv.mean() - real_adv.mean(),                      # -D(x) + D(G(x, c))
-                  "D_gp": opt.lambda_gp * gradient_penalty(self.netD, self.real_A, self.fake)}
-        if bool(self.labelled.any()):      # lambda_cls BCE(D_cls(x), c_x), labelled images only
-            losses["D_cls"] = opt.lambda_cls * F.binary_cross_entropy_with_logits(
-                real_cls[self.labelled].float(), self.labels[self.labelled])
-        return losses
+        return {"D_adv": fake_adv.mean() - real_adv[:count].mean(),                # -D(x) + D(G(x, c))
+                "D_gp": opt.lambda_gp * gradient_penalty(self.netD, self.real_A, self.fake),
+                "D_cls": opt.lambda_cls * F.binary_cross_entropy_with_logits(      # BCE(D_cls(x_l), c_l)
+                    real_cls[count:].float(), self.labels_L)}
 
     def generator_losses(self) -> dict[str, Tensor]:
         opt = self.opt

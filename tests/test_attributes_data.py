@@ -250,3 +250,18 @@ def test_dataset_mode_reads_the_generated_shapes(shapes):
         assert dataset.true_labels(index).tolist() == [float(row["large"]), float(row["red"])]
     sample = dataset[0]
     assert sample["A"].shape == (3, 32, 32)
+
+
+def test_training_samples_carry_a_labelled_image_for_the_discriminator(tmp_path):
+    root = write_csv_data(tmp_path, 10)
+    dataset = AttributesDataset(make_opt(root, labelled_fraction=0.2, seed=3))
+    torch.manual_seed(0)
+    drawn = set()
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        match = [i for i in dataset.labelled_indices if torch.equal(dataset._image(i), sample["L"])]
+        assert match, "L must be one of the labelled images"
+        assert torch.equal(sample["L_label"], dataset.true_labels(match[0]))
+        drawn.add(match[0])
+    assert drawn == set(dataset.labelled_indices)   # every labelled image serves, the unlabelled never
+    assert "L" not in AttributesDataset(make_opt(root, isTrain=False))[0]

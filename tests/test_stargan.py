@@ -1,6 +1,7 @@
 """StarGAN and MatchGAN: the conditional generator, the triplets, the update schedule, MatchGAN = StarGAN at
 --lambda_mch 0, exact resume, and a test page with one column per attribute."""
 
+import json
 import shlex
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import torch
 
 import train
 from datasets.make_shapes_dataset import main as make_shapes
+from models import create_model
 from models.match_gan_model import triplets
 from models.stargan_model import ConditionalGenerator
 from options.base_options import OptionsError
@@ -62,6 +64,21 @@ def test_missing_attributes_option_says_what_to_give(tmp_path):
                              save=False, show=False)
 
 
+def test_discriminator_learns_labels_from_the_labelled_stream_even_when_the_batch_has_none(shapes, tmp_path):
+    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
+                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4"),
+                               save=False, show=False)
+    model = create_model(opt)
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    stream = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
+    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
+                     "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
+    update = next(model.training_updates())
+    assert update.optimizer is model.optimizer_D
+    assert update.losses["D_cls"] > 0 and update.losses["D_mch"] > 0     # a triplet in every stream batch
+    assert torch.equal(model.label_memory, stream)                         # targets come from labelled vectors
+
+
 def test_lambda_mch_0_is_stargan_exactly(shapes, tmp_path):
     run(shapes, tmp_path / "star", "stargan", 4)
     run(shapes, tmp_path / "match", "match_gan", 4, "--lambda_mch 0")
@@ -85,7 +102,7 @@ def test_matchgan_trains_its_head_and_resumes_exactly(shapes, tmp_path):
     g_steps = {float(s["step"]) for s in state["model"]["optimizers"][0]["state"].values()}
     d_state = state["model"]["optimizers"][1]
     d_steps = {float(d_state["state"][i]["step"]) for i in d_state["param_groups"][0]["params"]}  # D without its head
-    # --n_critic 2: G stepped once per two D steps (a head without labelled images in a batch skips that step)
+    # --n_critic 2: G stepped once per two D steps
     assert g_steps == {2.0} and max(d_steps) == 4.0
 
 
@@ -98,3 +115,5 @@ def test_test_page_has_one_column_per_attribute(shapes, tmp_path):
     images = tmp_path / "results" / "run" / "test_latest" / "images"
     for attribute in ATTRIBUTES.split(","):
         assert len(list(images.glob(f"*_fake_{attribute}.png"))) == 3
+    recorded = json.loads((images.parent / "visuals.json").read_text())["options"]
+    assert recorded["attributes"] == ATTRIBUTES.split(",")     # evaluate.py reads which attribute each flips
