@@ -66,6 +66,32 @@ A paired metric that cannot run is null with the reason under ``skipped`` (``seg
 no segmenter training data; ``touching_boundary``: no label or instance maps, or no touching same-class
 objects; ``styles``: no style images or no instance maps; ``fid``). Several paired ``--results`` folders give
 mean +- spread as above.
+
+Attribute results (stargan, match_gan: visuals.json's options list the model's ``attributes``) get a table and
+JSON keys of their own (``"attributes"``: the names, in order). test.py writes per input ``<stem>_real_A.png`` and,
+per attribute ``a``, ``<stem>_fake_<a>.png``: the input translated to its TRUE labels with ``a`` flipped. The labels
+come from test.py's ``--label_file`` (``--label_file`` here), else ``<dataroot>/<phase>_labels.csv``, else
+``<dataroot>/list_attr_celeba.txt``. A small CNN (util/attribute_classifier.py) trained on ALL the real training
+images ``<dataroot>/train`` with every label (``train_labels.csv`` when it exists, else that label file;
+``--classifier_steps`` steps at ``--classifier_size`` px) and cached as ``<dataroot>/.cache/attribute_classifier.pt``
+(keyed by the images, the label file, the attributes and the settings; ``--retrain_classifier``) reads each
+attribute of each image as 0 or 1:
+
+- ``attribute_accuracy``: over every translation and EVERY attribute, the share read as its target value (the
+  StarGAN / MatchGAN papers' figure); ``attribute_flip_accuracy``: the share of translations whose flipped
+  attribute reads as its new value (per attribute: ``attribute_flip_accuracy_<name>``);
+  ``attribute_kept_accuracy``: the share of the other attributes still read as before;
+  ``attribute_vector_accuracy``: the share of translations whose whole vector reads as the target.
+- references: ``real_attribute_accuracy`` (the real inputs against their labels: the ceiling; per attribute
+  ``real_attribute_accuracy_<name>``), ``identity_attribute_accuracy`` and ``identity_attribute_flip_accuracy``
+  (the input unchanged scored as its translation: the floor, (n - 1) / n and 0 for n attributes with a perfect
+  classifier).
+- ``input_l1``: the mean absolute difference of the translations and their inputs (0..1 scale): content kept.
+- FID/KID of all the translations against the real images ``<dataroot>/<phase>``, as above.
+
+Errors name the file: a test input without a label row, an attribute the label file lacks, missing
+``_fake_<a>.png`` outputs. Without training images or labels the classifier's metrics are null with the reason
+under ``skipped["attributes"]``.
 """
 
 from __future__ import annotations
@@ -85,11 +111,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from util import attribute_classifier as ac
 from util import domain_classifier as dc
 from util import metrics
 from util import paired_metrics as pm
 from util import segmenter as sg
-from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files
+from util.attribute_labels import CSV_LABELS, default_label_file, read_label_file
+from util.image_files import MASK_NAME, DatasetError, domain_letters, index_mask_files, list_image_files, same_name
 from util.object_kinds import ObjectKindScores
 from util.results_manifest import read_manifest
 
@@ -326,7 +354,12 @@ def evaluate_results(results_dir: str | Path, dataroot: str | Path, phase: str =
                      classifier_settings: dc.ClassifierSettings | None = None, retrain_classifier: bool = False,
                      kid_subset_size: int = 1000, log: Callable[[str], None] = print) -> dict[str, Any]:
     """All metrics of one results folder as a flat dict (see the module docstring for the inputs); paired
-    results (a ``target_image`` role) are scored by ``evaluate_paired_results`` with its default settings."""
+    results (a ``target_image`` role) are scored by ``evaluate_paired_results`` and a conditional model's (test.py
+    recorded its ``attributes``) by ``evaluate_attribute_results``, with their default settings."""
+    if is_attribute_results(results_dir):
+        return evaluate_attribute_results(results_dir, dataroot, phase, retrain_classifier=retrain_classifier,
+                                          inception_weights=inception_weights, feature_extractor=feature_extractor,
+                                          fid=fid, kid_subset_size=kid_subset_size, log=log)
     if is_paired(results_dir, direction):
         return evaluate_paired_results(results_dir, dataroot, phase, direction, inception_weights=inception_weights,
                                        feature_extractor=feature_extractor, fid=fid, kid_subset_size=kid_subset_size,
@@ -598,6 +631,213 @@ def evaluate_paired_results(results_dir: str | Path, dataroot: str | Path, phase
     return result
 
 
+# ---------------------------------------------------------------------------------------------- attribute results
+ATTRIBUTE_INPUT = "real_A"            # test.py's visual names for conditional models: the input (unless the roles
+ATTRIBUTE_OUTPUT = "fake_{name}"      # name another), and the input translated to its true labels, ``name`` flipped
+FLIP_PREFIX = "attribute_flip_accuracy_"
+ATTRIBUTE_KEYS = ("attribute_accuracy", "attribute_flip_accuracy", "attribute_kept_accuracy",
+                  "attribute_vector_accuracy", "real_attribute_accuracy", "identity_attribute_accuracy",
+                  "identity_attribute_flip_accuracy", "input_l1", "attribute_classifier",
+                  "attribute_classifier_trained_now", "attribute_classifier_train_images",
+                  "attribute_classifier_seconds")
+
+
+def is_attribute_results(results_dir: str | Path) -> bool:
+    """Whether the results are a conditional model's (stargan, match_gan): test.py recorded the attributes, one
+    ``fake_<name>`` translation per attribute."""
+    return bool(results_manifest(results_dir)["options"].get("attributes"))
+
+
+def attribute_label_file(dataroot: Path, phase: str, label_file: str | Path | None) -> Path:
+    """The label file of a split: ``label_file`` when given (test.py's ``--label_file``), else what
+    ``--dataset_mode attributes`` reads by default (``<dataroot>/<phase>_labels.csv``, else
+    ``<dataroot>/list_attr_celeba.txt``)."""
+    if label_file:
+        path = Path(label_file)
+        if not path.is_file():
+            raise DatasetError(f"label file {path} does not exist (test.py's --label_file); pass --label_file with "
+                               f"the labels of the images")
+        return path
+    path = default_label_file(dataroot, phase)
+    if not path.is_file():
+        raise DatasetError(f"no label file: neither {dataroot / CSV_LABELS.format(phase=phase)} nor {path} exists; "
+                           f"put the labels there or pass --label_file")
+    return path
+
+
+def attribute_labels(path: Path, attributes: list[str]) -> dict[str, np.ndarray]:
+    """0/1 labels (int64, ``attributes`` order) by image stem (``same_name``) of a label file; EvaluationError
+    when it lacks one of the attributes."""
+    table = read_label_file(path)
+    missing = [name for name in attributes if name not in table.attribute_names]
+    if missing:
+        raise EvaluationError(f"the results translate attribute(s) {', '.join(missing)} but label file {path} has "
+                              f"no such column (it has {', '.join(table.attribute_names)}); pass --label_file with "
+                              f"the labels the model was trained on")
+    columns = [table.attribute_names.index(name) for name in attributes]
+    return {stem: np.array([values[c] for c in columns], dtype=np.int64) for stem, values in table.labels.items()}
+
+
+def attribute_result_files(results_dir: str | Path, attributes: list[str],
+                           input_visual: str = ATTRIBUTE_INPUT) -> tuple[Path, list[str]]:
+    """(the folder of test.py's images, the stems of the inputs): every input ``<stem>_<input_visual>.png`` must
+    have its ``<stem>_fake_<name>.png`` for every attribute."""
+    results = Path(results_dir)
+    suffix = f"_{input_visual}.png"
+    folder = next((folder for folder in (results / "images", results)
+                   if folder.is_dir() and any(folder.glob(f"*{suffix}"))), None)
+    if folder is None:
+        raise EvaluationError(f"no *{suffix} inputs in {results} or {results / 'images'}: pass --results the page "
+                              f"folder test.py wrote (<results_dir>/<name>/<phase>_<epoch>)")
+    stems = sorted(path.name[: -len(suffix)] for path in folder.glob(f"*{suffix}"))
+    expected = [folder / f"{stem}_{ATTRIBUTE_OUTPUT.format(name=name)}.png" for stem in stems for name in attributes]
+    missing = [path for path in expected if not path.is_file()]
+    if len(missing) == len(expected):
+        raise EvaluationError(f"no translations in {folder}: a conditional model's test.py run writes "
+                              f"<stem>_{ATTRIBUTE_OUTPUT.format(name='<attribute>')}.png for each attribute "
+                              f"({', '.join(attributes)}); rerun test.py with the model (stargan, match_gan)")
+    if missing:
+        raise EvaluationError(f"missing {missing[0]}" + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                              + "; rerun test.py to write every input's translations")
+    return folder, stems
+
+
+def attribute_training_set(dataroot: Path, label_file: str | Path | None,
+                           attributes: list[str]) -> tuple[list[Path], np.ndarray, Path]:
+    """(the real training images ``<dataroot>/train`` that have a label row, their labels, the label file): what
+    the attribute classifier learns from, every label whatever fraction a model was trained with. The labels are
+    ``<dataroot>/train_labels.csv`` when it exists (a ``label_file`` given for the test split, e.g. its
+    ``test_labels.csv``, would mislabel training images of the same names), else ``label_file``, else
+    ``<dataroot>/list_attr_celeba.txt``."""
+    split_csv = dataroot / CSV_LABELS.format(phase="train")
+    path = split_csv if split_csv.is_file() else attribute_label_file(dataroot, "train", label_file)
+    labels = attribute_labels(path, attributes)
+    images = [image for image in list_image_files(dataroot / "train") if same_name(image.stem) in labels]
+    if not images:
+        raise DatasetError(f"no image in {dataroot / 'train'} has a row in label file {path}; the attribute "
+                           f"classifier learns from the labelled training images")
+    return images, np.stack([labels[same_name(image.stem)] for image in images]), path
+
+
+def attribute_scores(true: np.ndarray, read: np.ndarray, names: list[str], prefix: str = "") -> dict[str, float]:
+    """Scores of translations read by the classifier: ``true`` (N, A) the inputs' labels, ``read`` (N, A, A) the
+    attributes read off the translation of input n with attribute j flipped (``read[n, j]``). Keys (``prefix``
+    first): attribute_accuracy (every attribute read as its target), attribute_flip_accuracy (the flipped
+    one read as its new value; per attribute as attribute_flip_accuracy_<name>), attribute_kept_accuracy (the
+    others read as before; None with one attribute), attribute_vector_accuracy (the whole target read)."""
+    flipped = np.eye(true.shape[1], dtype=bool)
+    targets = np.where(flipped, 1 - true[:, None, :], true[:, None, :])   # [n, j]: true[n] with j flipped
+    hits = read == targets
+    kept = hits[:, ~flipped]
+    return {f"{prefix}attribute_accuracy": float(hits.mean()),
+            f"{prefix}attribute_flip_accuracy": float(hits[:, flipped].mean()),
+            f"{prefix}attribute_kept_accuracy": float(kept.mean()) if kept.size else None,
+            f"{prefix}attribute_vector_accuracy": float(hits.all(-1).mean()),
+            **{f"{prefix}{FLIP_PREFIX}{name}": float(hits[:, j, j].mean()) for j, name in enumerate(names)}}
+
+
+def read_attribute_results(image_dir: Path, stems: list[str], names: list[str],
+                           input_visual: str) -> tuple[list[np.ndarray], list[list[np.ndarray]], np.ndarray]:
+    """(the inputs, their translations per attribute, the (N, A) L1 distances of translation and input on the
+    0..1 scale, the input resized to the translation where they differ)."""
+    reals, fakes, l1 = [], [], np.zeros((len(stems), len(names)))
+    for index, stem in enumerate(stems):
+        reals.append(metrics.read_rgb(image_dir / f"{stem}_{input_visual}.png"))
+        row = []
+        for j, name in enumerate(names):
+            fake, real = read_result_pair(image_dir, stem, f"_{ATTRIBUTE_OUTPUT.format(name=name)}.png",
+                                          f"_{input_visual}.png")
+            l1[index, j] = float(np.abs(fake.astype(np.float64) - real).mean() / 255)
+            row.append(fake)
+        fakes.append(row)
+    return reals, fakes, l1
+
+
+def _read_attributes(net: ac.AttributeClassifierNet, side: int, reals: list[np.ndarray],
+                     fakes: list[list[np.ndarray]], true: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """The classifier's scores of the translations beside the ceiling (the real inputs) and the floor (the
+    inputs unchanged), and what it read per input."""
+    count, width = true.shape
+    read_real = ac.predict(net, reals, side)
+    read = ac.predict(net, [fake for row in fakes for fake in row], side).reshape(count, width, width)
+    identity = attribute_scores(true, np.repeat(read_real[:, None, :], width, 1), names, "identity_")
+    return {**attribute_scores(true, read, names), "real_attribute_accuracy": float((read_real == true).mean()),
+            **{f"real_attribute_accuracy_{name}": float((read_real[:, k] == true[:, k]).mean())
+               for k, name in enumerate(names)},
+            "identity_attribute_accuracy": identity["identity_attribute_accuracy"],
+            "identity_attribute_flip_accuracy": identity["identity_attribute_flip_accuracy"],
+            "read_real": read_real, "read": read}
+
+
+def evaluate_attribute_results(results_dir: str | Path, dataroot: str | Path, phase: str = "test", *,
+                               attributes: list[str] | None = None, label_file: str | Path | None = None,
+                               classifier_settings: ac.AttributeClassifierSettings | None = None,
+                               retrain_classifier: bool = False, inception_weights: str | None = None,
+                               feature_extractor: nn.Module | None = None, fid: bool = True,
+                               kid_subset_size: int = 1000, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """All metrics of a conditional model's results (stargan, match_gan; see the module docstring) as a flat dict
+    with ``"attributes"`` (the names, in order): the attribute classifier's reading of each translation against
+    its target beside the real inputs (ceiling) and the inputs unchanged (floor), the L1 distance to the input and
+    FID/KID against the real test images. ``attributes`` and ``label_file`` default to test.py's."""
+    start = time.perf_counter()
+    dataroot = Path(dataroot)
+    manifest = results_manifest(results_dir)
+    options = manifest["options"]
+    names = list(attributes or options.get("attributes") or [])
+    if not names:
+        raise EvaluationError(f"{results_dir}: visuals.json records no attributes (a test.py run of a conditional "
+                              f"model records them); pass the attribute names")
+    label_file = label_file or options.get("label_file")
+    input_visual = manifest["roles"].get("AtoB", {}).get("input_image", ATTRIBUTE_INPUT)
+    image_dir, stems = attribute_result_files(results_dir, names, input_visual)
+    test_label_path = attribute_label_file(dataroot, phase, label_file)
+    test_labels = attribute_labels(test_label_path, names)
+    unlabelled = [stem for stem in stems if same_name(stem) not in test_labels]
+    if unlabelled:
+        raise EvaluationError(f"test input {image_dir / f'{unlabelled[0]}_{input_visual}.png'} ("
+                              f"{len(unlabelled)} of {len(stems)} inputs) has no row in label file "
+                              f"{test_label_path}; pass --label_file (and --dataroot / --phase) as test.py ran")
+    true = np.stack([test_labels[same_name(stem)] for stem in stems])
+    reals, fakes, l1 = read_attribute_results(image_dir, stems, names, input_visual)
+    skipped: dict[str, str] = {}
+    result: dict[str, Any] = {"results": str(image_dir), "dataroot": str(dataroot), "phase": phase,
+                              "attributes": names, "label_file": str(test_label_path), "num_images": len(stems),
+                              "num_translations": len(stems) * len(names), "fid": None, "kid_mean": None,
+                              "kid_std": None, **dict.fromkeys(ATTRIBUTE_KEYS),
+                              **dict.fromkeys(f"{FLIP_PREFIX}{name}" for name in names), "skipped": skipped}
+    result["input_l1"] = float(l1.mean()) if stems else None
+    read = None
+    try:
+        images, labels, train_label_path = attribute_training_set(dataroot, label_file, names)
+        net, info = ac.load_or_train(dataroot, images, torch.from_numpy(labels), names, train_label_path,
+                                     classifier_settings, retrain_classifier, log)
+    except (DatasetError, ValueError) as err:
+        skipped["attributes"] = f"attribute accuracy skipped: {err}"
+    else:
+        read = _read_attributes(net, info.side, reals, fakes, true, names)
+        result.update({key: value for key, value in read.items() if not key.startswith("read")},
+                      attribute_classifier=info.source, attribute_classifier_trained_now=info.trained,
+                      attribute_classifier_train_images=info.train_images, attribute_classifier_seconds=info.seconds)
+        if result["real_attribute_accuracy"] < 0.9:
+            log(f"warning: the attribute classifier reads only {result['real_attribute_accuracy']:.3f} of the real "
+                f"test inputs' attributes right; its scores say little (more --classifier_steps)")
+    if fid:
+        try:
+            result.update(_fid_kid([fake for row in fakes for fake in row], list_image_files(dataroot / phase),
+                                   feature_extractor, inception_weights, kid_subset_size))
+        except (metrics.InceptionWeightsMissing, DatasetError, ValueError) as err:
+            skipped["fid"] = str(err)
+    for reason in skipped.values():
+        log(reason)
+    result["per_image"] = [
+        {"stem": stem, "labels": true[index].tolist(), "input_l1": dict(zip(names, l1[index].tolist(), strict=True)),
+         **({"read_real": read["read_real"][index].tolist(),
+             "read": {name: read["read"][index, j].tolist() for j, name in enumerate(names)}} if read else {})}
+        for index, stem in enumerate(stems)]
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
 TABLE_ROWS = (
     ("num_images", "images", "{:d}"),
     ("fid", "FID (lower is better)", "{:.3f}"),
@@ -661,15 +901,54 @@ PAIRED_TABLE_ROWS = (
 )
 
 
+ATTRIBUTE_TABLE_ROWS = (
+    ("num_images", "test inputs", "{:d}"),
+    ("num_translations", "translations (one per input and attribute)", "{:d}"),
+    ("fid", "FID (lower is better)", "{:.3f}"),
+    ("kid_mean", "KID mean (lower is better)", "{:.5f}"),
+    ("kid_std", "KID std", "{:.5f}"),
+    ("attribute_accuracy", "attribute accuracy (every attribute read as its target)", "{:.3f}"),
+    ("real_attribute_accuracy", "  ceiling: the real inputs vs their labels", "{:.3f}"),
+    ("identity_attribute_accuracy", "  floor: the input unchanged", "{:.3f}"),
+    ("attribute_flip_accuracy", "flip accuracy (flipped attribute read as its new value)", "{:.3f}"),
+    ("identity_attribute_flip_accuracy", "  floor: the input unchanged", "{:.3f}"),
+    # here: one row per attribute, attribute_flip_accuracy_<name> (attribute_rows)
+    ("attribute_kept_accuracy", "kept accuracy (the other attributes read as before)", "{:.3f}"),
+    ("attribute_vector_accuracy", "vector accuracy (the whole target vector read)", "{:.3f}"),
+    ("input_l1", "L1 translation vs input (0..1 scale)", "{:.4f}"),
+    ("attribute_classifier_train_images", "  attribute classifier training images", "{:d}"),
+    ("seconds", "seconds", "{:.1f}"),
+)
+
+
+def attribute_rows(names: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """ATTRIBUTE_TABLE_ROWS with a flip accuracy row per attribute after the flip accuracy's floor."""
+    after = [key for key, _, _ in ATTRIBUTE_TABLE_ROWS].index("identity_attribute_flip_accuracy") + 1
+    per_attribute = tuple((f"{FLIP_PREFIX}{name}", f"  flip accuracy, {name}", "{:.3f}") for name in names)
+    return ATTRIBUTE_TABLE_ROWS[:after] + per_attribute + ATTRIBUTE_TABLE_ROWS[after:]
+
+
+def result_kind(result: dict[str, Any]) -> str:
+    """"attributes" (a conditional model's results), "paired" or "unpaired"."""
+    return "attributes" if result.get("attributes") else "paired" if result.get("paired") else "unpaired"
+
+
 def table_rows(results: list[dict[str, Any]]) -> tuple[tuple[str, str, str], ...]:
-    """The rows of the paired table when every result is paired, the unpaired table's when none is, else both."""
-    paired = [bool(result.get("paired")) for result in results]
-    if all(paired) and paired:
-        return PAIRED_TABLE_ROWS
-    if not any(paired):
-        return TABLE_ROWS
-    keys = {key for key, _, _ in TABLE_ROWS}
-    return TABLE_ROWS[:-1] + tuple(row for row in PAIRED_TABLE_ROWS if row[0] not in keys) + TABLE_ROWS[-1:]
+    """The rows of the table of each kind of result present (unpaired, paired, attribute), in that order, each
+    metric once and the seconds last; the unpaired table's when there is no result. Attribute results add a flip
+    accuracy row per attribute (their ``"attributes"`` names)."""
+    names = list(dict.fromkeys(name for result in results if isinstance(result.get("attributes"), list)
+                               for name in result["attributes"]))
+    kinds = {result_kind(result) for result in results} or {"unpaired"}
+    tables = [rows for kind, rows in (("unpaired", TABLE_ROWS), ("paired", PAIRED_TABLE_ROWS),
+                                      ("attributes", attribute_rows(names))) if kind in kinds]
+    if len(tables) == 1:
+        return tables[0]
+    merged: dict[str, tuple[str, str, str]] = {}
+    for rows in tables:
+        for row in rows[:-1]:   # every table ends with the seconds
+            merged.setdefault(row[0], row)
+    return (*merged.values(), TABLE_ROWS[-1])
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -715,9 +994,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no_fid", action="store_true", help="skip FID and KID")
     parser.add_argument("--no_domain_score", action="store_true", help="skip the image domain classifier")
     parser.add_argument("--no_shape_score", action="store_true", help="skip the mask domain classifier")
-    parser.add_argument("--retrain_classifier", action="store_true", help="ignore the classifier cache")
-    parser.add_argument("--classifier_size", type=int, default=64, help="classifier input side (masks use half)")
-    parser.add_argument("--classifier_steps", type=int, default=400, help="classifier training steps (batch 64)")
+    parser.add_argument("--retrain_classifier", action="store_true",
+                        help="ignore the classifier cache (domain, mask and attribute classifiers)")
+    parser.add_argument("--classifier_size", type=int, default=64,
+                        help="classifier input side (masks use half; also the attribute classifier's)")
+    parser.add_argument("--classifier_steps", type=int, default=400,
+                        help="classifier training steps (batch 64; also the attribute classifier's)")
     parser.add_argument("--kid_subset_size", type=int, default=1000)
     paired = parser.add_argument_group("paired results (pix2pix, pix2pixhd)")
     paired.add_argument("--label_nc", type=int, default=None,
@@ -735,6 +1017,10 @@ def build_parser() -> argparse.ArgumentParser:
     paired.add_argument("--no_segmentation", action="store_true", help="skip the segmentation mIoU")
     paired.add_argument("--style_threshold", type=float, default=pm.STYLE_THRESHOLD,
                         help="colour distance (0..1) above which two styles count as clearly different")
+    conditional = parser.add_argument_group("attribute results (stargan, match_gan)")
+    conditional.add_argument("--label_file", default=None,
+                             help="labels of the test and training images (default: test.py's --label_file, else "
+                                  "<dataroot>/<phase>_labels.csv or <dataroot>/list_attr_celeba.txt)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (more only help on an idle machine)")
     return parser
 
@@ -759,6 +1045,12 @@ def evaluate_one(args: argparse.Namespace, results: str) -> dict[str, Any]:
     """evaluate_results for one --results folder, options not given taken from its test run."""
     run_args = fill_from_test_run(argparse.Namespace(**{**vars(args), "results": results}))
     log = lambda text: print(text, file=sys.stderr)
+    if is_attribute_results(results):
+        settings = ac.AttributeClassifierSettings(size=args.classifier_size, steps=args.classifier_steps)
+        return evaluate_attribute_results(
+            results, run_args.dataroot, run_args.phase, label_file=args.label_file, classifier_settings=settings,
+            retrain_classifier=args.retrain_classifier, inception_weights=args.inception_weights,
+            fid=not args.no_fid, kid_subset_size=args.kid_subset_size, log=log)
     if is_paired(results, args.direction):
         settings = sg.SegmenterSettings(size=args.segmenter_size, steps=args.segmenter_steps)
         return evaluate_paired_results(
@@ -790,10 +1082,15 @@ def summarize_runs(runs: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def format_summary(summary: dict[str, dict[str, float]]) -> str:
-    paired_only = {key for key, _, _ in PAIRED_TABLE_ROWS} - {key for key, _, _ in TABLE_ROWS}
-    unpaired_only = {key for key, _, _ in TABLE_ROWS} - {key for key, _, _ in PAIRED_TABLE_ROWS}
-    has_paired, has_unpaired = bool(paired_only & set(summary)), bool(unpaired_only & set(summary))
-    rows = table_rows([{"paired": True}] * has_paired + [{}] * (has_unpaired or not has_paired))
+    own = {kind: {key for key, _, _ in rows} for kind, rows in
+           (("unpaired", TABLE_ROWS), ("paired", PAIRED_TABLE_ROWS), ("attributes", ATTRIBUTE_TABLE_ROWS))}
+    only = {kind: keys - set().union(*(other for name, other in own.items() if name != kind))
+            for kind, keys in own.items()}
+    names = [key[len(FLIP_PREFIX):] for key in summary if key.startswith(FLIP_PREFIX)]
+    kinds = [{"paired": True}] * bool(only["paired"] & set(summary))
+    kinds += [{"attributes": names or True}] * bool(only["attributes"] & set(summary) or names)
+    kinds += [{}] * bool(only["unpaired"] & set(summary) or not kinds)
+    rows = table_rows(kinds)
     width = max(len(label) for _, label, _ in rows)
     lines = []
     for key, label, fmt in rows:
