@@ -352,15 +352,20 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
     ]
     for r in results:
-        lines += [f"- {LABELS[r['row']]}:", ""]
-        for run_record in r["runs"]:
-            lines += [f"      {run_record['train_command']}", f"      {run_record['test_command']}"]
-        lines += [""]
+        lines += command_lines(LABELS[r["row"]], r["runs"])
     if figure.is_file():
         lines += ["## Sample translations (A -> B, first seed)", "", f"![samples]({figure.name})", ""]
     out.write_text("\n".join(lines) + "\n" + kept_notes(out))
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {out}")
+
+
+def command_lines(label: str, runs: list[dict]) -> list[str]:
+    """A report's bullet of one row: its label, then each run's train and test commands as a code block."""
+    lines = [f"- {label}:", ""]
+    for record in runs:
+        lines += [f"      {record['train_command']}", f"      {record['test_command']}"]
+    return lines + [""]
 
 
 NOTES_MARKER = "<!-- written by hand below: kept when the benchmark rewrites this file -->"

@@ -1,0 +1,241 @@
+"""The attribute benchmark: MatchGAN against StarGAN with 100%, 10% and 2% of the training labels, on the built-in
+attribute shapes (one object per image; rectangle, red, large), scored by evaluate.py's attribute accuracy.
+
+    python -m scripts.attributes_benchmark                        # all rows, about 70 min on a 2-core CPU
+    python -m scripts.attributes_benchmark --steps 200 --fractions 0.1 --seeds 0 --out /tmp/quick.md
+
+Every row trains with train.py for the same number of steps (``--steps``: D updates; G is updated every
+``--n_critic``-th), so rows compare at equal work whatever else the machine is doing; the minutes each took are
+recorded beside. test.py then translates the test split with each attribute flipped in turn, and evaluate.py
+reads the translations with an attribute classifier trained on every real training label (cached per dataset).
+Rows at ``MAIN_FRACTION`` run once per ``--seeds`` (mean +- spread, half the range); the others with the first
+seed. The table, the commands and a figure go to ``docs/attributes_benchmark.md``. ``--train_only`` trains and
+translates without scoring; a later run with ``--reuse`` scores what is there. Run it alone: a second torch
+process on the same cores slows both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from evaluate import evaluate_attribute_results, summarize_runs
+from scripts.shapes_benchmark import ROOT, command_lines, fmt, git_commit, kept_notes, machine, run, steps_done
+from util.attribute_classifier import AttributeClassifierSettings
+
+DATAROOT = "./datasets/shapes_attributes_64"
+ATTRIBUTES = "rectangle,red,large"
+MODELS = {"stargan": "StarGAN", "match_gan": "MatchGAN"}
+MAIN_FRACTION = 0.1
+NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
+TRAIN = "--batch_size 16 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 --print_freq 500"
+COLUMNS = (  # (metric of evaluate.py, column title, digits)
+    ("attribute_accuracy", "attribute accuracy", 3),
+    ("attribute_flip_accuracy", "flipped attribute right", 3),
+    ("attribute_kept_accuracy", "kept attributes right", 3),
+    ("attribute_vector_accuracy", "whole vector right", 3),
+    ("input_l1", "L1 to the input", 4),
+)
+
+
+def run_name(model: str, fraction: float, seed: int) -> str:
+    return f"attrs_{model}_{fraction:g}_seed{seed}"
+
+
+def commands(model: str, fraction: float, seed: int, args: argparse.Namespace) -> tuple[str, str]:
+    """(train command, test command) of one row and seed, as the docs show them."""
+    name = run_name(model, fraction, seed)
+    train = (f"python train.py --dataroot {args.dataroot} --name {name} --model {model} --attributes {ATTRIBUTES} "
+             f"--labelled_fraction {fraction:g} --checkpoints_dir {args.workdir} --load_size {args.size} "
+             f"--crop_size {args.size} {args.nets} {TRAIN} --seed {seed} --max_steps {args.steps} --num_threads 1")
+    test = (f"python test.py --name {name} --checkpoints_dir {args.workdir} --results_dir {args.workdir}/results "
+            f"--num_test {args.num_test}")
+    return train, test
+
+
+def results_folder(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.workdir) / "results" / name / "test_latest"
+
+
+def benchmark_run(model: str, fraction: float, seed: int, args: argparse.Namespace) -> dict:
+    """Train, translate and score one row with one seed (reusing a saved record or trained run with --reuse)."""
+    train, test = commands(model, fraction, seed, args)
+    name = run_name(model, fraction, seed)
+    logs = Path(args.workdir) / "logs"
+    saved = logs / f"{name}_record.json"
+    record = json.loads(saved.read_text()) if args.reuse and saved.is_file() else None
+    if record is None:
+        logs.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        run(train, logs / f"{name}_train.log")
+        minutes = (time.time() - started) / 60
+        run(test, logs / f"{name}_test.log")
+        record = {"model": model, "fraction": fraction, "seed": seed, "train_minutes": round(minutes, 1),
+                  "steps": steps_done(Path(args.workdir), name), "train_command": train, "test_command": test,
+                  "commit": git_commit(), "machine": machine()}
+        saved.write_text(json.dumps(record, indent=1))
+    if not args.train_only and "metrics" not in record:
+        classifier = AttributeClassifierSettings(steps=args.classifier_steps)
+        metrics = evaluate_attribute_results(results_folder(args, name), args.dataroot, fid=False,
+                                             classifier_settings=classifier,
+                                             log=lambda text: print(text, file=sys.stderr))
+        metrics.pop("per_image", None)
+        record["metrics"] = metrics
+        saved.write_text(json.dumps(record, indent=1, default=str))
+    return record
+
+
+def cell(summary: dict, key: str, digits: int) -> str:
+    entry = summary.get(key)
+    if entry is None:
+        return "n/a"
+    if entry["runs"] < 2:
+        return fmt(entry["mean"], digits)
+    return f"{fmt(entry['mean'], digits)} ± {fmt(entry['spread'], digits)}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | labels | seeds | steps (min) | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+             "|" + "---|" * (4 + len(COLUMNS))]
+    for row in rows:
+        runs = row["runs"]
+        steps = " / ".join(f"{r['steps']} ({r['train_minutes']})" for r in runs)
+        lines.append(f"| {MODELS[row['model']]} | {row['fraction']:.0%} | {' '.join(str(r['seed']) for r in runs)} | "
+                     f"{steps} | " + " | ".join(cell(row["summary"], key, d) for key, _, d in COLUMNS) + " |")
+    first = rows[0]["runs"][0]["metrics"] if rows else {}
+    references = [("reference: the input unchanged", "identity_"), ("reference: the real test images", "real_")]
+    for label, prefix in references:
+        values = [first.get(f"{prefix}{key}") for key, _, _ in COLUMNS]
+        lines.append(f"| *{label}* | | | | " + " | ".join(fmt(v, d) for v, (_, _, d) in zip(values, COLUMNS,
+                                                                                                strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def sample_figure(rows: list[dict], args: argparse.Namespace, path: Path, count: int = 4, scale: int = 2) -> None:
+    """Input and its three flips, for StarGAN and MatchGAN at the main fraction (first seed)."""
+    seed, side = args.seeds[0], args.size * scale
+    attributes = ATTRIBUTES.split(",")
+    shown = [model for model in MODELS if any(r["model"] == model and r["fraction"] == MAIN_FRACTION for r in rows)]
+    if not shown:
+        return
+    folders = {model: results_folder(args, run_name(model, MAIN_FRACTION, seed)) / "images" for model in shown}
+    stems = sorted(p.name[: -len("_real_A.png")] for p in folders[shown[0]].glob("*_real_A.png"))[:count]
+    if not stems:
+        return
+    columns = [(shown[0], "real_A", "input")] + [(m, f"fake_{a}", f"{MODELS[m]} {a}") for m in shown
+                                                  for a in attributes]
+    canvas = Image.new("RGB", (side * len(columns), 16 + side * len(stems)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for col, (model, visual, title) in enumerate(columns):
+        draw.text((col * side + 2, 2), title[:18], fill="black")
+        for index, stem in enumerate(stems):
+            with Image.open(folders[model] / f"{stem}_{visual}.png") as image:
+                canvas.paste(image.convert("RGB").resize((side, side), Image.NEAREST), (col * side, 16 + index * side))
+    canvas.save(path)
+
+
+def write_report(rows: list[dict], args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure = out.with_suffix(".png")
+    sample_figure(rows, args, figure)
+    machines = sorted({r["machine"] for row in rows for r in row["runs"]})
+    commits = sorted({r["commit"] for row in rows for r in row["runs"]})
+    lines = [
+        "# Attribute benchmark: MatchGAN vs StarGAN with few labels",
+        "",
+        (f"Built-in attribute shapes ({args.size}x{args.size}, one object per image, attributes {ATTRIBUTES}; "
+         f"2000 training and {args.num_test} test images). Each row trains for {args.steps} steps (D updates; G "
+         f"every 5th) with only the given share of training labels, then translates every test image with each "
+         f"attribute flipped in turn. An attribute classifier trained on all real training labels reads the "
+         f"translations. attribute accuracy = share of all attributes (flipped and kept) read as the target "
+         f"says; flipped attribute right = the flipped one read as its new value; kept attributes right = the "
+         f"others still read as before; whole vector right = all three right at once; L1 to the input = mean "
+         f"absolute change (0..1). Rows at {MAIN_FRACTION:.0%} labels: mean ± spread (half the range) over seeds "
+         f"{' and '.join(map(str, args.seeds))}; other rows one seed. The seed also draws which images keep "
+         f"their labels. The reference rows score the input itself as the translation and the classifier on "
+         f"the real test images against their true labels."),
+        "",
+        table(rows),
+        "",
+        f"Machine: {'; '.join(machines)}. Recorded {time.strftime('%Y-%m-%d')} at commit {', '.join(commits)}.",
+        "",
+        "## Commands",
+        "",
+        "    python -m datasets.make_shapes_dataset --attributes --out ./datasets/shapes_attributes_64 --size 64",
+        f"    {reproduce_command(args)}",
+        "",
+        "which runs, per row and seed:",
+        "",
+    ]
+    for row in rows:
+        lines += command_lines(f"{MODELS[row['model']]}, {row['fraction']:.0%} labels", row["runs"])
+    if figure.is_file():
+        title = f"## Sample translations ({MAIN_FRACTION:.0%} labels, seed {args.seeds[0]}; a column per flip)"
+        lines += [title, "", f"![samples]({figure.name})", ""]
+    out.write_text("\n".join(lines) + "\n" + kept_notes(out))
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=str))
+    print(f"wrote {out}")
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    defaults = vars(build_parser().parse_args([]))
+    words = ["python -m scripts.attributes_benchmark"]
+    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "workdir", "num_test", "nets",
+                 "classifier_steps"):
+        value = getattr(args, name)
+        if value != defaults[name]:
+            text = " ".join(map(str, value)) if isinstance(value, list) else shlex.quote(str(value))
+            words.append(f"--{name} {text}")
+    return " ".join(words)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=2500, help="training steps (D updates) per model")
+    parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.02, 1.0],
+                        help="shares of labelled training images, one row per model each")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help=f"seeds of the {MAIN_FRACTION:.0%} rows; the others use the first")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--dataroot", default=DATAROOT)
+    parser.add_argument("--workdir", default="./checkpoints/attributes_benchmark")
+    parser.add_argument("--num_test", type=int, default=200)
+    parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
+    parser.add_argument("--classifier_steps", type=int, default=AttributeClassifierSettings.steps,
+                        help="training steps of evaluate.py's attribute classifier (cached per dataset)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "attributes_benchmark.md"))
+    parser.add_argument("--reuse", action="store_true", help="take rows already trained (and scored) in --workdir")
+    parser.add_argument("--train_only", action="store_true", help="train and translate; score later with --reuse")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not Path(args.dataroot, "train").is_dir():
+        run(f"python -m datasets.make_shapes_dataset --attributes --out {args.dataroot} --size {args.size}",
+            Path("/dev/null"))
+    rows = []
+    for fraction in args.fractions:
+        for model in args.models:
+            seeds = args.seeds if fraction == MAIN_FRACTION else args.seeds[:1]
+            runs = [benchmark_run(model, fraction, seed, args) for seed in seeds]
+            rows.append({"model": model, "fraction": fraction, "runs": runs})
+    if args.train_only:
+        return 0
+    for row in rows:
+        row["summary"] = summarize_runs([r["metrics"] for r in row["runs"]])
+    write_report(rows, args)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
