@@ -54,12 +54,48 @@ class StarDiscriminator(nn.Module):
         return self.adversarial(features), self.classification(features).flatten(1), features
 
 
+class StarResidualBlock(nn.Module):
+    """x + (Conv3 -> norm -> ReLU -> Conv3 -> norm)(x), zero padding."""
+
+    def __init__(self, channels: int, norm_layer):
+        super().__init__()
+        self.block = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1, bias=False), norm_layer(channels),
+                                   nn.ReLU(True), nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+                                   norm_layer(channels))
+
+    def forward(self, features: Tensor) -> Tensor:
+        return features + self.block(features)
+
+
+def star_norm_layer(norm: str):
+    """StarGAN's affine instance norm for ``instance``; the framework's other norms as they are."""
+    if norm == "instance":
+        return lambda channels: nn.InstanceNorm2d(channels, affine=True)
+    return networks.get_norm_layer(norm)
+
+
 class ConditionalGenerator(nn.Module):
-    """CycleGAN's ResNet generator on the image with the label vector broadcast to ``c_dim`` extra planes."""
+    """StarGAN's generator on the image with the label vector broadcast to ``c_dim`` extra planes: Conv7 (-> ngf),
+    two stride-2 Conv4 (-> 4 ngf), ``n_blocks`` residual blocks, two stride-2 ConvT4, Conv7, tanh; norm and ReLU
+    after every convolution but the last. Every convolution pads with ZEROS, as StarGAN's: a constant label
+    plane that is reflect-padded stays constant through the first convolution, and instance norm then removes
+    it entirely, so the generator could not see its target (zero padding leaves it a border pattern that
+    survives the norm)."""
 
     def __init__(self, input_nc: int, output_nc: int, c_dim: int, ngf: int, norm: str, n_blocks: int):
         super().__init__()
-        self.net = networks.ResnetGenerator(input_nc + c_dim, output_nc, ngf, norm, n_blocks)
+        norm_layer = star_norm_layer(norm)
+        layers: list[nn.Module] = [nn.Conv2d(input_nc + c_dim, ngf, 7, 1, 3, bias=False), norm_layer(ngf),
+                                   nn.ReLU(True)]
+        for mult in (1, 2):
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 4, 2, 1, bias=False), norm_layer(ngf * mult * 2),
+                       nn.ReLU(True)]
+        layers += [StarResidualBlock(ngf * 4, norm_layer) for _ in range(n_blocks)]
+        for mult in (4, 2):
+            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 4, 2, 1, bias=False),
+                       norm_layer(ngf * mult // 2), nn.ReLU(True)]
+        layers += [nn.Conv2d(ngf, output_nc, 7, 1, 3, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, image: Tensor, labels: Tensor) -> Tensor:
         planes = labels[:, :, None, None].to(image.dtype).expand(-1, -1, *image.shape[-2:])

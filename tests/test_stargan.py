@@ -46,7 +46,8 @@ def test_generator_reads_the_target_labels():
     net = ConditionalGenerator(3, 3, 3, 4, "instance", 1)
     image = torch.rand(1, 3, 32, 32) * 2 - 1
     one, other = net(image, torch.tensor([[1.0, 0, 0]])), net(image, torch.tensor([[0.0, 1, 0]]))
-    assert one.shape == (1, 3, 32, 32) and not torch.allclose(one, other)
+    # a clear difference: instance norm after reflect padding erased constant label planes (difference ~1e-7)
+    assert one.shape == (1, 3, 32, 32) and (one - other).abs().mean() > 1e-3
 
 
 def test_triplets_pair_identical_labels_against_different_ones():
