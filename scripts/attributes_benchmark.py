@@ -198,7 +198,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=2500, help="training steps (D updates) per model")
+    parser.add_argument("--steps", type=int, default=4000, help="training steps (D updates) per model")
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.02, 1.0],
                         help="shares of labelled training images, one row per model each")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
