@@ -8,7 +8,9 @@ D gets a matching head that reads two images' features and says whether they sha
   lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0));
 - G learns from it on its translations, grouped by their target labels (StarGAN's targets come in pairs of
   consecutive samples: the two of a pair share them): the same loss, so that its images for one label vector
-  look like one group and those for different vectors like different groups.
+  look like one group and those for different vectors like different groups. With ``--mch_G_pairs real`` a
+  translation is matched against the real labelled images instead: positive, one whose labels are its target;
+  negative, one with other labels, so that it joins the real group of its target.
 
 ``--lambda_mch 0`` builds no matching head and is StarGAN exactly. Choices where the paper is silent are in
 docs/match_gan.md.
@@ -44,6 +46,20 @@ class MatchingHead(nn.Module):
         return self.compare((self.embed(first) - self.embed(second)).abs()).flatten()
 
 
+def cross_triplets(anchor_labels: Tensor, pool_labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(anchor, positive, negative) indices: anchors index ``anchor_labels``, positives and negatives index
+    ``pool_labels`` (identical labels, different labels), chosen at random for each anchor that has both."""
+    same = (anchor_labels[:, None, :] == pool_labels[None, :, :]).all(-1)
+    anchors = (same.any(1) & (~same).any(1)).nonzero().flatten()
+    if anchors.numel() == 0:
+        empty = anchors.new_zeros(0)
+        return empty, empty, empty
+    noise = torch.rand(anchor_labels.shape[0], pool_labels.shape[0], device=anchor_labels.device)
+    positives = torch.where(same[anchors], noise[anchors], -1.0).argmax(1)
+    negatives = torch.where(~same[anchors], noise[anchors], -1.0).argmax(1)
+    return anchors, positives, negatives
+
+
 def triplets(labels: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(anchor, positive, negative) indices among the ``allowed`` samples: for each allowed anchor with another
     allowed sample of identical labels and one of different labels, one of each at random."""
@@ -65,9 +81,12 @@ class MatchGanModel(StarGanModel):
     def modify_commandline_options(parser: argparse.ArgumentParser, is_train: bool) -> argparse.ArgumentParser:
         parser = StarGanModel.modify_commandline_options(parser, is_train)
         if is_train:
-            parser.add_argument_group("matchgan").add_argument(
-                "--lambda_mch", type=float, default=1.0,
-                help="weight of the triplet matching loss (0: StarGAN exactly)")
+            g = parser.add_argument_group("matchgan")
+            g.add_argument("--lambda_mch", type=float, default=1.0,
+                           help="weight of the triplet matching loss (0: StarGAN exactly)")
+            g.add_argument("--mch_G_pairs", choices=["translations", "real"], default="translations",
+                           help="G's matching triplets: among its translations grouped by target labels, or each "
+                                "translation against real labelled images with its target labels and with others")
         return parser
 
     @staticmethod
@@ -94,17 +113,28 @@ class MatchGanModel(StarGanModel):
         for update in super().training_updates():
             if update.optimizer is self.optimizer_D:
                 update.losses["D_mch"] = self.matching_loss(self.labelled_features, self.labels_L)
+            elif self.opt.mch_G_pairs == "real":
+                with torch.no_grad():
+                    real_features = self.netD(self.real_L)[2]
+                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets,
+                                                            real_features, self.labels_L)
             else:
                 update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets)
             yield update
 
-    def matching_loss(self, features: Tensor, labels: Tensor) -> Tensor:
-        """lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0)) over the triplets of the batch (0 without any)."""
-        anchors, positives, negatives = triplets(labels, torch.ones_like(labels[:, 0], dtype=torch.bool))
+    def matching_loss(self, features: Tensor, labels: Tensor, pool_features: Tensor | None = None,
+                      pool_labels: Tensor | None = None) -> Tensor:
+        """lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0)) over the triplets of the batch (0 without any);
+        with a pool, anchors from ``features`` and positives and negatives from the pool."""
+        if pool_features is None:
+            anchors, positives, negatives = triplets(labels, torch.ones_like(labels[:, 0], dtype=torch.bool))
+            pool_features = features
+        else:
+            anchors, positives, negatives = cross_triplets(labels, pool_labels)
         if anchors.numel() == 0:
             return features.sum() * 0.0
         head = self.matching_head
-        same = head(features[anchors], features[positives]).float()
-        other = head(features[anchors], features[negatives]).float()
+        same = head(features[anchors], pool_features[positives]).float()
+        other = head(features[anchors], pool_features[negatives]).float()
         return self.opt.lambda_mch * (F.binary_cross_entropy_with_logits(same, torch.ones_like(same))
                                       + F.binary_cross_entropy_with_logits(other, torch.zeros_like(other)))

@@ -13,7 +13,7 @@ import torch
 import train
 from datasets.make_shapes_dataset import main as make_shapes
 from models import create_model
-from models.match_gan_model import triplets
+from models.match_gan_model import cross_triplets, triplets
 from models.stargan_model import ConditionalGenerator
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
@@ -57,6 +57,35 @@ def test_triplets_pair_identical_labels_against_different_ones():
     assert anchors.tolist() == [0, 1]                           # 2 has no allowed partner with its labels
     assert positives.tolist() == [1, 0]
     assert all(not torch.equal(labels[a], labels[n]) and bool(allowed[n]) for a, n in zip(anchors, negatives))
+
+
+def test_cross_triplets_pair_each_anchor_with_real_images_of_its_labels_and_of_others():
+    anchors_labels = torch.tensor([[1.0, 0], [0, 1], [1, 1]])
+    pool = torch.tensor([[0.0, 1], [1, 0], [0, 1], [1, 0]])
+    anchors, positives, negatives = cross_triplets(anchors_labels, pool)
+    assert anchors.tolist() == [0, 1]                           # no real image has anchor 2's labels
+    assert all(torch.equal(anchors_labels[a], pool[p]) for a, p in zip(anchors, positives))
+    assert all(not torch.equal(anchors_labels[a], pool[n]) for a, n in zip(anchors, negatives))
+
+
+def test_generator_matches_against_real_groups_with_mch_G_pairs_real(shapes, tmp_path):
+    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
+                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 --n_critic 1 "
+                                           "--mch_G_pairs real"), save=False, show=False)
+    model = create_model(opt)
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    stream = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
+    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
+                     "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
+    updates = model.training_updates()
+    next(updates)
+    model.targets = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 0]])  # no two translations share them
+    update = next(updates)
+    assert update.optimizer is model.optimizer_G
+    # anchors 0 and 1 find real images of their targets; among the translations alone there is no triplet
+    assert update.losses["G_mch"] > 0 and model.matching_loss(model.fake_features, model.targets) == 0
+    update.losses["G_mch"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.netG.parameters())
 
 
 def test_missing_attributes_option_says_what_to_give(tmp_path):
