@@ -274,6 +274,7 @@ def reference_rows(metrics: dict) -> list[str]:
 
 
 FIGURE_COLUMNS = {"cyclegan": "CycleGAN", "instagan": "InstaGAN", "instagan_batch_norm": "InstaGAN BN",
+                  "instagan_batch_norm_ctx3_idt10": "IG BN ctx3 idt10",
                   "instagan_compose": "InstaGAN comp.", "instagan_batch_norm_compose": "IG BN + comp.",
                   "opgan": "OP-GAN", "opgan_registration": "OP-GAN reg.", "opgan_classification": "OP-GAN cls."}
 
