@@ -46,34 +46,34 @@ class MatchingHead(nn.Module):
         return self.compare((self.embed(first) - self.embed(second)).abs()).flatten()
 
 
+def pick_triplets(same: Tensor, different: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(anchor, positive, negative) indices from (anchors x candidates) masks of allowed positives and
+    negatives: for each anchor with at least one of each, one of each at random."""
+    anchors = (same.any(1) & different.any(1)).nonzero().flatten()
+    if anchors.numel() == 0:
+        empty = anchors.new_zeros(0)
+        return empty, empty, empty
+    noise = torch.rand(same.shape, device=same.device)
+    positives = torch.where(same[anchors], noise[anchors], -1.0).argmax(1)
+    negatives = torch.where(different[anchors], noise[anchors], -1.0).argmax(1)
+    return anchors, positives, negatives
+
+
 def cross_triplets(anchor_labels: Tensor, pool_labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(anchor, positive, negative) indices: anchors index ``anchor_labels``, positives and negatives index
     ``pool_labels`` (identical labels, different labels), chosen at random for each anchor that has both."""
     same = (anchor_labels[:, None, :] == pool_labels[None, :, :]).all(-1)
-    anchors = (same.any(1) & (~same).any(1)).nonzero().flatten()
-    if anchors.numel() == 0:
-        empty = anchors.new_zeros(0)
-        return empty, empty, empty
-    noise = torch.rand(anchor_labels.shape[0], pool_labels.shape[0], device=anchor_labels.device)
-    positives = torch.where(same[anchors], noise[anchors], -1.0).argmax(1)
-    negatives = torch.where(~same[anchors], noise[anchors], -1.0).argmax(1)
-    return anchors, positives, negatives
+    return pick_triplets(same, ~same)
 
 
 def triplets(labels: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(anchor, positive, negative) indices among the ``allowed`` samples: for each allowed anchor with another
     allowed sample of identical labels and one of different labels, one of each at random."""
-    same = (labels[:, None, :] == labels[None, :, :]).all(-1) & allowed[:, None] & allowed[None, :]
+    identical = (labels[:, None, :] == labels[None, :, :]).all(-1)
+    both_allowed = allowed[:, None] & allowed[None, :]
+    same = identical & both_allowed
     same.fill_diagonal_(False)
-    different = ~(labels[:, None, :] == labels[None, :, :]).all(-1) & allowed[:, None] & allowed[None, :]
-    anchors = (same.any(1) & different.any(1)).nonzero().flatten()
-    if anchors.numel() == 0:
-        empty = anchors.new_zeros(0)
-        return empty, empty, empty
-    noise = torch.rand(labels.shape[0], labels.shape[0], device=labels.device)
-    positives = torch.where(same[anchors], noise[anchors], -1.0).argmax(1)
-    negatives = torch.where(different[anchors], noise[anchors], -1.0).argmax(1)
-    return anchors, positives, negatives
+    return pick_triplets(same, ~identical & both_allowed)
 
 
 class MatchGanModel(StarGanModel):
