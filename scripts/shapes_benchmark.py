@@ -60,6 +60,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_batch_norm_vanilla": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --gan_mode vanilla"),
     "instagan_batch_norm_ctx3_idt5": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 5"),
     "instagan_batch_norm_ctx3_idt10": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10"),
+    "instagan_batch_norm_compose_ctx3_idt10": ("insta_gan", "batch",
+                                               f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --compose_output"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
     # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
@@ -87,6 +89,8 @@ LABELS = {
     "instagan_batch_norm_vanilla": "InstaGAN, batch norm, cross-entropy GAN loss (--gan_mode vanilla)",
     "instagan_batch_norm_ctx3_idt5": "InstaGAN, batch norm, --lambda_ctx 3, identity weight x5 (--lambda_idt 5)",
     "instagan_batch_norm_ctx3_idt10": "InstaGAN, batch norm, --lambda_ctx 3, identity weight x10 (--lambda_idt 10)",
+    "instagan_batch_norm_compose_ctx3_idt10": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10, output "
+                                              "composed through the masks (--compose_output)",
     "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
     "instagan_num_D2_feat": "InstaGAN, --num_D 2 and mean-feature matching (--lambda_feat 1)",
     "opgan": "OP-GAN (CycleGAN + self-supervised S, both tasks)",
