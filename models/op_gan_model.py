@@ -6,7 +6,9 @@ pair, gives each patch content features c and domain features d, and learns two 
 
 - content registration: for a pair from the same grid position of the source and of its translation, each
   c goes through a 1x1 convolution and is resized to the patch as an attention map; their pixel-wise MSE is
-  the loss (pairs from other positions, or from one image, contribute zero);
+  the loss (pairs from other positions, or from one image, contribute zero); ``--ss_registration contrastive``
+  (not in the paper) also pushes the maps of source and translation patches from different positions apart,
+  by a hinge ``max(0, --ss_margin - MSE)``, so that maps which ignore content no longer score zero;
 - domain classification: the two d, concatenated, are classified as both patches from domain A, both from
   domain B, or one from each (cross-entropy); a translation counts as the domain it was translated to.
 
@@ -33,6 +35,7 @@ from .base_model import IMAGE, Update, validate_loss_weights
 from .cycle_gan_model import CycleGanModel
 
 SS_TASKS = ("both", "registration", "classification")
+SS_REGISTRATIONS = ("paper", "contrastive")
 BOTH_A, BOTH_B, ONE_EACH = 0, 1, 2   # the three classes of the domain classification
 # Share of source/translation pairs whose second patch is forced to the first's grid position: with independent
 # positions only 1 in grid^2 such pairs would train the registration.
@@ -109,6 +112,20 @@ class PairDraw:
         """Pairs that train the registration: source and translation patches at the same position."""
         return (self.kind == 2) & (self.first == self.second)
 
+    def displaced(self) -> Tensor:
+        """Source and translation patches at different positions (the contrastive registration's negatives)."""
+        return (self.kind == 2) & (self.first != self.second)
+
+
+def registration_loss(first_maps: Tensor, second_maps: Tensor, draw: PairDraw, margin: float | None) -> Tensor:
+    """Mean over all drawn pairs: the MSE of the two attention maps for same-position pairs, and with a
+    ``margin`` (contrastive) max(0, margin - MSE) for displaced pairs; every other pair contributes zero."""
+    mse = (first_maps - second_maps).pow(2).flatten(1).mean(1)     # L_reg = mean_pixels (a1 - a2)^2
+    per_pair = mse * draw.registered().flatten().float()
+    if margin is not None:                                         # L_apart = max(0, margin - mean (a1 - a2)^2)
+        per_pair = per_pair + F.relu(margin - mse) * draw.displaced().flatten().float()
+    return per_pair.mean()
+
 
 def pick(patches: Tensor, positions: Tensor) -> Tensor:
     """(B, P, C, h, w) patches at (B, pairs) positions -> (B * pairs, C, h, w)."""
@@ -130,6 +147,11 @@ class OpGanModel(CycleGanModel):
             g.add_argument("--ss_layers", type=int, default=3, help="stride-2 convolutions of S's trunk")
             g.add_argument("--ss_tasks", default="both", choices=SS_TASKS,
                            help="S's tasks: both, or one of them (ablations)")
+            g.add_argument("--ss_registration", default="paper", choices=SS_REGISTRATIONS,
+                           help="paper: only same-position pairs count; contrastive (not in the paper): maps of "
+                                "different positions are also pushed apart, by --ss_margin")
+            g.add_argument("--ss_margin", type=float, default=0.1,
+                           help="contrastive registration: the MSE between maps of different positions it asks for")
         return parser
 
     @staticmethod
@@ -137,7 +159,7 @@ class OpGanModel(CycleGanModel):
         CycleGanModel.validate_options(opt)
         if not getattr(opt, "isTrain", False):
             return
-        validate_loss_weights(opt, ("lambda_ss",))
+        validate_loss_weights(opt, ("lambda_ss", "ss_margin"))
         if opt.ss_pairs < 1 or opt.ss_nf < 1 or opt.ss_layers < 1 or opt.ss_grid < 1:
             raise ValueError("--ss_pairs, --ss_nf, --ss_layers and --ss_grid must be at least 1")
         validate_grid(opt.crop_size_h, opt.crop_size_w, opt.ss_grid, opt.ss_layers)
@@ -187,8 +209,8 @@ class OpGanModel(CycleGanModel):
         if self.opt.ss_tasks in ("both", "registration"):
             size = tuple(first.shape[-2:])
             maps = self.siamese.attention(content, size).float()
-            per_pair = (maps[:pairs] - maps[pairs:]).pow(2).flatten(1).mean(1)  # MSE of the two attention maps
-            registration = (per_pair * draw.registered().flatten().float()).mean()  # other pairs: zero
+            margin = self.opt.ss_margin if self.opt.ss_registration == "contrastive" else None
+            registration = registration_loss(maps[:pairs], maps[pairs:], draw, margin)
         if self.opt.ss_tasks in ("both", "classification"):
             labels = self.pair_labels(src, draw.kind).flatten()
             logits = self.siamese.classify(domain[:pairs], domain[pairs:]).float()

@@ -68,6 +68,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN}"),
     "opgan_registration": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks registration"),
     "opgan_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks classification"),
+    "opgan_contrastive": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
@@ -96,6 +97,7 @@ LABELS = {
     "opgan": "OP-GAN (CycleGAN + self-supervised S, both tasks)",
     "opgan_registration": "OP-GAN, content registration only",
     "opgan_classification": "OP-GAN, domain classification only",
+    "opgan_contrastive": "OP-GAN, contrastive registration (--ss_registration contrastive, not in the paper)",
 }
 
 

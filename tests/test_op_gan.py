@@ -12,7 +12,17 @@ import torch
 import train
 from datasets.make_shapes_dataset import make_shapes_dataset
 from models import create_model
-from models.op_gan_model import BOTH_A, BOTH_B, ONE_EACH, OpGanModel, PairDraw, from_grid, grid_patches, pick
+from models.op_gan_model import (
+    BOTH_A,
+    BOTH_B,
+    ONE_EACH,
+    OpGanModel,
+    PairDraw,
+    from_grid,
+    grid_patches,
+    pick,
+    registration_loss,
+)
 from options.base_options import OptionsError
 from options.train_options import TrainOptions
 
@@ -69,6 +79,26 @@ def test_registration_counts_only_same_position_source_translation_pairs(tmp_pat
     assert model.self_supervised_losses("A", other, same)[0] > 0
     one_image = PairDraw(kind=0 * ones, first=ones, second=ones)             # both from the source
     assert model.self_supervised_losses("A", other, one_image)[0] == 0
+
+
+def test_contrastive_registration_pushes_displaced_maps_apart(tmp_path):
+    """Maps that ignore content score zero under the paper's registration, but not under the contrastive one,
+    whose displaced pairs cost max(0, margin - MSE) until their maps differ by the margin."""
+    kind = torch.tensor([[2, 2, 2, 0]])
+    draw = PairDraw(kind=kind, first=torch.tensor([[0, 0, 1, 0]]), second=torch.tensor([[0, 1, 0, 1]]))
+    flat = torch.full((4, 1, 8, 8), 0.5)
+    assert registration_loss(flat, flat, draw, None) == 0
+    assert registration_loss(flat, flat, draw, 0.1).item() == pytest.approx(0.1 * 2 / 4)   # two displaced pairs
+    apart = flat.clone()
+    apart[1:3] = 0.9                                       # displaced maps 0.4 apart: MSE 0.16 > margin
+    assert registration_loss(flat, apart, draw, 0.1).item() == pytest.approx(0.0)
+    apart[0] = 0.7                                         # the same-position pair now disagrees: MSE 0.04
+    assert registration_loss(flat, apart, draw, 0.1).item() == pytest.approx(0.04 / 4)
+    model = make_model(tmp_path, "--ss_registration contrastive --ss_margin 1")
+    set_images(model)
+    ones = torch.ones(2, 4, dtype=torch.long)
+    elsewhere = PairDraw(kind=2 * ones, first=0 * ones, second=ones)
+    assert model.self_supervised_losses("A", torch.rand_like(model.real_A_img), elsewhere)[0] > 0
 
 
 def test_tasks_option_keeps_one_task(tmp_path):
