@@ -60,6 +60,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_batch_norm_vanilla": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1 --gan_mode vanilla"),
     "instagan_batch_norm_ctx3_idt5": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 5"),
     "instagan_batch_norm_ctx3_idt10": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10"),
+    "instagan_batch_norm_ctx3_idt10_pool0": ("insta_gan", "batch",
+                                             f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --pool_size 0"),
     "instagan_batch_norm_compose_ctx3_idt10": ("insta_gan", "batch",
                                                f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --compose_output"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
@@ -90,6 +92,8 @@ LABELS = {
     "instagan_batch_norm_vanilla": "InstaGAN, batch norm, cross-entropy GAN loss (--gan_mode vanilla)",
     "instagan_batch_norm_ctx3_idt5": "InstaGAN, batch norm, --lambda_ctx 3, identity weight x5 (--lambda_idt 5)",
     "instagan_batch_norm_ctx3_idt10": "InstaGAN, batch norm, --lambda_ctx 3, identity weight x10 (--lambda_idt 10)",
+    "instagan_batch_norm_ctx3_idt10_pool0": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10, no image pool "
+                                            "(--pool_size 0)",
     "instagan_batch_norm_compose_ctx3_idt10": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10, output "
                                               "composed through the masks (--compose_output)",
     "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
@@ -281,6 +285,7 @@ def reference_rows(metrics: dict) -> list[str]:
 
 FIGURE_COLUMNS = {"cyclegan": "CycleGAN", "instagan": "InstaGAN", "instagan_batch_norm": "InstaGAN BN",
                   "instagan_batch_norm_ctx3_idt10": "IG BN ctx3 idt10",
+                  "instagan_batch_norm_compose_ctx3_idt10": "IG BN c3 i10 comp.",
                   "instagan_compose": "InstaGAN comp.", "instagan_batch_norm_compose": "IG BN + comp.",
                   "opgan": "OP-GAN", "opgan_registration": "OP-GAN reg.", "opgan_classification": "OP-GAN cls."}
 
