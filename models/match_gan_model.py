@@ -10,7 +10,10 @@ D gets a matching head that reads two images' features and says whether they sha
   consecutive samples: the two of a pair share them): the same loss, so that its images for one label vector
   look like one group and those for different vectors like different groups. With ``--mch_G_pairs real`` a
   translation is matched against the real labelled images instead: positive, one whose labels are its target;
-  negative, one with other labels, so that it joins the real group of its target.
+  negative, one with other labels, so that it joins the real group of its target. With ``--mch_G_terms
+  positive`` G keeps only the positive term: its images for one label vector are pulled into one group, but it
+  is not rewarded for making images for different vectors differ (which any change can do, also in the
+  attributes the two vectors share).
 
 ``--lambda_mch 0`` builds no matching head and is StarGAN exactly. Choices where the paper is silent are in
 docs/match_gan.md.
@@ -87,6 +90,9 @@ class MatchGanModel(StarGanModel):
             g.add_argument("--mch_G_pairs", choices=["translations", "real"], default="translations",
                            help="G's matching triplets: among its translations grouped by target labels, or each "
                                 "translation against real labelled images with its target labels and with others")
+            g.add_argument("--mch_G_terms", choices=["both", "positive"], default="both",
+                           help="G's matching terms: same-label pairs matched and different-label pairs told "
+                                "apart (the method), or the same-label term only")
         return parser
 
     @staticmethod
@@ -117,24 +123,29 @@ class MatchGanModel(StarGanModel):
                 with torch.no_grad():
                     real_features = self.netD(self.real_L)[2]
                 update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets,
-                                                            real_features, self.labels_L)
+                                                            real_features, self.labels_L,
+                                                            negatives=self.opt.mch_G_terms == "both")
             else:
-                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets)
+                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets,
+                                                            negatives=self.opt.mch_G_terms == "both")
             yield update
 
     def matching_loss(self, features: Tensor, labels: Tensor, pool_features: Tensor | None = None,
-                      pool_labels: Tensor | None = None) -> Tensor:
+                      pool_labels: Tensor | None = None, negatives: bool = True) -> Tensor:
         """lambda_mch * (BCE(M(a, p), 1) + BCE(M(a, n), 0)) over the triplets of the batch (0 without any);
-        with a pool, anchors from ``features`` and positives and negatives from the pool."""
+        with a pool, anchors from ``features`` and positives and negatives from the pool; without
+        ``negatives``, lambda_mch * BCE(M(a, p), 1) over the same triplets."""
         if pool_features is None:
-            anchors, positives, negatives = triplets(labels, torch.ones_like(labels[:, 0], dtype=torch.bool))
+            anchors, positives, negative_indices = triplets(labels, torch.ones_like(labels[:, 0], dtype=torch.bool))
             pool_features = features
         else:
-            anchors, positives, negatives = cross_triplets(labels, pool_labels)
+            anchors, positives, negative_indices = cross_triplets(labels, pool_labels)
         if anchors.numel() == 0:
             return features.sum() * 0.0
         head = self.matching_head
         same = head(features[anchors], pool_features[positives]).float()
-        other = head(features[anchors], pool_features[negatives]).float()
-        return self.opt.lambda_mch * (F.binary_cross_entropy_with_logits(same, torch.ones_like(same))
-                                      + F.binary_cross_entropy_with_logits(other, torch.zeros_like(other)))
+        loss = F.binary_cross_entropy_with_logits(same, torch.ones_like(same))
+        if negatives:
+            other = head(features[anchors], pool_features[negative_indices]).float()
+            loss = loss + F.binary_cross_entropy_with_logits(other, torch.zeros_like(other))
+        return self.opt.lambda_mch * loss

@@ -88,6 +88,28 @@ def test_generator_matches_against_real_groups_with_mch_G_pairs_real(shapes, tmp
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.netG.parameters())
 
 
+def test_mch_G_terms_positive_drops_only_the_different_label_term(shapes, tmp_path):
+    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
+                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 --n_critic 1 "
+                                           "--mch_G_terms positive"), save=False, show=False)
+    model = create_model(opt)
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
+                     "A_paths": ["a", "b", "c", "d"], "L": images, "L_label": torch.zeros(4, 3)})
+    updates = model.training_updates()
+    next(updates)
+    model.targets = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])   # two groups of two
+    torch.manual_seed(3)
+    update = next(updates)
+    features, head = model.fake_features, model.matching_head
+    same = head(features[[0, 1, 2, 3]], features[[1, 0, 3, 2]]).float()             # each with its partner
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(same, torch.ones_like(same))
+    assert torch.allclose(update.losses["G_mch"], expected, atol=1e-6)
+    torch.manual_seed(3)
+    both = model.matching_loss(features, model.targets)
+    assert both > update.losses["G_mch"]          # the method's loss adds the different-label term on top
+
+
 def test_missing_attributes_option_says_what_to_give(tmp_path):
     with pytest.raises(OptionsError, match="--attributes"):
         TrainOptions().parse(shlex.split(f"--model stargan {TINY} --checkpoints_dir {tmp_path} --name s"),
