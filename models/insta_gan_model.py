@@ -127,6 +127,10 @@ class InstaGanModel(TwoDomainGANModel):
             g.add_argument("--lambda_A", type=float, default=10.0, help="weight of cycle loss A -> B -> A")
             g.add_argument("--lambda_B", type=float, default=10.0, help="weight of cycle loss B -> A -> B")
             g.add_argument("--lambda_idt", type=float, default=1.0, help="identity weight, times lambda_A/B")
+            g.add_argument("--idt_mask_weight", type=float, default=1.0,
+                           help="not in the paper: scales the mask channels' part of the identity loss "
+                                "(1: the paper's L1 over image and masks alike; e.g. 0.1 with --lambda_idt 10 "
+                                "keeps the masks' identity at the paper's weight)")
             g.add_argument("--lambda_ctx", type=float, default=1.0, help="context-preserving weight, times lambda_A/B")
         return parser
 
@@ -143,7 +147,7 @@ class InstaGanModel(TwoDomainGANModel):
         if opt.dataset_mode not in ("unaligned_seg", "single_seg"):
             raise ValueError(f"--model insta_gan needs masks: use --dataset_mode unaligned_seg (or single_seg "
                              f"at test time), not {opt.dataset_mode}")
-        validate_loss_weights(opt, ("lambda_A", "lambda_B", "lambda_idt", "lambda_ctx"))
+        validate_loss_weights(opt, ("lambda_A", "lambda_B", "lambda_idt", "lambda_ctx", "idt_mask_weight"))
         TwoDomainGANModel.validate_multiscale_options(opt)
 
     def __init__(self, opt: argparse.Namespace):
@@ -334,8 +338,8 @@ class InstaGanModel(TwoDomainGANModel):
             f"cycle_{src}": lam * reconstruction_loss(s["rec_image"], s["rec_masks"], s["image"], s["masks"]),
         }
         if s["idt_image"] is not None:   # identity: the generator INTO src's domain leaves src inputs unchanged
-            losses[f"idt_{dst}"] = lam * opt.lambda_idt * reconstruction_loss(s["idt_image"], s["idt_masks"],
-                                                                              s["image"], s["masks"])
+            losses[f"idt_{dst}"] = lam * opt.lambda_idt * reconstruction_loss(
+                s["idt_image"], s["idt_masks"], s["image"], s["masks"], mask_weight=opt.idt_mask_weight)
         losses[f"ctx_{src}"] = lam * opt.lambda_ctx * context_preserving_loss(s["image"], s["fake_image"],
                                                                               s["masks"], s["fake_masks"])
         return losses

@@ -23,9 +23,15 @@ class GANLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(prediction, target)
 
 
-def reconstruction_loss(image: Tensor, masks: Tensor, target_image: Tensor, target_masks: Tensor) -> Tensor:
-    """L1 over image AND mask channels: |[x, a] - [x', a']|_1 (cycle and identity losses)."""
-    return F.l1_loss(torch.cat([image, masks], 1), torch.cat([target_image, target_masks], 1))
+def reconstruction_loss(image: Tensor, masks: Tensor, target_image: Tensor, target_masks: Tensor,
+                        mask_weight: float = 1.0) -> Tensor:
+    """L1 over image AND mask channels: |[x, a] - [x', a']|_1 (cycle and identity losses); ``mask_weight``
+    scales the mask channels' part of that mean (1: the paper's loss)."""
+    if mask_weight == 1.0:
+        return F.l1_loss(torch.cat([image, masks], 1), torch.cat([target_image, target_masks], 1))
+    image_channels, mask_channels = image.shape[1], masks.shape[1]
+    return (image_channels * F.l1_loss(image, target_image)
+            + mask_weight * mask_channels * F.l1_loss(masks, target_masks)) / (image_channels + mask_channels)
 
 
 def merge_masks(masks: Tensor) -> Tensor:

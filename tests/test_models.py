@@ -8,7 +8,7 @@ from torch.nn.utils import parametrize
 
 from models import create_model
 from models.insta_gan_model import select_instances, translate_sequential
-from models.losses import context_preserving_loss, merge_masks
+from models.losses import context_preserving_loss, merge_masks, reconstruction_loss
 from options.test_options import TestOptions
 from options.train_options import TrainOptions
 
@@ -330,6 +330,22 @@ def test_instagan_loss_weights_scale_each_term_as_documented(tmp_path):
     for name in ("idt_A", "idt_B"):
         assert half_idt[name] == pytest.approx(0.5 * base[name], rel=1e-5), name
     assert base["ctx_A"] > 0 and base["idt_B"] > 0 and base["cycle_A"] > 0
+
+
+def test_idt_mask_weight_scales_only_the_mask_part_of_the_identity_loss(tmp_path):
+    image, masks = torch.rand(2, 3, 8, 8), torch.rand(2, 2, 8, 8)
+    target_image, target_masks = torch.rand(2, 3, 8, 8), torch.rand(2, 2, 8, 8)
+    paper = reconstruction_loss(image, masks, target_image, target_masks)
+    assert reconstruction_loss(image, masks, target_image, target_masks, mask_weight=1.0 + 1e-12) == \
+        pytest.approx(float(paper), rel=1e-6)
+    image_only = reconstruction_loss(image, masks, target_image, target_masks, mask_weight=0.0)
+    assert image_only == pytest.approx(3 / 5 * float((image - target_image).abs().mean()), rel=1e-6)
+    base = first_update_losses(tmp_path, "--lambda_idt 1")
+    light_masks = first_update_losses(tmp_path, "--lambda_idt 1 --idt_mask_weight 0.1")
+    for name in ("idt_A", "idt_B"):
+        assert 0 < light_masks[name] < base[name], name
+    for name in ("cycle_A", "cycle_B", "ctx_A", "G_A"):
+        assert light_masks[name] == pytest.approx(base[name], rel=1e-6), name
 
 
 def test_cycle_gan_identity_is_weighted_by_the_other_domains_lambda(tmp_path):
