@@ -68,20 +68,28 @@ def test_cross_triplets_pair_each_anchor_with_real_images_of_its_labels_and_of_o
     assert all(not torch.equal(anchors_labels[a], pool[n]) for a, n in zip(anchors, negatives))
 
 
-def test_generator_matches_against_real_groups_with_mch_G_pairs_real(shapes, tmp_path):
+def generator_update(shapes, tmp_path, flag: str, stream: torch.Tensor, targets: torch.Tensor):
+    """A MatchGAN model with ``flag``, after its D update on a batch of 4 unlabelled images beside a labelled
+    stream with ``stream`` labels, and the G update that follows with ``targets`` as the translations' labels."""
     opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
                                            f"--checkpoints_dir {tmp_path} --name s --batch_size 4 --n_critic 1 "
-                                           "--mch_G_pairs real"), save=False, show=False)
+                                           f"{flag}"), save=False, show=False)
     model = create_model(opt)
     images = torch.rand(4, 3, 32, 32) * 2 - 1
-    stream = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
     model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
                      "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
     updates = model.training_updates()
     next(updates)
-    model.targets = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 0]])  # no two translations share them
+    model.targets = targets
     update = next(updates)
     assert update.optimizer is model.optimizer_G
+    return model, update
+
+
+def test_generator_matches_against_real_groups_with_mch_G_pairs_real(shapes, tmp_path):
+    stream = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
+    targets = torch.tensor([[1.0, 0, 0], [0, 1, 1], [1, 0, 1], [0, 0, 0]])   # no two translations share them
+    model, update = generator_update(shapes, tmp_path, "--mch_G_pairs real", stream, targets)
     # anchors 0 and 1 find real images of their targets; among the translations alone there is no triplet
     assert update.losses["G_mch"] > 0 and model.matching_loss(model.fake_features, model.targets) == 0
     update.losses["G_mch"].backward()
@@ -89,23 +97,12 @@ def test_generator_matches_against_real_groups_with_mch_G_pairs_real(shapes, tmp
 
 
 def test_mch_G_terms_positive_drops_only_the_different_label_term(shapes, tmp_path):
-    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
-                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 --n_critic 1 "
-                                           "--mch_G_terms positive"), save=False, show=False)
-    model = create_model(opt)
-    images = torch.rand(4, 3, 32, 32) * 2 - 1
-    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
-                     "A_paths": ["a", "b", "c", "d"], "L": images, "L_label": torch.zeros(4, 3)})
-    updates = model.training_updates()
-    next(updates)
-    model.targets = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])   # two groups of two
-    torch.manual_seed(3)
-    update = next(updates)
+    targets = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])     # two groups of two
+    model, update = generator_update(shapes, tmp_path, "--mch_G_terms positive", torch.zeros(4, 3), targets)
     features, head = model.fake_features, model.matching_head
-    same = head(features[[0, 1, 2, 3]], features[[1, 0, 3, 2]]).float()             # each with its partner
+    same = head(features[[0, 1, 2, 3]], features[[1, 0, 3, 2]]).float()        # each with its partner
     expected = torch.nn.functional.binary_cross_entropy_with_logits(same, torch.ones_like(same))
     assert torch.allclose(update.losses["G_mch"], expected, atol=1e-6)
-    torch.manual_seed(3)
     both = model.matching_loss(features, model.targets)
     assert both > update.losses["G_mch"]          # the method's loss adds the different-label term on top
 
