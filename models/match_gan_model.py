@@ -116,18 +116,18 @@ class MatchGanModel(StarGanModel):
         if not self.use_matching:
             yield from super().training_updates()
             return
+        generator_negatives = self.opt.mch_G_terms == "both"
         for update in super().training_updates():
             if update.optimizer is self.optimizer_D:
                 update.losses["D_mch"] = self.matching_loss(self.labelled_features, self.labels_L)
             elif self.opt.mch_G_pairs == "real":
                 with torch.no_grad():
                     real_features = self.netD(self.real_L)[2]
-                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets,
-                                                            real_features, self.labels_L,
-                                                            negatives=self.opt.mch_G_terms == "both")
+                update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets, real_features,
+                                                            self.labels_L, negatives=generator_negatives)
             else:
                 update.losses["G_mch"] = self.matching_loss(self.fake_features, self.targets,
-                                                            negatives=self.opt.mch_G_terms == "both")
+                                                            negatives=generator_negatives)
             yield update
 
     def matching_loss(self, features: Tensor, labels: Tensor, pool_features: Tensor | None = None,
