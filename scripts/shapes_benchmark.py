@@ -66,6 +66,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
                                                f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --compose_output"),
     "instagan_batch_norm_ctx3_idt10_idtmask0.1": ("insta_gan", "batch",
                                                   f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
+    "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": (
+        "insta_gan", "batch", "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
     # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
@@ -73,6 +75,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_registration": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks registration"),
     "opgan_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks classification"),
     "opgan_contrastive": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive"),
+    "opgan_contrastive_ss10": ("op_gan", "instance",
+                               "--lambda_idt 1 --lambda_ss 10 --ss_grid 2 --ss_registration contrastive"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
@@ -100,12 +104,15 @@ LABELS = {
                                               "composed through the masks (--compose_output)",
     "instagan_batch_norm_ctx3_idt10_idtmask0.1": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10, the masks' "
                                                  "identity at the paper's weight (--idt_mask_weight 0.1)",
+    "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10 "
+                                                          "--idt_mask_weight 0.1, one-step (ins_per = ins_max)",
     "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
     "instagan_num_D2_feat": "InstaGAN, --num_D 2 and mean-feature matching (--lambda_feat 1)",
     "opgan": "OP-GAN (CycleGAN + self-supervised S, both tasks)",
     "opgan_registration": "OP-GAN, content registration only",
     "opgan_classification": "OP-GAN, domain classification only",
     "opgan_contrastive": "OP-GAN, contrastive registration (--ss_registration contrastive, not in the paper)",
+    "opgan_contrastive_ss10": "OP-GAN, contrastive registration, L_s weighted x10 (--lambda_ss 10)",
 }
 
 
