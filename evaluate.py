@@ -258,6 +258,7 @@ class GroundTruth:
         self.inputs: list[np.ndarray] = []
         self.regions: list[np.ndarray] = []
         self.mask_ious: list[float] = []
+        self.identity_mask_ious: list[float] = []   # the input masks left unchanged, against the target masks
 
     def skip_reason(self) -> str:
         return (f"target metrics skipped: no ground truth {self.images} (and its _seg folder); only datasets with "
@@ -288,6 +289,7 @@ class GroundTruth:
         self.regions.append(region)
         self.mask_ious += [metrics.mask_iou(masks[k], outputs.get(k, np.zeros(size, bool)))
                            for k in kept_inputs if k in masks]
+        self.identity_mask_ious += [metrics.mask_iou(masks[k], kept_inputs[k]) for k in kept_inputs if k in masks]
 
     def scores(self, with_masks: bool) -> dict[str, float | None]:
         identity = {f"identity_{key}": value for key, value in self.identity.scores().items()}
@@ -295,6 +297,8 @@ class GroundTruth:
         kinds = self.kinds.scores() if self.kinds is not None else {}
         return {**self.model.scores(), **kinds, "target_background_psnr": self.background.psnr,
                 "target_mask_iou": float(np.mean(self.mask_ious)) if with_masks and self.mask_ious else None,
+                "identity_target_mask_iou": (float(np.mean(self.identity_mask_ious))
+                                             if with_masks and self.identity_mask_ious else None),
                 **identity, **{f"background_{key}": value for key, value in floors.items()}}
 
 
@@ -314,7 +318,7 @@ TARGET_KEYS = ("target_psnr", "target_ssim", "object_psnr", "object_colour_error
                "object_kind_score", "object_position_iou", "identity_object_kind_score",
                "identity_object_position_iou", "object_kind_classifier_val_accuracy",
                "target_background_psnr",
-               "target_mask_iou", "identity_target_psnr", "identity_target_ssim", "identity_object_psnr",
+               "target_mask_iou", "identity_target_mask_iou", "identity_target_psnr", "identity_target_ssim", "identity_object_psnr",
                "identity_object_colour_error", "identity_shape_change_score", "background_floor_dataset_colour",
                "background_floor_image_colour")
 
@@ -872,6 +876,7 @@ TABLE_ROWS = (
     ("background_floor_dataset_colour", "  floor: painted in the dataset's mean colour", "{:.2f}"),
     ("background_floor_image_colour", "  floor: painted in each image's mean colour", "{:.2f}"),
     ("target_mask_iou", "mean IoU translated vs target mask", "{:.3f}"),
+    ("identity_target_mask_iou", "  reference: the input masks unchanged", "{:.3f}"),
     ("seconds", "seconds", "{:.1f}"),
 )
 

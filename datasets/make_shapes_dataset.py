@@ -380,6 +380,36 @@ def render_target(background: np.ndarray, layers: list[Layer],
     return np.round(image * 255).astype(np.uint8), masks, described
 
 
+def in_domain_angle(kind: str, angle: float) -> float:
+    """The angle closest to ``angle`` (degrees) at which the training data draw a ``kind``: ellipses take any,
+    rectangles lie within RECT_MAX_TILT_DEG of upright, either side the long one."""
+    if kind == "ellipse":
+        return angle
+    candidates = [base + min(max(angle - base, -RECT_MAX_TILT_DEG), RECT_MAX_TILT_DEG)
+                  for base in (-180.0, -90.0, 0.0, 90.0, 180.0)]
+    return min(candidates, key=lambda candidate: abs(candidate - angle))
+
+
+def in_domain_target_iou(out: Path, domain: str) -> float | None:
+    """Mean IoU between each target mask of test``domain`` and the same target object drawn at the nearest
+    angle the training data give its kind (:func:`in_domain_angle`): what a translator scores that draws
+    exactly what the other domain's training images show. Below 1 where the rule keeps an angle that domain
+    never draws (a steeply rotated ellipse becomes a steeply rotated rectangle). None without ground truth."""
+    meta = read_meta(out)
+    records = (meta or {}).get("phases", {}).get(TARGET_PHASE, {}).get(domain, [])
+    size = (meta or {}).get("options", {}).get("size")
+    ious = []
+    for record in records:
+        for described in record.get("target", {}).get("objects", []):
+            target = np.asarray(Image.open(out / described["mask"]).convert("L")) > 127
+            obj = ShapeObject(described["kind"], tuple(described["center"]), tuple(described["size"]),
+                              in_domain_angle(described["kind"], described["angle"]))
+            drawn = coverage(obj, size) >= 0.5
+            union = (drawn | target).sum()
+            ious.append(float((drawn & target).sum() / union) if union else 1.0)
+    return float(np.mean(ious)) if ious else None
+
+
 def describe_object(obj: ShapeObject, mask: np.ndarray, colour: np.ndarray, texture: str) -> dict:
     rows, cols = np.nonzero(mask)
     bbox = [int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1] if rows.size else None

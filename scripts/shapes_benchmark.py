@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from datasets.make_shapes_dataset import in_domain_target_iou
 from evaluate import evaluate_results, summarize_runs
 from util.checkpoint import STATE_FILE
 from util.domain_classifier import ClassifierSettings
@@ -127,6 +128,7 @@ class Task:
     data_text: str
     directions: tuple[str, str]
     figure_row: str          # the row whose test results give the figure's input column
+    kinds_swapped: bool = False   # the targets swap each object's kind: the tables add the in-domain IoU bound
 
 
 TASKS = {
@@ -134,7 +136,8 @@ TASKS = {
                    "Shapes benchmark: InstaGAN vs CycleGAN, judged against ground truth",
                    "ellipses <-> rectangles, 1-3 objects per image; the ground truth renders each test scene with "
                    "its objects' kinds swapped",
-                   ("A -> B (ellipses to rectangles)", "B -> A (rectangles to ellipses)"), "instagan"),
+                   ("A -> B (ellipses to rectangles)", "B -> A (rectangles to ellipses)"), "instagan",
+                   kinds_swapped=True),
     "style": Task("./datasets/shapes_style_64", "--style", ("opgan", "cyclegan", "opgan_registration",
                                                              "opgan_classification"),
                   "Style benchmark: OP-GAN vs CycleGAN, objects kept, judged against ground truth",
@@ -266,7 +269,7 @@ def cell(summary: dict, key: str, digits: int) -> str:
     return f"{fmt(entry['mean'], digits)} ± {fmt(entry['spread'], digits)}"
 
 
-def table(results: list[dict], direction: str) -> str:
+def table(results: list[dict], direction: str, in_domain_iou: float | None = None) -> str:
     head = "| model | seeds | steps (min) | " + " | ".join(title for _, title, _, _ in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in results:
@@ -277,12 +280,13 @@ def table(results: list[dict], direction: str) -> str:
                  for key, _, digits, needs_masks in COLUMNS]
         lines.append(f"| {LABELS[r['row']]} | {' '.join(str(run['seed']) for run in runs)} | {steps} | "
                      + " | ".join(cells) + " |")
-    lines += reference_rows(results[0]["runs"][0][direction]) if results else []
+    lines += reference_rows(results[0]["runs"][0][direction], in_domain_iou) if results else []
     return "\n".join(lines)
 
 
-def reference_rows(metrics: dict) -> list[str]:
-    """What doing nothing scores (the input as output), and the flat-colour background floors."""
+def reference_rows(metrics: dict, in_domain_iou: float | None = None) -> list[str]:
+    """What doing nothing scores (the input as output), the flat-colour background floors and, where given,
+    the target-mask IoU of drawing every target as the target domain's training images draw its kind."""
     identity = {key: metrics.get(f"identity_{key}") for key, _, _, _ in COLUMNS}
     identity["target_background_psnr"] = float("inf")
     rows = [("reference: the input unchanged", identity),
@@ -290,6 +294,9 @@ def reference_rows(metrics: dict) -> list[str]:
              {"target_background_psnr": metrics.get("background_floor_dataset_colour")}),
             ("reference: backgrounds painted in each image's mean colour",
              {"target_background_psnr": metrics.get("background_floor_image_colour")})]
+    if in_domain_iou is not None:
+        label = "reference: every target object drawn at the nearest angle the target domain's training images use"
+        rows.append((label, {"target_mask_iou": in_domain_iou}))
     return [f"| *{label}* | | | " + " | ".join(fmt(values.get(key), digits) for key, _, digits, _ in COLUMNS) + " |"
             for label, values in rows]
 
@@ -373,7 +380,8 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
     ]
     for direction, title in zip(DIRECTIONS, task.directions, strict=True):
-        lines += [f"### {title}", "", table(results, direction), ""]
+        bound = in_domain_target_iou(Path(args.dataroot), direction[0]) if task.kinds_swapped else None
+        lines += [f"### {title}", "", table(results, direction, bound), ""]
     lines += [
         provenance(results),
         "",

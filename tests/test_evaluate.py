@@ -380,6 +380,8 @@ def test_evaluate_scores_outputs_against_ground_truth_with_references(tmp_path, 
     assert result["shape_change_score"] == 1.0 and result["identity_shape_change_score"] == 0.0
     # translated masks: img0's two match their targets exactly, img1's was lost
     assert result["target_mask_iou"] == pytest.approx(2 / 3)
+    # the input masks themselves: img0's object 0 is 2 columns off its target (IoU 48 / 80), the others match
+    assert result["identity_target_mask_iou"] == pytest.approx((0.6 + 1.0 + 1.0) / 3)
     # background outside input AND target masks: 1024 - 116 and 1024 - 100 pixels; flat inputs: perfect floors
     assert result["target_background_psnr"] == pytest.approx(psnr_db(0.04 * 64 / (908 + 924)))
     assert result["background_floor_dataset_colour"] == math.inf

@@ -2,9 +2,10 @@
 
 import json
 
+import pytest
 from PIL import Image
 
-from datasets.make_shapes_dataset import make_shapes_dataset
+from datasets.make_shapes_dataset import in_domain_target_iou, make_shapes_dataset
 from scripts import shapes_benchmark
 
 
@@ -26,6 +27,12 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
         assert "±" in rows[0][target_psnr] and rows[1][shape_score].strip() == "n/a"   # no CycleGAN masks
         assert "shape change" in header
         assert "reference: the input unchanged" in section and "mean colour" in section
+        iou = header.index("target-mask IoU") + 1
+        unchanged = next(line.split("|") for line in section.splitlines() if "the input unchanged" in line)
+        assert 0 <= float(unchanged[iou]) <= 1        # the input masks scored against the target masks
+        bound = [line.split("|") for line in section.splitlines() if "nearest angle" in line]
+        domain = direction[0]
+        assert float(bound[0][iou]) == pytest.approx(in_domain_target_iou(data, domain), abs=1e-3)
     assert "--norm instance" in report and "--eval" in report and "--nets '--ngf 4" in report
     assert "--rows instagan cyclegan instagan_compose" in report  # the reproduce line names the rows that were run
     results = json.loads(out.with_suffix(".json").read_text())

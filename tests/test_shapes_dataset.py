@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets.make_shapes_dataset import ShapeObject, main, make_shapes_dataset, swap_kind
+from datasets.make_shapes_dataset import (
+    ShapeObject,
+    in_domain_angle,
+    in_domain_target_iou,
+    main,
+    make_shapes_dataset,
+    swap_kind,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = {"size": 32, "n_train": 4, "n_test": 2}
@@ -458,3 +465,24 @@ def test_readme_lists_the_ground_truth_and_its_rule(targets):
     cut = sum(o["cut"] for r in meta["phases"]["test"]["A"] for o in r["target"]["objects"])
     masks = sum(r["n_objects"] for r in meta["phases"]["test"]["A"])
     assert f"| testA_target | 24 | {masks} | {cut} |" in readme
+
+
+@pytest.mark.parametrize("kind, angle, nearest", [
+    ("ellipse", 57.0, 57.0), ("rectangle", 5.0, 5.0), ("rectangle", 30.0, 12.0), ("rectangle", 60.0, 78.0),
+    ("rectangle", 100.0, 100.0), ("rectangle", 170.0, 170.0), ("rectangle", 140.0, 168.0),
+])
+def test_in_domain_angle_is_the_nearest_angle_the_training_data_draw(kind, angle, nearest):
+    assert in_domain_angle(kind, angle) == pytest.approx(nearest)
+
+
+def test_in_domain_bound_is_below_one_only_where_targets_take_angles_their_domain_never_draws(targets):
+    root, meta = targets
+    # A's targets are rectangles at the ellipses' free angles, which domain B never draws: a translator that
+    # draws B's rectangles exactly still misses those; B's targets are ellipses, drawn at any angle in A.
+    rotated = [tobj for r in meta["phases"]["test"]["A"] for tobj in r["target"]["objects"]
+               if abs(in_domain_angle("rectangle", tobj["angle"]) - tobj["angle"]) > 20]
+    assert rotated, "the fixture should have steeply rotated targets"
+    bound_a = in_domain_target_iou(root, "A")
+    assert 0.5 < bound_a < 0.97
+    assert in_domain_target_iou(root, "B") > 0.999
+    assert in_domain_target_iou(root / "missing", "A") is None
