@@ -69,6 +69,9 @@ ROWS = {  # row -> (model, norm, extra training flags)
                                                   f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
     "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": (
         "insta_gan", "batch", "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
+    "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": (
+        "insta_gan", "batch",
+        "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1 --compose_output"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
     # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
@@ -107,6 +110,9 @@ LABELS = {
                                                  "identity at the paper's weight (--idt_mask_weight 0.1)",
     "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10 "
                                                           "--idt_mask_weight 0.1, one-step (ins_per = ins_max)",
+    "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": "InstaGAN, batch norm, --lambda_ctx 3 "
+                                                                  "--lambda_idt 10 --idt_mask_weight 0.1, one-step, "
+                                                                  "output composed through the masks",
     "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
     "instagan_num_D2_feat": "InstaGAN, --num_D 2 and mean-feature matching (--lambda_feat 1)",
     "opgan": "OP-GAN (CycleGAN + self-supervised S, both tasks)",
