@@ -69,6 +69,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
                                                   f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
     "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": (
         "insta_gan", "batch", "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
+    "instagan_batch_norm_ctx3_idt5_idtmask0.2_one_step": (
+        "insta_gan", "batch", "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 5 --idt_mask_weight 0.2"),
     "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": (
         "insta_gan", "batch",
         "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1 --compose_output"),
@@ -110,6 +112,8 @@ LABELS = {
                                                  "identity at the paper's weight (--idt_mask_weight 0.1)",
     "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 10 "
                                                           "--idt_mask_weight 0.1, one-step (ins_per = ins_max)",
+    "instagan_batch_norm_ctx3_idt5_idtmask0.2_one_step": "InstaGAN, batch norm, --lambda_ctx 3 --lambda_idt 5 "
+                                                         "--idt_mask_weight 0.2, one-step (ins_per = ins_max)",
     "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": "InstaGAN, batch norm, --lambda_ctx 3 "
                                                                   "--lambda_idt 10 --idt_mask_weight 0.1, one-step, "
                                                                   "output composed through the masks",
