@@ -390,24 +390,38 @@ def in_domain_angle(kind: str, angle: float) -> float:
     return min(candidates, key=lambda candidate: abs(candidate - angle))
 
 
-def in_domain_target_iou(out: Path, domain: str) -> float | None:
-    """Mean IoU between each target mask of test``domain`` and the same target object drawn at the nearest
-    angle the training data give its kind (:func:`in_domain_angle`): what a translator scores that draws
-    exactly what the other domain's training images show. Below 1 where the rule keeps an angle that domain
-    never draws (a steeply rotated ellipse becomes a steeply rotated rectangle). None without ground truth."""
+def in_domain_references(out: Path, domain: str) -> dict[str, float] | None:
+    """What a translator scores on test``domain`` that draws exactly what the other domain's training images
+    show: every target object at the nearest angle its kind takes there (:func:`in_domain_angle`), painted with
+    the object's own fill on the scene's background. Returns the benchmark's two figures for it: the mean
+    target-mask IoU, and the background PSNR against the input on the pixels outside the input and target
+    masks (pooled). Both fall short of a perfect score where the rule keeps an angle that domain never draws
+    (a steeply rotated ellipse becomes a steeply rotated rectangle). None without ground truth."""
     meta = read_meta(out)
     records = (meta or {}).get("phases", {}).get(TARGET_PHASE, {}).get(domain, [])
-    size = (meta or {}).get("options", {}).get("size")
-    ious = []
+    if not records:
+        return None
+    options = DatasetOptions(**{k: v for k, v in meta["options"].items() if k != "format_version"})
+    ious, squared, values = [], 0.0, 0
     for record in records:
-        for described in record.get("target", {}).get("objects", []):
+        background, _, layers = render_scene(options, TARGET_PHASE, domain, int(record["name"]))
+        drawn = background
+        targets = []
+        for layer, described in zip(layers, record["target"]["objects"], strict=True):
             target = np.asarray(Image.open(out / described["mask"]).convert("L")) > 127
-            obj = ShapeObject(described["kind"], tuple(described["center"]), tuple(described["size"]),
-                              in_domain_angle(described["kind"], described["angle"]))
-            drawn = coverage(obj, size) >= 0.5
-            union = (drawn | target).sum()
-            ious.append(float((drawn & target).sum() / union) if union else 1.0)
-    return float(np.mean(ious)) if ious else None
+            swapped = swap_kind(layer.obj)
+            obj = ShapeObject(swapped.kind, swapped.center, swapped.size, in_domain_angle(swapped.kind, swapped.angle))
+            cover = coverage(obj, options.size)
+            drawn = drawn * (1 - cover[..., None]) + layer.fill * cover[..., None]
+            ious.append(float(((cover >= 0.5) & target).sum() / max(1, ((cover >= 0.5) | target).sum())))
+            targets.append(target)
+        source = np.asarray(Image.open(out / record["image"]).convert("RGB"), dtype=np.float64) / 255
+        inputs = [np.asarray(Image.open(out / o["mask"]).convert("L")) > 127 for o in record["objects"]]
+        region = ~np.any(inputs + targets, axis=0)
+        squared += float(((np.round(drawn * 255) / 255 - source) ** 2)[region].sum())
+        values += int(region.sum()) * 3
+    psnr = 10 * math.log10(values / squared) if squared else math.inf
+    return {"target_mask_iou": float(np.mean(ious)) if ious else 1.0, "target_background_psnr": psnr}
 
 
 def describe_object(obj: ShapeObject, mask: np.ndarray, colour: np.ndarray, texture: str) -> dict:

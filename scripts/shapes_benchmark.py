@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from datasets.make_shapes_dataset import in_domain_target_iou
+from datasets.make_shapes_dataset import in_domain_references
 from evaluate import evaluate_results, summarize_runs
 from util.checkpoint import STATE_FILE
 from util.domain_classifier import ClassifierSettings
@@ -138,7 +138,7 @@ class Task:
     data_text: str
     directions: tuple[str, str]
     figure_row: str          # the row whose test results give the figure's input column
-    kinds_swapped: bool = False   # the targets swap each object's kind: the tables add the in-domain IoU bound
+    kinds_swapped: bool = False   # the targets swap each object's kind: the tables add the in-domain reference
 
 
 TASKS = {
@@ -279,7 +279,7 @@ def cell(summary: dict, key: str, digits: int) -> str:
     return f"{fmt(entry['mean'], digits)} ± {fmt(entry['spread'], digits)}"
 
 
-def table(results: list[dict], direction: str, in_domain_iou: float | None = None) -> str:
+def table(results: list[dict], direction: str, in_domain: dict | None = None) -> str:
     head = "| model | seeds | steps (min) | " + " | ".join(title for _, title, _, _ in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in results:
@@ -290,23 +290,25 @@ def table(results: list[dict], direction: str, in_domain_iou: float | None = Non
                  for key, _, digits, needs_masks in COLUMNS]
         lines.append(f"| {LABELS[r['row']]} | {' '.join(str(run['seed']) for run in runs)} | {steps} | "
                      + " | ".join(cells) + " |")
-    lines += reference_rows(results[0]["runs"][0][direction], in_domain_iou) if results else []
+    lines += reference_rows(results[0]["runs"][0][direction], in_domain) if results else []
     return "\n".join(lines)
 
 
-def reference_rows(metrics: dict, in_domain_iou: float | None = None) -> list[str]:
-    """What doing nothing scores (the input as output), the flat-colour background floors and, where given,
-    the target-mask IoU of drawing every target as the target domain's training images draw its kind."""
+def reference_rows(metrics: dict, in_domain: dict | None = None) -> list[str]:
+    """What doing nothing scores (the input as output), the flat-colour background floors, the target's own
+    background and, where given, the scores of drawing every target as the target domain's training images draw
+    its kind (``in_domain``: metric -> value)."""
     identity = {key: metrics.get(f"identity_{key}") for key, _, _, _ in COLUMNS}
     identity["target_background_psnr"] = float("inf")
     rows = [("reference: the input unchanged", identity),
             ("reference: backgrounds painted in the dataset's mean colour",
              {"target_background_psnr": metrics.get("background_floor_dataset_colour")}),
             ("reference: backgrounds painted in each image's mean colour",
-             {"target_background_psnr": metrics.get("background_floor_image_colour")})]
-    if in_domain_iou is not None:
+             {"target_background_psnr": metrics.get("background_floor_image_colour")}),
+            ("reference: the target itself", {"target_background_psnr": metrics.get("background_target_itself")})]
+    if in_domain is not None:
         label = "reference: every target object drawn at the nearest angle the target domain's training images use"
-        rows.append((label, {"target_mask_iou": in_domain_iou}))
+        rows.append((label, in_domain))
     return [f"| *{label}* | | | " + " | ".join(fmt(values.get(key), digits) for key, _, digits, _ in COLUMNS) + " |"
             for label, values in rows]
 
@@ -386,12 +388,14 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
          f"a mask classifier calls the target's kind; object position IoU = that region vs the target mask; "
          f"domain score = fraction of "
          f"translated images an edge-based classifier calls the target domain (FID/KID skipped: no Inception "
-         f"weights offline). The reference rows score the input itself as the output and flat backgrounds."),
+         f"weights offline). The reference rows score the input itself as the output, flat backgrounds, the "
+         f"target itself and, where the targets swap kinds, every target object drawn at the nearest angle the "
+         f"target domain's training images use."),
         "",
     ]
     for direction, title in zip(DIRECTIONS, task.directions, strict=True):
-        bound = in_domain_target_iou(Path(args.dataroot), direction[0]) if task.kinds_swapped else None
-        lines += [f"### {title}", "", table(results, direction, bound), ""]
+        in_domain = in_domain_references(Path(args.dataroot), direction[0]) if task.kinds_swapped else None
+        lines += [f"### {title}", "", table(results, direction, in_domain), ""]
     lines += [
         provenance(results),
         "",

@@ -386,6 +386,7 @@ def test_evaluate_scores_outputs_against_ground_truth_with_references(tmp_path, 
     assert result["target_background_psnr"] == pytest.approx(psnr_db(0.04 * 64 / (908 + 924)))
     assert result["background_floor_dataset_colour"] == math.inf
     assert result["background_floor_image_colour"] == math.inf
+    assert result["background_target_itself"] == math.inf   # hand targets equal the input off their masks
     assert "target" not in result["skipped"]
     assert "reference: the input unchanged" in capsys.readouterr().out
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from PIL import Image
 
-from datasets.make_shapes_dataset import in_domain_target_iou, make_shapes_dataset
+from datasets.make_shapes_dataset import in_domain_references, make_shapes_dataset
 from scripts import shapes_benchmark
 
 
@@ -31,8 +31,12 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
         unchanged = next(line.split("|") for line in section.splitlines() if "the input unchanged" in line)
         assert 0 <= float(unchanged[iou]) <= 1        # the input masks scored against the target masks
         bound = [line.split("|") for line in section.splitlines() if "nearest angle" in line]
-        domain = direction[0]
-        assert float(bound[0][iou]) == pytest.approx(in_domain_target_iou(data, domain), abs=1e-3)
+        expected = in_domain_references(data, direction[0])
+        assert float(bound[0][iou]) == pytest.approx(expected["target_mask_iou"], abs=1e-3)
+        background = header.index("background PSNR dB") + 1
+        assert float(bound[0][background]) == pytest.approx(expected["target_background_psnr"], abs=1e-2)
+        itself = next(line.split("|") for line in section.splitlines() if "the target itself" in line)
+        assert float(itself[background]) > 20        # the target's own background: only anti-aliased rims differ
     assert "--norm instance" in report and "--eval" in report and "--nets '--ngf 4" in report
     assert "--rows instagan cyclegan instagan_compose" in report  # the reproduce line names the rows that were run
     results = json.loads(out.with_suffix(".json").read_text())

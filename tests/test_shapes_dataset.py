@@ -15,7 +15,7 @@ from PIL import Image
 from datasets.make_shapes_dataset import (
     ShapeObject,
     in_domain_angle,
-    in_domain_target_iou,
+    in_domain_references,
     main,
     make_shapes_dataset,
     swap_kind,
@@ -482,7 +482,8 @@ def test_in_domain_bound_is_below_one_only_where_targets_take_angles_their_domai
     rotated = [tobj for r in meta["phases"]["test"]["A"] for tobj in r["target"]["objects"]
                if abs(in_domain_angle("rectangle", tobj["angle"]) - tobj["angle"]) > 20]
     assert rotated, "the fixture should have steeply rotated targets"
-    bound_a = in_domain_target_iou(root, "A")
-    assert 0.5 < bound_a < 0.97
-    assert in_domain_target_iou(root, "B") > 0.999
-    assert in_domain_target_iou(root / "missing", "A") is None
+    bound_a, bound_b = in_domain_references(root, "A"), in_domain_references(root, "B")
+    assert 0.5 < bound_a["target_mask_iou"] < 0.97 and bound_b["target_mask_iou"] == pytest.approx(1.0)
+    # B's in-domain drawing is the target itself; A's upright rectangles paint corners outside both masks
+    assert bound_a["target_background_psnr"] < bound_b["target_background_psnr"] - 3
+    assert in_domain_references(root / "missing", "A") is None
