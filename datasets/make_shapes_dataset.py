@@ -397,31 +397,29 @@ def in_domain_references(out: Path, domain: str) -> dict[str, float] | None:
     target-mask IoU, and the background PSNR against the input on the pixels outside the input and target
     masks (pooled). Both fall short of a perfect score where the rule keeps an angle that domain never draws
     (a steeply rotated ellipse becomes a steeply rotated rectangle). None without ground truth."""
+    from util import metrics  # imports torch: only the benchmark needs it, not the generator's start-up
+
     meta = read_meta(out)
     records = (meta or {}).get("phases", {}).get(TARGET_PHASE, {}).get(domain, [])
     if not records:
         return None
     options = DatasetOptions(**{k: v for k, v in meta["options"].items() if k != "format_version"})
-    ious, squared, values = [], 0.0, 0
+    ious, background = [], metrics.RegionError()
     for record in records:
-        background, _, layers = render_scene(options, TARGET_PHASE, domain, int(record["name"]))
-        drawn = background
-        targets = []
+        background_image, _, layers = render_scene(options, TARGET_PHASE, domain, int(record["name"]))
+        drawn, targets = background_image, []
         for layer, described in zip(layers, record["target"]["objects"], strict=True):
-            target = np.asarray(Image.open(out / described["mask"]).convert("L")) > 127
             swapped = swap_kind(layer.obj)
             obj = ShapeObject(swapped.kind, swapped.center, swapped.size, in_domain_angle(swapped.kind, swapped.angle))
             cover = coverage(obj, options.size)
             drawn = drawn * (1 - cover[..., None]) + layer.fill * cover[..., None]
-            ious.append(float(((cover >= 0.5) & target).sum() / max(1, ((cover >= 0.5) | target).sum())))
-            targets.append(target)
-        source = np.asarray(Image.open(out / record["image"]).convert("RGB"), dtype=np.float64) / 255
-        inputs = [np.asarray(Image.open(out / o["mask"]).convert("L")) > 127 for o in record["objects"]]
-        region = ~np.any(inputs + targets, axis=0)
-        squared += float(((np.round(drawn * 255) / 255 - source) ** 2)[region].sum())
-        values += int(region.sum()) * 3
-    psnr = 10 * math.log10(values / squared) if squared else math.inf
-    return {"target_mask_iou": float(np.mean(ious)) if ious else 1.0, "target_background_psnr": psnr}
+            targets.append(metrics.read_mask(out / described["mask"]))
+            ious.append(metrics.mask_iou(cover >= 0.5, targets[-1]))
+        inputs = [metrics.read_mask(out / described["mask"]) for described in record["objects"]]
+        region = metrics.background_mask(inputs + targets, drawn.shape[:2])
+        background += metrics.region_error(metrics.read_rgb(out / record["image"]),
+                                           np.round(drawn * 255).astype(np.uint8), region)
+    return {"target_mask_iou": float(np.mean(ious)) if ious else 1.0, "target_background_psnr": background.psnr}
 
 
 def describe_object(obj: ShapeObject, mask: np.ndarray, colour: np.ndarray, texture: str) -> dict:
