@@ -41,12 +41,13 @@ DIRECTIONS = ("AtoB", "BtoA")
 NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
 TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 --print_freq 400"
 INSTAGAN = "--ins_max 4 --ins_per 2"
+ONE_STEP = "--ins_max 4 --ins_per 4"   # InstaGAN translating all instance slots at once
 OPGAN = "--lambda_ss 1 --ss_grid 2"
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan": ("cycle_gan", "instance", "--lambda_idt 1"),
     "instagan_no_ctx": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 0"),
-    "instagan_one_step": ("insta_gan", "instance", "--ins_max 4 --ins_per 4 --lambda_ctx 1"),
+    "instagan_one_step": ("insta_gan", "instance", f"{ONE_STEP} --lambda_ctx 1"),
     "instagan_batch_norm": ("insta_gan", "batch", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan_batch_norm": ("cycle_gan", "batch", "--lambda_idt 1"),
     "instagan_ctx5": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 5"),
@@ -68,12 +69,12 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_batch_norm_ctx3_idt10_idtmask0.1": ("insta_gan", "batch",
                                                   f"{INSTAGAN} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
     "instagan_batch_norm_ctx3_idt10_idtmask0.1_one_step": (
-        "insta_gan", "batch", "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
+        "insta_gan", "batch", f"{ONE_STEP} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1"),
     "instagan_batch_norm_ctx3_idt5_idtmask0.2_one_step": (
-        "insta_gan", "batch", "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 5 --idt_mask_weight 0.2"),
+        "insta_gan", "batch", f"{ONE_STEP} --lambda_ctx 3 --lambda_idt 5 --idt_mask_weight 0.2"),
     "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": (
         "insta_gan", "batch",
-        "--ins_max 4 --ins_per 4 --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1 --compose_output"),
+        f"{ONE_STEP} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1 --compose_output"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
     # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
