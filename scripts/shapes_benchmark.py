@@ -75,6 +75,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": (
         "insta_gan", "batch",
         f"{ONE_STEP} --lambda_ctx 3 --lambda_idt 10 --idt_mask_weight 0.1 --compose_output"),
+    "instagan_batch_norm_vanilla_ctx3_idt5_idtmask0.2_one_step": (
+        "insta_gan", "batch", f"{ONE_STEP} --lambda_ctx 3 --lambda_idt 5 --idt_mask_weight 0.2 --gan_mode vanilla"),
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
     # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
@@ -118,6 +120,9 @@ LABELS = {
     "instagan_batch_norm_compose_ctx3_idt10_idtmask0.1_one_step": "InstaGAN, batch norm, --lambda_ctx 3 "
                                                                   "--lambda_idt 10 --idt_mask_weight 0.1, one-step, "
                                                                   "output composed through the masks",
+    "instagan_batch_norm_vanilla_ctx3_idt5_idtmask0.2_one_step": "InstaGAN, batch norm, --lambda_ctx 3 "
+                                                                 "--lambda_idt 5 --idt_mask_weight 0.2, one-step, "
+                                                                 "cross-entropy GAN loss (--gan_mode vanilla)",
     "instagan_num_D2": "InstaGAN, two-scale discriminators (--num_D 2, pix2pixHD's)",
     "instagan_num_D2_feat": "InstaGAN, --num_D 2 and mean-feature matching (--lambda_feat 1)",
     "opgan": "OP-GAN (CycleGAN + self-supervised S, both tasks)",

@@ -122,3 +122,22 @@ def test_style_task_has_its_own_data_rows_and_files():
     again = parse_args(shlex.split(reproduce_command(args))[3:])
     assert (again.task, again.rows, again.dataroot, again.workdir) == ("style", args.rows, args.dataroot, args.workdir)
     assert parse_args([]).rows[:2] == ["instagan", "cyclegan"]
+
+
+def test_every_row_trains_with_flags_train_py_accepts_and_has_a_label():
+    """A row naming a flag its model lacks (or a misspelt value) would only fail after the rows before it trained."""
+    import shlex
+
+    from options.train_options import TrainOptions
+    from scripts.shapes_benchmark import LABELS, ROWS, commands, parse_args
+
+    args = parse_args(["--seeds", "0"])
+    for row in ROWS:
+        assert LABELS.get(row), row
+        train, _ = commands(row, 0, args)
+        opt = TrainOptions().parse(shlex.split(train)[2:], save=False, show=False)
+        model, norm, _ = ROWS[row]
+        assert (opt.model, opt.norm) == (model, norm), row
+    vanilla = TrainOptions().parse(shlex.split(commands("instagan_batch_norm_vanilla_ctx3_idt5_idtmask0.2_one_step", 0,
+                                                        args)[0])[2:], save=False, show=False)
+    assert (vanilla.gan_mode, vanilla.ins_per, vanilla.ins_max) == ("vanilla", 4, 4)
