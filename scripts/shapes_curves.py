@@ -36,8 +36,8 @@ from scripts.shapes_benchmark import (
 )
 from util.domain_classifier import ClassifierSettings
 
-CURVE_METRICS = ("target_psnr", "object_colour_error", "shape_change_score", "target_background_psnr", "shape_score",
-                 "target_mask_iou")
+CURVE_METRICS = ("target_psnr", "object_colour_error", "shape_change_score", "object_kind_score",
+                 "target_background_psnr", "shape_score", "target_mask_iou")
 
 
 def curve_name(row: str, seed: int) -> str:
@@ -83,8 +83,8 @@ def report(curves: list[dict], args: argparse.Namespace) -> str:
              f"stages (process start included). A->B / B->A."), ""]
     for curve in curves:
         lines += [f"## {LABELS[curve['row']]}", "",
-                  ("| steps | minutes | target PSNR dB | object colour error | shape change | background PSNR dB | "
-                   "shape score | target-mask IoU |"), "|---|---|---|---|---|---|---|---|"]
+                  ("| steps | minutes | target PSNR dB | object colour error | shape change | object kind | "
+                   "background PSNR dB | shape score | target-mask IoU |"), "|---|---|---|---|---|---|---|---|---|"]
         for point in curve["points"]:
             cells = [" / ".join(fmt(point[d][key], 2 if "psnr" in key else 3) for d in DIRECTIONS)
                      for key in CURVE_METRICS]

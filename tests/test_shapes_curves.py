@@ -23,8 +23,11 @@ def test_curves_resume_each_stage_and_score_it_against_the_ground_truth(tmp_path
         assert 0 < minutes[0] < minutes[1]
         assert all(point[d]["target_psnr"] > 0 for point in curve["points"] for d in ("AtoB", "BtoA"))
     assert curves[1]["points"][0]["AtoB"]["shape_score"] is None            # CycleGAN translates no masks
+    # the objects' kind as read from the pixels: the curve that shows when the new shapes appear
+    assert all(0 <= point[d]["object_kind_score"] <= 1 for curve in curves for point in curve["points"]
+               for d in ("AtoB", "BtoA"))
     report = out.read_text()
-    assert report.count("| 1 | ") == 2 and "input unchanged" in report and "--steps 1 2" in report
+    assert "| object kind |" in report and report.count("| 1 | ") == 2 and "input unchanged" in report and "--steps 1 2" in report
     assert out.with_suffix(".png").stat().st_size > 0
 
 
