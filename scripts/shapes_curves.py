@@ -36,8 +36,10 @@ from scripts.shapes_benchmark import (
 )
 from util.domain_classifier import ClassifierSettings
 
-CURVE_METRICS = ("target_psnr", "object_colour_error", "shape_change_score", "object_kind_score",
-                 "target_background_psnr", "shape_score", "target_mask_iou")
+CURVE_METRICS = {  # metric -> its column title in the report
+    "target_psnr": "target PSNR dB", "object_colour_error": "object colour error", "shape_change_score": "shape change",
+    "object_kind_score": "object kind", "target_background_psnr": "background PSNR dB", "shape_score": "shape score",
+    "target_mask_iou": "target-mask IoU"}
 
 
 def curve_name(row: str, seed: int) -> str:
@@ -83,8 +85,8 @@ def report(curves: list[dict], args: argparse.Namespace) -> str:
              f"stages (process start included). A->B / B->A."), ""]
     for curve in curves:
         lines += [f"## {LABELS[curve['row']]}", "",
-                  ("| steps | minutes | target PSNR dB | object colour error | shape change | object kind | "
-                   "background PSNR dB | shape score | target-mask IoU |"), "|---|---|---|---|---|---|---|---|---|"]
+                  "| steps | minutes | " + " | ".join(CURVE_METRICS.values()) + " |",
+                  "|" + "---|" * (2 + len(CURVE_METRICS))]
         for point in curve["points"]:
             cells = [" / ".join(fmt(point[d][key], 2 if "psnr" in key else 3) for d in DIRECTIONS)
                      for key in CURVE_METRICS]
