@@ -776,6 +776,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
     parser.add_argument("--min_objects", type=int, default=defaults.min_objects, help="fewest objects per image")
     parser.add_argument("--max_objects", type=int, default=defaults.max_objects, help="most objects per image")
+    parser.add_argument("--kind_skew", type=float, default=None,
+                        help="--style only: the chance that a training object is an ellipse in A and a "
+                             "rectangle in B (default 0.5, no skew; the test split is always even), so that "
+                             "translations which swap kinds show up")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes to generate with; the files do not depend on it (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="regenerate even if --out already holds this dataset")
@@ -786,10 +790,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def object_count_arguments(args: argparse.Namespace) -> dict:
-    """--min_objects and --max_objects for the generators that place several objects; --attributes places one."""
+def variant_arguments(args: argparse.Namespace) -> dict:
+    """The variant's own keyword arguments: --min_objects and --max_objects for the generators that place several
+    objects (--attributes places one), --kind_skew for --style only."""
+    if args.kind_skew is not None and not args.style:
+        raise ValueError("--kind_skew applies to --style only; leave it out or add --style")
+    skew = {"kind_skew": args.kind_skew} if args.kind_skew is not None else {}
     if not args.attributes:
-        return {"min_objects": args.min_objects, "max_objects": args.max_objects}
+        return {"min_objects": args.min_objects, "max_objects": args.max_objects, **skew}
     defaults = DatasetOptions()
     if (args.min_objects, args.max_objects) != (defaults.min_objects, defaults.max_objects):
         raise ValueError("--attributes draws one object per image; leave out --min_objects and --max_objects")
@@ -817,7 +825,7 @@ def main(argv: list[str] | None = None) -> int:
             "attribute shapes dataset" if args.attributes else "shapes dataset")
     try:
         summary = make(args.out, size=args.size, n_train=args.n_train, n_test=args.n_test, seed=args.seed,
-                       force=args.force, workers=args.workers, **object_count_arguments(args))
+                       force=args.force, workers=args.workers, **variant_arguments(args))
     except (ValueError, OSError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

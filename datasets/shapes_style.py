@@ -71,6 +71,7 @@ VIVID_VALUE = (0.7, 1.0)
 NIGHT_MIN_CONTRAST = 0.25  # RGB distance between a night object and the night background under it
 COLOUR_TRIES = 30
 FLAT = "flat"  # the texture name recorded for every object
+BALANCED = 0.5  # --kind_skew's default: either kind at even odds in both domains
 COLOUR_RULE = (f"night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by +{NIGHT_HUE_SHIFT_DEG:g} "
                f"degrees); day = the inverse (hue turned back, divided by {NIGHT_VALUE_SCALE:g})")
 BACKGROUND_RULE = (f"night = day background * {NIGHT_BACKGROUND_TINT} (R, G, B) + Gaussian noise of std "
@@ -78,11 +79,23 @@ BACKGROUND_RULE = (f"night = day background * {NIGHT_BACKGROUND_TINT} (R, G, B) 
                    f"divided by the same factors")
 
 
+@dataclass(frozen=True)
 class StyleOptions(DatasetOptions):
-    """The unpaired generator's options, recorded as the style variant."""
+    """The unpaired generator's options, recorded as the style variant, plus the training split's kind skew:
+    the chance that a training object of domain A is an ellipse and one of domain B a rectangle (0.5: both
+    kinds alike in both domains; the test split is always drawn at 0.5)."""
+
+    kind_skew: float = BALANCED
 
     def as_dict(self) -> dict:
-        return {**super().as_dict(), "format_version": STYLE_FORMAT_VERSION, "style": True}
+        skew = {} if self.kind_skew == BALANCED else {"kind_skew": self.kind_skew}
+        return {**super().as_dict(), "format_version": STYLE_FORMAT_VERSION, "style": True, **skew}
+
+    def ellipse_chance(self, phase: str, domain: str) -> float:
+        """The chance that an object of this phase and domain is an ellipse."""
+        if phase != "train":
+            return BALANCED
+        return self.kind_skew if domain == "A" else 1.0 - self.kind_skew
 
 
 @dataclass(frozen=True)
@@ -151,12 +164,20 @@ def pick_day_colour(rng: np.random.Generator, day_under: np.ndarray, night_under
     return best
 
 
-def sample_scene(rng: np.random.Generator, options: DatasetOptions) -> Scene:
-    """A day scene: background, object count, a random kind per object, non-touching placement, colours."""
+def draw_kinds(rng: np.random.Generator, count: int, ellipse_chance: float) -> list[str]:
+    """``count`` object kinds, each an ellipse with ``ellipse_chance``."""
+    if ellipse_chance == BALANCED:  # the draw of the balanced datasets, so their files stay as they were
+        return [KINDS[int(k)] for k in rng.integers(len(KINDS), size=count)]
+    return [KINDS[0] if u < ellipse_chance else KINDS[1] for u in rng.random(count)]
+
+
+def sample_scene(rng: np.random.Generator, options: DatasetOptions, ellipse_chance: float = BALANCED) -> Scene:
+    """A day scene: background, object count, a random kind per object (an ellipse with ``ellipse_chance``),
+    non-touching placement, colours."""
     background = draw_background(rng, options.size)
     night = night_background(background)
     count = int(rng.integers(options.min_objects, options.max_objects + 1))
-    kinds = [KINDS[int(k)] for k in rng.integers(len(KINDS), size=count)]
+    kinds = draw_kinds(rng, count, ellipse_chance)
     objects = []
     for obj, cover in place_paired_objects(rng, kinds, touching=False, options=options):
         mask = cover >= 0.5
@@ -198,7 +219,7 @@ def write_style_image(out: Path, options: StyleOptions, phase: str, domain: str,
     """Render one scene in its domain's style (and, for the test phase, in the other style as ground truth) and
     write the images and masks; returns its meta record."""
     rng = scene_rng(options.seed, phase, domain, index)
-    scene = sample_scene(rng, options)
+    scene = sample_scene(rng, options, options.ellipse_chance(phase, domain))
     name = image_name(options, index)
     # The input's noise comes after the scene in its generator, so both domains share the scene distribution.
     saved = save_style_image(out, f"{phase}{domain}", name, scene, DOMAIN_STYLES[domain], rng)
@@ -263,7 +284,8 @@ def target_layout() -> dict:
 def style_regenerate_command(options: StyleOptions) -> str:
     return (f"python -m datasets.make_shapes_dataset --style --out <this folder> --size {options.size} "
             f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed} "
-            f"--min_objects {options.min_objects} --max_objects {options.max_objects}")
+            f"--min_objects {options.min_objects} --max_objects {options.max_objects}"
+            + ("" if options.kind_skew == BALANCED else f" --kind_skew {options.kind_skew:g}"))
 
 
 def contents_table(meta: dict) -> list[str]:
@@ -301,6 +323,15 @@ def style_readme_text(options: StyleOptions, meta: dict) -> str:
          f"from about {low:.0f} to {high:.0f} px. Objects never overlap or touch."),
         ("- Every scene is drawn as a day scene (background, objects, colours), so both domains share one "
          "distribution; a night image is its day scene mapped by the rules."),
+    ]
+    if options.kind_skew != BALANCED:
+        lines.append(
+            f"- Kind skew {options.kind_skew:g} (`--kind_skew`): in the training split an object of domain A is an "
+            f"ellipse with chance {options.kind_skew:g} and one of domain B a rectangle with the same chance, so the "
+            "domains also differ in which kind is common. The test split is drawn at even odds in both domains. "
+            "A translation that turns objects into the other domain's common kind loses them (kind_skew 0.5: no "
+            "skew).")
+    lines += [
         "",
         "## Style rules",
         "",
@@ -362,11 +393,14 @@ def style_readme_text(options: StyleOptions, meta: dict) -> str:
 
 def make_style_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000, n_test: int = 200,
                               seed: int = 0, min_objects: int = 1, max_objects: int = 3, force: bool = False,
-                              workers: int = 1) -> dict:
+                              workers: int = 1, kind_skew: float = BALANCED) -> dict:
     """Generate the style-pair dataset into ``out_dir`` (skipped if it is already there) and return a summary:
     out_dir, skipped, options, counts, masks, instance_histogram and kinds ({phase: {domain: {kind: n}}})."""
-    options = StyleOptions(size, n_train, n_test, seed, min_objects, max_objects)
+    options = StyleOptions(size, n_train, n_test, seed, min_objects, max_objects, kind_skew)
     validate_options(options)
+    if not 0.0 <= kind_skew <= 1.0:
+        raise ValueError(f"--kind_skew {kind_skew:g} is not a chance; give a value from 0 to 1 (0.5: both kinds "
+                         "alike in both domains, 0.9: training A mostly ellipses, training B mostly rectangles)")
     return write_dataset(out_dir, options, STYLE, force, workers)
 
 

@@ -4,6 +4,7 @@ ground truth of the shapes test split.
     python -m scripts.shapes_benchmark --minutes 10                 # default rows, ~70 min on a 2-core CPU
     python -m scripts.shapes_benchmark --minutes 2 --rows instagan cyclegan --seeds 0 --out /tmp/quick.md
     python -m scripts.shapes_benchmark --task style --minutes 6      # OP-GAN vs CycleGAN, day <-> night shapes
+    python -m scripts.shapes_benchmark --task style_skew --minutes 6 # the same, each domain mostly one kind
 
 Each row trains with train.py for the same wall-clock budget (``--max_minutes``; ``--steps`` for equal steps),
 translates both held-out test folders with test.py and scores A->B and B->A with evaluate.py against the
@@ -160,6 +161,15 @@ TASKS = {
                   "day <-> night, ellipses and rectangles in both, 1-3 objects per image; the ground truth renders "
                   "each test scene in the other style with every object kept (kind, place, size)",
                   ("A -> B (day to night)", "B -> A (night to day)"), "opgan"),
+    "style_skew": Task("./datasets/shapes_style_skew_64", "--style --kind_skew 0.9",
+                       ("opgan", "cyclegan", "opgan_contrastive"),
+                       "Skewed style benchmark: OP-GAN vs CycleGAN when each domain's training objects are mostly "
+                       "one kind",
+                       "day <-> night, training day objects 90% ellipses and night objects 90% rectangles, test "
+                       "objects either kind at even odds, 1-3 objects per image; the ground truth renders each test "
+                       "scene in the other style with every object kept (kind, place, size), so a translation "
+                       "that turns objects into the target domain's common kind loses them",
+                       ("A -> B (day to night)", "B -> A (night to day)"), "opgan"),
 }
 
 
@@ -323,7 +333,8 @@ FIGURE_COLUMNS = {"cyclegan": "CycleGAN", "instagan": "InstaGAN", "instagan_batc
                   "instagan_batch_norm_ctx3_idt10": "IG BN ctx3 idt10",
                   "instagan_batch_norm_compose_ctx3_idt10": "IG BN c3 i10 comp.",
                   "instagan_compose": "InstaGAN comp.", "instagan_batch_norm_compose": "IG BN + comp.",
-                  "opgan": "OP-GAN", "opgan_registration": "OP-GAN reg.", "opgan_classification": "OP-GAN cls."}
+                  "opgan": "OP-GAN", "opgan_registration": "OP-GAN reg.", "opgan_classification": "OP-GAN cls.",
+                  "opgan_contrastive": "OP-GAN contr."}
 
 
 def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: int = 6, scale: int = 2) -> None:
@@ -483,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="shapes", choices=list(TASKS),
                         help="shapes: InstaGAN vs CycleGAN, ellipses <-> rectangles; style: OP-GAN vs CycleGAN, "
-                             "day <-> night with objects kept (its own --dataroot, --workdir, --out and rows)")
+                             "day <-> night with objects kept; style_skew: the same with each domain's training "
+                             "objects mostly one kind (each task has its own --dataroot, --workdir, --out and rows)")
     parser.add_argument("--minutes", type=float, default=10, help="training budget per model")
     parser.add_argument("--steps", type=int, default=0,
                         help="train every row for this many steps instead of --minutes (quality at equal steps, "
@@ -494,8 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=None,
                         help="rows to run (default: the task's model, CycleGAN and the paper's two ablations)")
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--dataroot", default=None, help="default: the task's, ./datasets/shapes_64 or "
-                                                         "./datasets/shapes_style_64")
+    parser.add_argument("--dataroot", default=None, help="default: the task's, ./datasets/shapes_64, "
+                                                         "./datasets/shapes_style_64 or "
+                                                         "./datasets/shapes_style_skew_64")
     parser.add_argument("--workdir", default=None, help="default: ./checkpoints/<task>_benchmark")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")

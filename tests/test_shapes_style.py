@@ -164,3 +164,26 @@ def test_bad_options_and_another_dataset_give_a_one_line_error(tmp_path, capsys)
     assert main(["--style", "--out", str(unpaired), "--size", "32", "--n_train", "1", "--n_test", "1"]) == 2
     assert "--force" in capsys.readouterr().err
     assert all_files(unpaired) == before
+
+
+def test_kind_skew_makes_training_kinds_domain_typical_and_keeps_the_test_split_even(tmp_path):
+    skewed = make_style_shapes_dataset(tmp_path / "skewed", seed=2, size=32, n_train=60, n_test=60, kind_skew=0.9)
+    train, test = skewed["kinds"]["train"], skewed["kinds"]["test"]
+    for domain, common in (("A", "ellipse"), ("B", "rectangle")):
+        assert train[domain][common] / sum(train[domain].values()) > 0.8, (domain, train[domain])
+        assert 0.3 < test[domain][common] / sum(test[domain].values()) < 0.7, (domain, test[domain])
+    meta = json.loads((tmp_path / "skewed" / "shapes_meta.json").read_text())
+    assert meta["options"]["kind_skew"] == 0.9
+    assert "--kind_skew 0.9" in (tmp_path / "skewed" / "README.md").read_text()
+    balanced = make_style_shapes_dataset(tmp_path / "balanced", seed=2, size=32, n_train=60, n_test=60)
+    assert "kind_skew" not in json.loads((tmp_path / "balanced" / "shapes_meta.json").read_text())["options"]
+    assert balanced["kinds"]["test"] == test  # the test split does not depend on the skew
+
+
+def test_kind_skew_outside_style_or_outside_0_1_is_a_one_line_error(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "plain"), "--kind_skew", "0.9"]) == 2
+    assert "--kind_skew applies to --style only" in capsys.readouterr().err
+    assert main(["--style", "--out", str(tmp_path / "d"), "--size", "32", "--kind_skew", "1.5"]) == 2
+    error = capsys.readouterr().err
+    assert "--kind_skew 1.5" in error and error.count("\n") == 1
+    assert not (tmp_path / "plain").exists() and not (tmp_path / "d").exists()
