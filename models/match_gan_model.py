@@ -13,7 +13,8 @@ D gets a matching head that reads two images' features and says whether they sha
   negative, one with other labels, so that it joins the real group of its target. With ``--mch_G_terms
   positive`` G keeps only the positive term: its images for one label vector are pulled into one group, but it
   is not rewarded for making images for different vectors differ (which any change can do, also in the
-  attributes the two vectors share).
+  attributes the two vectors share). With ``--mch_D_images real_and_translations`` D also learns matching on
+  the translations (detached), grouped by their target labels: labels used as augmentation.
 
 ``--lambda_mch 0`` builds no matching head and is StarGAN exactly. Choices where the paper is silent are in
 docs/match_gan.md.
@@ -93,6 +94,10 @@ class MatchGanModel(StarGanModel):
             g.add_argument("--mch_G_terms", choices=["both", "positive"], default="both",
                            help="G's matching terms: same-label pairs matched and different-label pairs told "
                                 "apart (the method), or the same-label term only")
+            g.add_argument("--mch_D_images", choices=["real", "real_and_translations"], default="real",
+                           help="what D learns matching on: the real labelled images (default), or also the "
+                                "translations grouped by their target labels (labels as augmentation: every "
+                                "translation adds an example of its target group)")
         return parser
 
     @staticmethod
@@ -120,6 +125,9 @@ class MatchGanModel(StarGanModel):
         for update in super().training_updates():
             if update.optimizer is self.optimizer_D:
                 update.losses["D_mch"] = self.matching_loss(self.labelled_features, self.labels_L)
+                if self.opt.mch_D_images == "real_and_translations":
+                    update.losses["D_mch"] = update.losses["D_mch"] + self.matching_loss(
+                        self.fake_features_for_D, self.targets)
             elif self.opt.mch_G_pairs == "real":
                 with torch.no_grad():
                     real_features = self.netD(self.real_L)[2]

@@ -221,7 +221,7 @@ class StarGanModel(BaseModel):
         real_adv, real_cls, features = self.netD(torch.cat([self.real_A, self.real_L]))   # one pass for both
         self.labels_read_by_D = (real_cls[:count].detach() > 0).float()
         self.labelled_features = features[count:]
-        fake_adv = self.netD(self.fake.detach())[0]
+        fake_adv, _, self.fake_features_for_D = self.netD(self.fake.detach())
         return {"D_adv": fake_adv.mean() - real_adv[:count].mean(),                # -D(x) + D(G(x, c))
                 "D_gp": opt.lambda_gp * gradient_penalty(self.netD, self.real_A, self.fake),
                 "D_cls": opt.lambda_cls * F.binary_cross_entropy_with_logits(      # BCE(D_cls(x_l), c_l)

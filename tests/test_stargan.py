@@ -107,6 +107,34 @@ def test_mch_G_terms_positive_drops_only_the_different_label_term(shapes, tmp_pa
     assert both > update.losses["G_mch"]          # the method's loss adds the different-label term on top
 
 
+def discriminator_update(shapes, tmp_path, flag: str, stream: torch.Tensor, targets: torch.Tensor):
+    """A MatchGAN model with ``flag`` and its D update on 4 unlabelled images translated to ``targets``, beside
+    a labelled stream with ``stream`` labels."""
+    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
+                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 {flag}"),
+                               save=False, show=False)
+    model = create_model(opt)
+    model.draw_targets = lambda batch: targets
+    images = torch.rand(4, 3, 32, 32) * 2 - 1
+    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
+                     "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
+    update = next(model.training_updates())
+    assert update.optimizer is model.optimizer_D
+    return model, update
+
+
+def test_mch_D_images_real_and_translations_also_teaches_D_the_translations_target_groups(shapes, tmp_path):
+    stream = torch.ones(4, 3)                                                   # one label vector: no real triplet
+    targets = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])     # two groups of two
+    _, real_only = discriminator_update(shapes, tmp_path, "", stream, targets)
+    assert real_only.losses["D_mch"] == 0
+    model, update = discriminator_update(shapes, tmp_path, "--mch_D_images real_and_translations", stream, targets)
+    assert update.losses["D_mch"] > 0                                          # all of it from the translations
+    update.losses["D_mch"].backward()
+    assert all(p.grad is None for p in model.netG.parameters())                # D's term: translations detached
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.matching_head.parameters())
+
+
 def test_missing_attributes_option_says_what_to_give(tmp_path):
     with pytest.raises(OptionsError, match="--attributes"):
         TrainOptions().parse(shlex.split(f"--model stargan {TINY} --checkpoints_dir {tmp_path} --name s"),
