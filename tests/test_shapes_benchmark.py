@@ -124,6 +124,23 @@ def test_style_task_has_its_own_data_rows_and_files():
     assert parse_args([]).rows[:2] == ["instagan", "cyclegan"]
 
 
+def test_every_task_has_its_own_files_a_figure_row_it_runs_and_data_flags_the_generator_accepts():
+    """Two tasks sharing a dataroot or workdir would reuse each other's data and rows without a word."""
+    import shlex
+
+    from datasets.make_shapes_dataset import parse_args as dataset_args
+    from scripts.shapes_benchmark import TASKS, parse_args
+
+    parsed = {task: parse_args(["--task", task]) for task in TASKS}
+    for field in ("dataroot", "workdir", "out"):
+        assert len({getattr(args, field) for args in parsed.values()}) == len(TASKS), field
+    for name, task in TASKS.items():
+        assert task.figure_row in task.default_rows, name
+        assert dataset_args(shlex.split(task.make_flags) + ["--out", task.dataroot]).out == task.dataroot
+    skewed = dataset_args(shlex.split(TASKS["style_skew"].make_flags))
+    assert skewed.style and skewed.kind_skew == 0.9
+
+
 def test_every_row_trains_with_flags_train_py_accepts_and_has_a_label():
     """A row naming a flag its model lacks (or a misspelt value) would only fail after the rows before it trained."""
     import shlex
