@@ -44,6 +44,7 @@ TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 -
 INSTAGAN = "--ins_max 4 --ins_per 2"
 ONE_STEP = "--ins_max 4 --ins_per 4"   # InstaGAN translating all instance slots at once
 OPGAN = "--lambda_ss 1 --ss_grid 2"
+CONTRASTIVE_FINE = "--ss_registration contrastive --ss_layers 1"   # the OP-GAN variant that kept objects (op_gan.md)
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan": ("cycle_gan", "instance", "--lambda_idt 1"),
@@ -87,6 +88,13 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_contrastive": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive"),
     "opgan_contrastive_ss10": ("op_gan", "instance",
                                "--lambda_idt 1 --lambda_ss 10 --ss_grid 2 --ss_registration contrastive"),
+    # S's maps at half the patch's resolution (16x16 for a 32-pixel patch) instead of an eighth (4x4)
+    "opgan_contrastive_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE}"),
+    "opgan_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_layers 1"),
+    "opgan_contrastive_fine_registration": (
+        "op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE} --ss_tasks registration"),
+    "opgan_fine_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_layers 1 --ss_tasks classification"),
+    "opgan_contrastive_fine_ss3": ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss 3 --ss_grid 2 {CONTRASTIVE_FINE}"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
@@ -131,6 +139,12 @@ LABELS = {
     "opgan_classification": "OP-GAN, domain classification only",
     "opgan_contrastive": "OP-GAN, contrastive registration (--ss_registration contrastive, not in the paper)",
     "opgan_contrastive_ss10": "OP-GAN, contrastive registration, L_s weighted x10 (--lambda_ss 10)",
+    "opgan_contrastive_fine": "OP-GAN, contrastive registration, S with one stride-2 layer (--ss_layers 1: "
+                              "16x16 maps per 32-pixel patch)",
+    "opgan_fine": "OP-GAN, S with one stride-2 layer (--ss_layers 1), the paper's registration",
+    "opgan_contrastive_fine_registration": "OP-GAN, contrastive registration only, --ss_layers 1",
+    "opgan_fine_classification": "OP-GAN, domain classification only, --ss_layers 1",
+    "opgan_contrastive_fine_ss3": "OP-GAN, contrastive registration, --ss_layers 1, L_s weighted x3 (--lambda_ss 3)",
 }
 
 
