@@ -68,16 +68,23 @@ def test_cross_triplets_pair_each_anchor_with_real_images_of_its_labels_and_of_o
     assert all(not torch.equal(anchors_labels[a], pool[n]) for a, n in zip(anchors, negatives))
 
 
-def generator_update(shapes, tmp_path, flag: str, stream: torch.Tensor, targets: torch.Tensor):
-    """A MatchGAN model with ``flag``, after its D update on a batch of 4 unlabelled images beside a labelled
-    stream with ``stream`` labels, and the G update that follows with ``targets`` as the translations' labels."""
+def match_gan_on_unlabelled_batch(shapes, tmp_path, flags: str, stream: torch.Tensor):
+    """A MatchGAN model with ``flags``, given a batch of 4 unlabelled images beside a labelled stream with
+    ``stream`` labels."""
     opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
-                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 --n_critic 1 "
-                                           f"{flag}"), save=False, show=False)
+                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 {flags}"),
+                               save=False, show=False)
     model = create_model(opt)
     images = torch.rand(4, 3, 32, 32) * 2 - 1
     model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
                      "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
+    return model
+
+
+def generator_update(shapes, tmp_path, flag: str, stream: torch.Tensor, targets: torch.Tensor):
+    """A MatchGAN model with ``flag``, after its D update on a batch of 4 unlabelled images beside a labelled
+    stream with ``stream`` labels, and the G update that follows with ``targets`` as the translations' labels."""
+    model = match_gan_on_unlabelled_batch(shapes, tmp_path, f"--n_critic 1 {flag}", stream)
     updates = model.training_updates()
     next(updates)
     model.targets = targets
@@ -110,14 +117,8 @@ def test_mch_G_terms_positive_drops_only_the_different_label_term(shapes, tmp_pa
 def discriminator_update(shapes, tmp_path, flag: str, stream: torch.Tensor, targets: torch.Tensor):
     """A MatchGAN model with ``flag`` and its D update on 4 unlabelled images translated to ``targets``, beside
     a labelled stream with ``stream`` labels."""
-    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
-                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4 {flag}"),
-                               save=False, show=False)
-    model = create_model(opt)
+    model = match_gan_on_unlabelled_batch(shapes, tmp_path, flag, stream)
     model.draw_targets = lambda batch: targets
-    images = torch.rand(4, 3, 32, 32) * 2 - 1
-    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
-                     "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
     update = next(model.training_updates())
     assert update.optimizer is model.optimizer_D
     return model, update
@@ -142,14 +143,8 @@ def test_missing_attributes_option_says_what_to_give(tmp_path):
 
 
 def test_discriminator_learns_labels_from_the_labelled_stream_even_when_the_batch_has_none(shapes, tmp_path):
-    opt = TrainOptions().parse(shlex.split(f"--model match_gan --dataroot {shapes} {TINY} --attributes {ATTRIBUTES} "
-                                           f"--checkpoints_dir {tmp_path} --name s --batch_size 4"),
-                               save=False, show=False)
-    model = create_model(opt)
-    images = torch.rand(4, 3, 32, 32) * 2 - 1
     stream = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 1], [0, 1, 1]])
-    model.set_input({"A": images, "A_label": torch.zeros(4, 3), "A_labelled": torch.zeros(4, dtype=torch.bool),
-                     "A_paths": ["a", "b", "c", "d"], "L": images.flip(0), "L_label": stream})
+    model = match_gan_on_unlabelled_batch(shapes, tmp_path, "", stream)
     update = next(model.training_updates())
     assert update.optimizer is model.optimizer_D
     assert update.losses["D_cls"] > 0 and update.losses["D_mch"] > 0     # a triplet in every stream batch
