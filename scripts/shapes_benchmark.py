@@ -44,7 +44,8 @@ TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 -
 INSTAGAN = "--ins_max 4 --ins_per 2"
 ONE_STEP = "--ins_max 4 --ins_per 4"   # InstaGAN translating all instance slots at once
 OPGAN = "--lambda_ss 1 --ss_grid 2"
-CONTRASTIVE_FINE = "--ss_registration contrastive --ss_layers 1"   # the OP-GAN variant that kept objects (op_gan.md)
+FINE_S = "--ss_layers 1"   # S's maps at half the patch's resolution (16x16 for a 32-pixel patch), not an eighth
+CONTRASTIVE_FINE = f"--ss_registration contrastive {FINE_S}"   # kept S's loss alive on the skewed pair (op_gan.md)
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan": ("cycle_gan", "instance", "--lambda_idt 1"),
@@ -88,12 +89,11 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_contrastive": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive"),
     "opgan_contrastive_ss10": ("op_gan", "instance",
                                "--lambda_idt 1 --lambda_ss 10 --ss_grid 2 --ss_registration contrastive"),
-    # S's maps at half the patch's resolution (16x16 for a 32-pixel patch) instead of an eighth (4x4)
     "opgan_contrastive_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE}"),
-    "opgan_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_layers 1"),
+    "opgan_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {FINE_S}"),
     "opgan_contrastive_fine_registration": (
         "op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE} --ss_tasks registration"),
-    "opgan_fine_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_layers 1 --ss_tasks classification"),
+    "opgan_fine_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {FINE_S} --ss_tasks classification"),
     "opgan_contrastive_fine_ss3": ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss 3 --ss_grid 2 {CONTRASTIVE_FINE}"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
