@@ -43,16 +43,20 @@ SAME_POSITION_SHARE = 0.5
 
 
 class SiameseNetwork(nn.Module):
-    """S: a convolutional trunk (``n_layers`` stride-2 4x4 convolutions) and two 3x3 heads, content c and
-    domain d (``nf`` channels each, at 1/2^n_layers of the patch); a 1x1 convolution that turns c into a
-    registration map, and a classifier of two concatenated d into the three pair classes."""
+    """S: a convolutional trunk of ``n_layers`` convolutions (``stride`` 2: 4x4, halving the map each time, the
+    paper's kind; ``stride`` 1: 3x3 at ``nf`` channels, keeping the patch's full resolution) and two 3x3 heads,
+    content c and domain d (``nf`` channels each); a 1x1 convolution that turns c into a registration map, and a
+    classifier of two concatenated d into the three pair classes."""
 
-    def __init__(self, input_nc: int = 3, nf: int = 64, n_layers: int = 3):
+    def __init__(self, input_nc: int = 3, nf: int = 64, n_layers: int = 3, stride: int = 2):
         super().__init__()
         layers, channels = [], input_nc
         for index in range(n_layers):
-            width = nf * min(2 ** index, 4)
-            layers += [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+            if stride == 2:
+                width, conv = nf * min(2 ** index, 4), (4, 2, 1)
+            else:
+                width, conv = nf, (3, 1, 1)
+            layers += [nn.Conv2d(channels, width, *conv), nn.LeakyReLU(0.2, True)]
             channels = width
         self.trunk = nn.Sequential(*layers)
         self.content = nn.Sequential(nn.Conv2d(channels, nf, 3, 1, 1), nn.LeakyReLU(0.2, True))
@@ -144,7 +148,10 @@ class OpGanModel(CycleGanModel):
             g.add_argument("--ss_grid", type=int, default=3, help="patches per side (the paper: 3)")
             g.add_argument("--ss_pairs", type=int, default=4, help="patch pairs per image and direction per step")
             g.add_argument("--ss_nf", type=int, default=64, help="channels of S's content and domain features")
-            g.add_argument("--ss_layers", type=int, default=3, help="stride-2 convolutions of S's trunk")
+            g.add_argument("--ss_layers", type=int, default=3, help="convolutions of S's trunk")
+            g.add_argument("--ss_stride", type=int, default=2, choices=(1, 2),
+                           help="stride of S's trunk convolutions: 2 halves the map at each (the paper's kind), "
+                                "1 keeps S's maps at the patch's full resolution (not in the paper)")
             g.add_argument("--ss_tasks", default="both", choices=SS_TASKS,
                            help="S's tasks: both, or one of them (ablations)")
             g.add_argument("--ss_registration", default="paper", choices=SS_REGISTRATIONS,
@@ -162,7 +169,7 @@ class OpGanModel(CycleGanModel):
         validate_loss_weights(opt, ("lambda_ss", "ss_margin"))
         if opt.ss_pairs < 1 or opt.ss_nf < 1 or opt.ss_layers < 1 or opt.ss_grid < 1:
             raise ValueError("--ss_pairs, --ss_nf, --ss_layers and --ss_grid must be at least 1")
-        validate_grid(opt.crop_size_h, opt.crop_size_w, opt.ss_grid, opt.ss_layers)
+        validate_grid(opt.crop_size_h, opt.crop_size_w, opt.ss_grid, opt.ss_layers, opt.ss_stride)
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
@@ -170,7 +177,7 @@ class OpGanModel(CycleGanModel):
         if not self.use_ss:
             return
         self.model_names.append("S")
-        self.netS = SiameseNetwork(opt.input_nc, opt.ss_nf, opt.ss_layers).to(self.device)
+        self.netS = SiameseNetwork(opt.input_nc, opt.ss_nf, opt.ss_layers, opt.ss_stride).to(self.device)
         self.siamese = self.netS   # its attention and classify heads; --compile wraps netS, whose forward is the trunk
         self.optimizer_S = self.make_adam(self.netS.parameters())
         self.optimizers.append(self.optimizer_S)
@@ -267,9 +274,9 @@ def draw_grid(images: Tensor, grid: int) -> Tensor:
     return shown
 
 
-def validate_grid(height: int, width: int, grid: int, layers: int) -> None:
+def validate_grid(height: int, width: int, grid: int, layers: int, stride: int = 2) -> None:
     """The crop must split into grid x grid equal patches, each large enough for S's trunk."""
-    need = 2 ** (layers + 1)
+    need = 2 ** (layers + 1) if stride == 2 else 2
     if height % grid or width % grid:
         working = [g for g in range(2, 9) if height % g == 0 and width % g == 0 and min(height, width) // g >= need]
         sizes = sorted({height - height % grid, height - height % grid + grid})
@@ -279,4 +286,4 @@ def validate_grid(height: int, width: int, grid: int, layers: int) -> None:
     side = min(height, width) // grid
     if side < need:
         raise ValueError(f"--ss_grid {grid} leaves {side}-pixel patches, too small for S with --ss_layers {layers} "
-                         f"(it needs {need}): use a smaller --ss_grid or --ss_layers")
+                         f"--ss_stride {stride} (it needs {need}): use a smaller --ss_grid or --ss_layers")

@@ -140,8 +140,19 @@ def test_generators_learn_from_S_and_S_from_its_own_update(tmp_path):
 def test_grid_that_does_not_fit_names_the_option_and_what_works(tmp_path):
     with pytest.raises(OptionsError, match=r"--ss_grid 3 does not divide the 32x32 crop.*--ss_grid 2 or 4.*30 or 33"):
         make_model(tmp_path, "--ss_grid 3")
-    with pytest.raises(OptionsError, match=r"--ss_grid 8 leaves 4-pixel patches.*--ss_layers 2"):
+    with pytest.raises(OptionsError, match=r"--ss_grid 8 leaves 4-pixel patches.*--ss_layers 2 --ss_stride 2"):
         make_model(tmp_path, "--ss_grid 8")
+
+
+def test_stride_1_keeps_S_maps_at_the_patch_resolution(tmp_path):
+    coarse = make_model(tmp_path)                                  # --ss_layers 2: a quarter of the patch
+    assert coarse.netS(torch.rand(5, 3, 16, 16))[0].shape == (5, 8, 4, 4)
+    fine = make_model(tmp_path, "--ss_stride 1 --ss_grid 8")       # 4-pixel patches, too small for stride 2
+    content, domain = fine.netS(torch.rand(5, 3, 4, 4))
+    assert content.shape == domain.shape == (5, 8, 4, 4)
+    set_images(fine)
+    fine.optimize_parameters()
+    assert fine.get_current_visuals()["attention_A"].shape == (2, 3, 32, 32)
 
 
 @pytest.fixture(scope="module")
