@@ -46,6 +46,7 @@ ONE_STEP = "--ins_max 4 --ins_per 4"   # InstaGAN translating all instance slots
 OPGAN = "--lambda_ss 1 --ss_grid 2"
 FINE_S = "--ss_layers 1"   # S's maps at half the patch's resolution (16x16 for a 32-pixel patch), not an eighth
 CONTRASTIVE_FINE = f"--ss_registration contrastive {FINE_S}"   # kept S's loss alive on the skewed pair (op_gan.md)
+FULL_S = "--ss_stride 1"   # S's maps at the patch's full resolution (32x32 for a 32-pixel patch)
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan": ("cycle_gan", "instance", "--lambda_idt 1"),
@@ -95,6 +96,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
         "op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE} --ss_tasks registration"),
     "opgan_fine_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {FINE_S} --ss_tasks classification"),
     "opgan_contrastive_fine_ss3": ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss 3 --ss_grid 2 {CONTRASTIVE_FINE}"),
+    "opgan_contrastive_full": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive {FULL_S}"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
@@ -145,6 +147,8 @@ LABELS = {
     "opgan_contrastive_fine_registration": "OP-GAN, contrastive registration only, --ss_layers 1",
     "opgan_fine_classification": "OP-GAN, domain classification only, --ss_layers 1",
     "opgan_contrastive_fine_ss3": "OP-GAN, contrastive registration, --ss_layers 1, L_s weighted x3 (--lambda_ss 3)",
+    "opgan_contrastive_full": "OP-GAN, contrastive registration, S at full resolution (--ss_stride 1: 32x32 maps per "
+                              "32-pixel patch)",
 }
 
 
