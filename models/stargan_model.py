@@ -9,8 +9,9 @@ G(x, c) sees the image with the label vector c broadcast to planes and concatena
 G is updated once every ``--n_critic`` D updates. Only ``--labelled_fraction`` of the images keep their labels
 (``--dataset_mode attributes``); the rest are translated too. D's classifier learns from a stream of labelled
 images beside each batch (``L``: as many, drawn from the labelled ones), so it gets a full batch of labels at
-any fraction. Target labels are drawn from the label vectors of the labelled images seen so far, the same target for each pair of consecutive samples (which MatchGAN, the
-subclass in match_gan_model.py, needs for its same-label groups). Choices where the papers are silent are in
+any fraction. Target labels are drawn from the label vectors of the labelled images seen so far, the same target for
+each group of ``--target_group_size`` consecutive samples (MatchGAN, the subclass in match_gan_model.py, needs
+these same-label groups). Choices where the papers are silent are in
 docs/match_gan.md.
 
     python train.py --model stargan --dataroot ./datasets/shapes_attributes_64 --attributes rectangle,red,large
@@ -128,6 +129,9 @@ class StarGanModel(BaseModel):
             g.add_argument("--lambda_rec", type=float, default=10.0, help="weight of |x - G(G(x, c), c_x)|_1")
             g.add_argument("--lambda_gp", type=float, default=10.0, help="weight of D's gradient penalty")
             g.add_argument("--n_critic", type=int, default=5, help="D updates per G update")
+            g.add_argument("--target_group_size", type=int, default=2,
+                           help="consecutive samples of a batch that share one drawn target label vector "
+                                "(MatchGAN's same-label groups; its authors' code uses groups of 4)")
         return parser
 
     @staticmethod
@@ -143,6 +147,9 @@ class StarGanModel(BaseModel):
             validate_loss_weights(opt, ("lambda_cls", "lambda_rec", "lambda_gp"))
             if opt.n_critic < 1:
                 raise ValueError(f"--n_critic must be at least 1 (got {opt.n_critic})")
+            if not 1 <= opt.target_group_size <= opt.batch_size:
+                raise ValueError(f"--target_group_size must be between 1 and --batch_size {opt.batch_size} "
+                                 f"(got {opt.target_group_size})")
 
     def __init__(self, opt: argparse.Namespace):
         super().__init__(opt)
@@ -186,13 +193,15 @@ class StarGanModel(BaseModel):
                 self.label_memory[int(torch.randint(LABEL_MEMORY, ()))] = label
 
     def draw_targets(self, batch: int) -> Tensor:
-        """Target label vectors from the labelled ones seen, one per pair of consecutive samples."""
-        pairs = (batch + 1) // 2
+        """Target label vectors from the labelled ones seen, one per group of --target_group_size consecutive
+        samples."""
+        size = self.opt.target_group_size
+        groups = -(-batch // size)
         if len(self.label_memory):
-            chosen = self.label_memory[torch.randint(len(self.label_memory), (pairs,))]
+            chosen = self.label_memory[torch.randint(len(self.label_memory), (groups,))]
         else:   # no labelled image seen yet: random vectors
-            chosen = (torch.rand(pairs, self.label_memory.shape[1]) < 0.5).float()
-        return chosen.repeat_interleave(2, 0)[:batch].to(self.device)
+            chosen = (torch.rand(groups, self.label_memory.shape[1]) < 0.5).float()
+        return chosen.repeat_interleave(size, 0)[:batch].to(self.device)
 
     def source_labels(self) -> Tensor:
         """Each image's own labels: the true ones where labelled, elsewhere D's reading of the image (thresholded)

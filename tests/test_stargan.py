@@ -136,6 +136,23 @@ def test_mch_D_images_real_and_translations_also_teaches_D_the_translations_targ
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.matching_head.parameters())
 
 
+def test_targets_are_shared_by_groups_of_target_group_size_consecutive_samples(shapes, tmp_path):
+    stream = torch.eye(3)[[0, 1, 2, 0]]                                         # three label vectors seen
+    for size, groups in ((2, [[0, 1], [2, 3]]), (4, [[0, 1, 2, 3]]), (1, [[0], [1], [2], [3]])):
+        torch.manual_seed(0)
+        model = match_gan_on_unlabelled_batch(shapes, tmp_path, f"--target_group_size {size}", stream)
+        next(model.training_updates())
+        targets = model.targets
+        for group in groups:
+            assert all(torch.equal(targets[group[0]], targets[i]) for i in group), (size, targets)
+        assert all((targets[i] == stream).all(1).any() for i in range(4))     # drawn from the labelled vectors
+    torch.manual_seed(0)
+    grouped = match_gan_on_unlabelled_batch(shapes, tmp_path, "--target_group_size 4", stream).draw_targets(16)
+    assert len({tuple(t.tolist()) for t in grouped[::4]}) > 1                  # groups draw their own targets
+    with pytest.raises(OptionsError, match="--target_group_size must be between 1 and --batch_size 4"):
+        match_gan_on_unlabelled_batch(shapes, tmp_path, "--target_group_size 5", stream)
+
+
 def test_missing_attributes_option_says_what_to_give(tmp_path):
     with pytest.raises(OptionsError, match="--attributes"):
         TrainOptions().parse(shlex.split(f"--model stargan {TINY} --checkpoints_dir {tmp_path} --name s"),
