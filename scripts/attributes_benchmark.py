@@ -3,6 +3,8 @@ attribute shapes (one object per image; rectangle, red, large), scored by evalua
 
     python -m scripts.attributes_benchmark                        # all rows, about 70 min on a 2-core CPU
     python -m scripts.attributes_benchmark --steps 200 --fractions 0.1 --seeds 0 --out /tmp/quick.md
+    python -m scripts.attributes_benchmark --dataroot <celeba> --attributes Black_Hair,Blond_Hair,Male \
+        --data_flags "--preprocess resize_and_crop --load_size 72" --out ./checkpoints/celeba_benchmark.md
 
 Every row trains with train.py for the same number of steps (``--steps``: D updates; G is updated every
 ``--n_critic``-th), so rows compare at equal work whatever else the machine is doing; the minutes each took are
@@ -12,6 +14,10 @@ Rows at ``MAIN_FRACTION`` run once per ``--seeds`` (mean +- spread, half the ran
 seed. The table, the commands and a figure go to ``docs/attributes_benchmark.md``. ``--train_only`` trains and
 translates without scoring; a later run with ``--reuse`` scores what is there. Run it alone: a second torch
 process on the same cores slows both.
+
+Any attribute dataset works (``--dataroot`` in the layout of data/attributes_dataset.py, e.g. CelebA with its
+``list_attr_celeba.txt``; ``--attributes`` picks the columns, ``--data_flags`` adds training flags such as
+preprocessing). Only the built-in shapes are made when missing.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from datasets.make_shapes_dataset import META_NAME
 from evaluate import evaluate_attribute_results, summarize_runs
 from scripts.shapes_benchmark import ROOT, command_lines, fmt, git_commit, kept_notes, machine, run, steps_done
 from util.attribute_classifier import AttributeClassifierSettings
+from util.image_files import list_image_files
 
 DATAROOT = "./datasets/shapes_attributes_64"
-ATTRIBUTES = "rectangle,red,large"
+ATTRIBUTES = "rectangle,red,large"   # the built-in shapes' columns
 MODELS = {"stargan": "StarGAN", "match_gan": "MatchGAN"}
 MAIN_FRACTION = 0.1
 NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
@@ -51,9 +59,12 @@ def run_name(model: str, fraction: float, seed: int) -> str:
 def commands(model: str, fraction: float, seed: int, args: argparse.Namespace) -> tuple[str, str]:
     """(train command, test command) of one row and seed, as the docs show them."""
     name = run_name(model, fraction, seed)
-    train = (f"python train.py --dataroot {args.dataroot} --name {name} --model {model} --attributes {ATTRIBUTES} "
-             f"--labelled_fraction {fraction:g} --checkpoints_dir {args.workdir} --load_size {args.size} "
-             f"--crop_size {args.size} {args.nets} {TRAIN} --seed {seed} --max_steps {args.steps} --num_threads 1")
+    train = (f"python train.py --dataroot {args.dataroot} --name {name} --model {model} "
+             f"--attributes {args.attributes} --labelled_fraction {fraction:g} --checkpoints_dir {args.workdir} "
+             f"--load_size {args.size} --crop_size {args.size} {args.nets} {TRAIN} --seed {seed} "
+             f"--max_steps {args.steps} --num_threads 1")
+    if args.data_flags:
+        train += f" {args.data_flags}"
     test = (f"python test.py --name {name} --checkpoints_dir {args.workdir} --results_dir {args.workdir}/results "
             f"--num_test {args.num_test}")
     return train, test
@@ -118,9 +129,9 @@ def table(rows: list[dict]) -> str:
 
 
 def sample_figure(rows: list[dict], args: argparse.Namespace, path: Path, count: int = 4, scale: int = 2) -> None:
-    """Input and its three flips, for StarGAN and MatchGAN at the main fraction (first seed)."""
+    """Input and its flips (one per attribute), for StarGAN and MatchGAN at the main fraction (first seed)."""
     seed, side = args.seeds[0], args.size * scale
-    attributes = ATTRIBUTES.split(",")
+    attributes = args.attributes.split(",")
     shown = [model for model in MODELS if any(r["model"] == model and r["fraction"] == MAIN_FRACTION for r in rows)]
     if not shown:
         return
@@ -150,13 +161,12 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     lines = [
         "# Attribute benchmark: MatchGAN vs StarGAN with few labels",
         "",
-        (f"Built-in attribute shapes ({args.size}x{args.size}, one object per image, attributes {ATTRIBUTES}; "
-         f"2000 training and {args.num_test} test images). Each row trains for {args.steps} steps (D updates; G "
+        (f"{data_description(args)}. Each row trains for {args.steps} steps (D updates; G "
          f"every 5th) with only the given share of training labels, then translates every test image with each "
          f"attribute flipped in turn. An attribute classifier trained on all real training labels reads the "
          f"translations. attribute accuracy = share of all attributes (flipped and kept) read as the target "
          f"says; flipped attribute right = the flipped one read as its new value; kept attributes right = the "
-         f"others still read as before; whole vector right = all three right at once; L1 to the input = mean "
+         f"others still read as before; whole vector right = every attribute right at once; L1 to the input = mean "
          f"absolute change (0..1). Rows at {MAIN_FRACTION:.0%} labels: mean ± spread (half the range) over seeds "
          f"{' and '.join(map(str, args.seeds))}; other rows one seed. The seed also draws which images keep "
          f"their labels. The reference rows score the input itself as the translation and the classifier on "
@@ -168,7 +178,8 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
         "",
         "## Commands",
         "",
-        "    python -m datasets.make_shapes_dataset --attributes --out ./datasets/shapes_attributes_64 --size 64",
+        *([f"    python -m datasets.make_shapes_dataset --attributes --out {args.dataroot} --size {args.size}"]
+          if builtin_data(args) else []),
         f"    {reproduce_command(args)}",
         "",
         "which runs, per row and seed:",
@@ -184,11 +195,26 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def builtin_data(args: argparse.Namespace) -> bool:
+    """Whether the rows learn the built-in attribute shapes, not a dataset of the user's."""
+    return Path(args.dataroot, META_NAME).is_file()
+
+
+def data_description(args: argparse.Namespace) -> str:
+    """The report's first words on the data: what it is, its attributes, how many images."""
+    counts = {phase: len(list_image_files(Path(args.dataroot, phase))) for phase in ("train", "test")}
+    sizes = f"{counts['train']} training and {min(counts['test'], args.num_test)} test images"
+    if builtin_data(args):
+        return (f"Built-in attribute shapes ({args.size}x{args.size}, one object per image, attributes "
+                f"{args.attributes}; {sizes})")
+    return f"Dataset {args.dataroot} at {args.size}x{args.size}, attributes {args.attributes}; {sizes}"
+
+
 def reproduce_command(args: argparse.Namespace) -> str:
     defaults = vars(build_parser().parse_args([]))
     words = ["python -m scripts.attributes_benchmark"]
-    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "workdir", "num_test", "nets",
-                 "classifier_steps"):
+    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "attributes", "data_flags", "workdir",
+                 "num_test", "nets", "classifier_steps"):
         value = getattr(args, name)
         if value != defaults[name]:
             text = " ".join(map(str, value)) if isinstance(value, list) else shlex.quote(str(value))
@@ -205,7 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seeds of the {MAIN_FRACTION:.0%} rows; the others use the first")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--dataroot", default=DATAROOT)
+    parser.add_argument("--dataroot", default=DATAROOT,
+                        help="an attribute dataset (data/attributes_dataset.py); the built-in shapes are made here "
+                             "when missing")
+    parser.add_argument("--attributes", default=ATTRIBUTES, help="the label columns to learn, comma-separated")
+    parser.add_argument("--data_flags", default="",
+                        help="more train.py flags for every row, e.g. \"--preprocess resize_and_crop --load_size 72\"")
     parser.add_argument("--workdir", default="./checkpoints/attributes_benchmark")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
@@ -220,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not Path(args.dataroot, "train").is_dir():
+        if args.attributes != ATTRIBUTES:
+            raise SystemExit(f"no {Path(args.dataroot, 'train')}: --dataroot must hold train/ and test/ image folders "
+                             "and their labels (data/attributes_dataset.py)")
         run(f"python -m datasets.make_shapes_dataset --attributes --out {args.dataroot} --size {args.size}",
             Path("/dev/null"))
     rows = []

@@ -3,6 +3,7 @@
 
 import json
 
+import pytest
 from PIL import Image
 
 from datasets.make_shapes_dataset import main as make_shapes
@@ -36,3 +37,39 @@ def test_benchmark_trains_then_scores_and_writes_the_report(tmp_path):
     assert saved[0]["summary"]["attribute_accuracy"]["runs"] == 2
     with Image.open(out.with_suffix(".png")) as figure:       # input + 3 flips per model, one row per test image
         assert figure.size == (7 * 64, 16 + 3 * 64)
+
+
+def write_celeba_folder(root, train: int, test: int) -> None:
+    """CelebA's layout: non-square JPEGs in train/ and test/, one list_attr_celeba.txt with values 1 / -1."""
+    rows = []
+    for index in range(train + test):
+        name = f"{index + 1:06d}.jpg"
+        folder = root / ("train" if index < train else "test")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (40, 48), (index * 20 % 256, 90, 160)).save(folder / name)
+        rows.append(f"{name} {' '.join(('1' if (index >> bit) & 1 else '-1').rjust(2) for bit in range(3))}")
+    (root / "list_attr_celeba.txt").write_text(f"{len(rows)}\nSmiling Male Young\n" + "\n".join(rows) + "\n")
+
+
+def test_benchmark_runs_on_a_celeba_folder_with_the_attributes_and_flags_given(tmp_path):
+    data = tmp_path / "celeba"
+    write_celeba_folder(data, train=20, test=4)
+    out = tmp_path / "celeba.md"
+    argv = ["--steps", "2", "--size", "32", "--dataroot", str(data), "--attributes", "Male,Smiling",
+            "--data_flags", "--load_size 36", "--workdir", str(tmp_path / "work"), "--num_test", "4",
+            "--classifier_steps", "5", "--fractions", "0.1", "--seeds", "0", "--models", "stargan",
+            "--nets", "--ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 3", "--out", str(out)]
+    assert attributes_benchmark.main(argv) == 0
+    report = out.read_text()
+    assert f"Dataset {data} at 32x32, attributes Male,Smiling; 20 training and 4 test images" in report
+    assert "make_shapes_dataset" not in report and not (data / "shapes_meta.json").exists()
+    assert "--attributes Male,Smiling" in report and "--load_size 36" in report     # rows and reproduce command
+    record = json.loads(out.with_suffix(".json").read_text())[0]["runs"][0]
+    assert record["metrics"]["num_translations"] == 8                                # 4 images x 2 flips
+    with Image.open(out.with_suffix(".png")) as figure:                             # input + one flip per attribute
+        assert figure.size == (3 * 64, 16 + 4 * 64)
+
+
+def test_benchmark_without_data_for_other_attributes_says_what_the_folder_needs(tmp_path):
+    with pytest.raises(SystemExit, match="train/ and test/ image folders"):
+        attributes_benchmark.main(["--dataroot", str(tmp_path / "none"), "--attributes", "Male"])
