@@ -9,6 +9,10 @@ pair, gives each patch content features c and domain features d, and learns two 
   the loss (pairs from other positions, or from one image, contribute zero); ``--ss_registration contrastive``
   (not in the paper) also pushes the maps of source and translation patches from different positions apart,
   by a hinge ``max(0, --ss_margin - MSE)``, so that maps which ignore content no longer score zero;
+  ``--ss_registration nce`` (not in the paper) compares the content features themselves, location by location:
+  each location of the translated patch must pick out the same location of the source patch among the
+  others (a patch-wise InfoNCE, as in CUT, Park et al. 2020), so the translation must keep what tells its
+  places apart;
 - domain classification: the two d, concatenated, are classified as both patches from domain A, both from
   domain B, or one from each (cross-entropy); a translation counts as the domain it was translated to.
 
@@ -35,7 +39,9 @@ from .base_model import IMAGE, Update, validate_loss_weights
 from .cycle_gan_model import CycleGanModel
 
 SS_TASKS = ("both", "registration", "classification")
-SS_REGISTRATIONS = ("paper", "contrastive")
+SS_REGISTRATIONS = ("paper", "contrastive", "nce")
+NCE_TEMPERATURE = 0.07   # CUT's
+NCE_LOCATIONS = 256      # feature-map locations compared per registered pair (all of them in a 16x16 map)
 BOTH_A, BOTH_B, ONE_EACH = 0, 1, 2   # the three classes of the domain classification
 # Share of source/translation pairs whose second patch is forced to the first's grid position: with independent
 # positions only 1 in grid^2 such pairs would train the registration.
@@ -131,6 +137,22 @@ def registration_loss(first_maps: Tensor, second_maps: Tensor, draw: PairDraw, m
     return per_pair.mean()
 
 
+def nce_registration_loss(first: Tensor, second: Tensor, draw: PairDraw, locations: int = NCE_LOCATIONS,
+                          temperature: float = NCE_TEMPERATURE) -> Tensor:
+    """Mean over all drawn pairs: for a source patch and its translation at the same position, the InfoNCE of
+    their content features (B*pairs, C, h, w) over up to ``locations`` random locations; every other pair
+    contributes zero."""
+    registered = draw.registered().flatten()
+    source, translated = first[registered].flatten(2).float(), second[registered].flatten(2).float()
+    chosen = torch.randperm(source.shape[-1], device=source.device)[:locations]
+    source = F.normalize(source[..., chosen], dim=1)
+    translated = F.normalize(translated[..., chosen], dim=1)
+    logits = torch.einsum("rck,rcl->rkl", translated, source) / temperature
+    same_place = torch.arange(logits.shape[-1], device=logits.device).expand(logits.shape[:2])
+    per_pair = F.cross_entropy(logits.transpose(1, 2), same_place, reduction="none").mean(1)
+    return per_pair.sum() / registered.numel()     # L_nce = -log softmax_l(t_k . s_l / tau)[l = k]
+
+
 def pick(patches: Tensor, positions: Tensor) -> Tensor:
     """(B, P, C, h, w) patches at (B, pairs) positions -> (B * pairs, C, h, w)."""
     index = positions[..., None, None, None].expand(-1, -1, *patches.shape[2:])
@@ -156,7 +178,8 @@ class OpGanModel(CycleGanModel):
                            help="S's tasks: both, or one of them (ablations)")
             g.add_argument("--ss_registration", default="paper", choices=SS_REGISTRATIONS,
                            help="paper: only same-position pairs count; contrastive (not in the paper): maps of "
-                                "different positions are also pushed apart, by --ss_margin")
+                                "different positions are also pushed apart, by --ss_margin; nce (not in the paper): "
+                                "content features compared location by location (patch-wise InfoNCE)")
             g.add_argument("--ss_margin", type=float, default=0.1,
                            help="contrastive registration: the MSE between maps of different positions it asks for")
         return parser
@@ -215,9 +238,12 @@ class OpGanModel(CycleGanModel):
         registration = classification = zero
         if self.opt.ss_tasks in ("both", "registration"):
             size = tuple(first.shape[-2:])
-            maps = self.siamese.attention(content, size).float()
-            margin = self.opt.ss_margin if self.opt.ss_registration == "contrastive" else None
-            registration = registration_loss(maps[:pairs], maps[pairs:], draw, margin)
+            if self.opt.ss_registration == "nce":
+                registration = nce_registration_loss(content[:pairs], content[pairs:], draw)
+            else:
+                maps = self.siamese.attention(content, size).float()
+                margin = self.opt.ss_margin if self.opt.ss_registration == "contrastive" else None
+                registration = registration_loss(maps[:pairs], maps[pairs:], draw, margin)
         if self.opt.ss_tasks in ("both", "classification"):
             labels = self.pair_labels(src, draw.kind).flatten()
             logits = self.siamese.classify(domain[:pairs], domain[pairs:]).float()

@@ -97,6 +97,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_fine_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {FINE_S} --ss_tasks classification"),
     "opgan_contrastive_fine_ss3": ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss 3 --ss_grid 2 {CONTRASTIVE_FINE}"),
     "opgan_contrastive_full": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive {FULL_S}"),
+    "opgan_nce_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration nce {FINE_S}"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
@@ -149,6 +150,8 @@ LABELS = {
     "opgan_contrastive_fine_ss3": "OP-GAN, contrastive registration, --ss_layers 1, L_s weighted x3 (--lambda_ss 3)",
     "opgan_contrastive_full": "OP-GAN, contrastive registration, S at full resolution (--ss_stride 1: 32x32 maps per "
                               "32-pixel patch)",
+    "opgan_nce_fine": "OP-GAN, registration by patch-wise InfoNCE of S's content features (--ss_registration nce), "
+                      "--ss_layers 1",
 }
 
 

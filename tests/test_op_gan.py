@@ -20,6 +20,7 @@ from models.op_gan_model import (
     PairDraw,
     from_grid,
     grid_patches,
+    nce_registration_loss,
     pick,
     registration_loss,
 )
@@ -99,6 +100,26 @@ def test_contrastive_registration_pushes_displaced_maps_apart(tmp_path):
     ones = torch.ones(2, 4, dtype=torch.long)
     elsewhere = PairDraw(kind=2 * ones, first=0 * ones, second=ones)
     assert model.self_supervised_losses("A", torch.rand_like(model.real_A_img), elsewhere)[0] > 0
+
+
+def test_nce_registration_asks_each_translated_location_to_find_its_source_location(tmp_path):
+    """Features that keep every location's identity score near zero, features whose locations are shuffled
+    score high, and only same-position source/translation pairs count."""
+    kind, first = torch.tensor([[2, 2, 1]]), torch.tensor([[0, 0, 1]])
+    draw = PairDraw(kind=kind, first=first, second=torch.tensor([[0, 1, 1]]))     # pair 0 registered only
+    places = torch.eye(16).reshape(16, 4, 4)[None].repeat(3, 1, 1, 1)             # one direction per location
+    kept = nce_registration_loss(places, places.clone(), draw)
+    shuffled = places.clone()
+    shuffled[0] = places[0].flip(-1)                                                # the same, mirrored
+    assert kept.item() < 1e-3 and nce_registration_loss(places, shuffled, draw) > 4   # about (1 / 0.07) / 3 pairs
+    others = places.clone()
+    others[1:] = torch.rand(2, 16, 4, 4)                                            # unregistered pairs change
+    assert torch.allclose(nce_registration_loss(places, others, draw), kept)
+    model = make_model(tmp_path, "--ss_registration nce")
+    set_images(model)
+    update = next(model.training_updates())
+    update.losses["ss_A"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.netG_A.parameters())
 
 
 def test_tasks_option_keeps_one_task(tmp_path):
