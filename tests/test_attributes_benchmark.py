@@ -65,6 +65,7 @@ def test_benchmark_runs_on_a_celeba_folder_with_the_attributes_and_flags_given(t
     assert "make_shapes_dataset" not in report and not (data / "shapes_meta.json").exists()
     assert "--attributes Male,Smiling" in report and "--load_size 36" in report     # rows and reproduce command
     record = json.loads(out.with_suffix(".json").read_text())[0]["runs"][0]
+    assert "--attributes Male,Smiling" in record["train_command"] and "--load_size 36" in record["train_command"]
     assert record["metrics"]["num_translations"] == 8                                # 4 images x 2 flips
     with Image.open(out.with_suffix(".png")) as figure:                             # input + one flip per attribute
         assert figure.size == (3 * 64, 16 + 4 * 64)

@@ -117,6 +117,9 @@ def test_nce_registration_asks_each_translated_location_to_find_its_source_locat
     assert torch.allclose(nce_registration_loss(places, others, draw), kept)
     model = make_model(tmp_path, "--ss_registration nce")
     set_images(model)
+    ones = torch.ones(2, 4, dtype=torch.long)
+    same = PairDraw(kind=2 * ones, first=ones, second=ones)
+    assert model.self_supervised_losses("A", torch.rand_like(model.real_A_img), same)[0] > 1   # ~log 16, no MSE
     update = next(model.training_updates())
     update.losses["ss_A"].backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.netG_A.parameters())
