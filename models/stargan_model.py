@@ -9,10 +9,9 @@ G(x, c) sees the image with the label vector c broadcast to planes and concatena
 G is updated once every ``--n_critic`` D updates. Only ``--labelled_fraction`` of the images keep their labels
 (``--dataset_mode attributes``); the rest are translated too. D's classifier learns from a stream of labelled
 images beside each batch (``L``: as many, drawn from the labelled ones), so it gets a full batch of labels at
-any fraction. Target labels are drawn from the label vectors of the labelled images seen so far, the same target for
-each group of ``--target_group_size`` consecutive samples (MatchGAN, the subclass in match_gan_model.py, needs
-these same-label groups). Choices where the papers are silent are in
-docs/match_gan.md.
+any fraction. Target labels are drawn from the label vectors of the labelled images seen so far, the same target
+for each group of ``--target_group_size`` consecutive samples (MatchGAN, the subclass in match_gan_model.py,
+needs these same-label groups). Choices where the papers are silent are in docs/match_gan.md.
 
     python train.py --model stargan --dataroot ./datasets/shapes_attributes_64 --attributes rectangle,red,large
 """
