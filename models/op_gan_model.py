@@ -237,11 +237,10 @@ class OpGanModel(CycleGanModel):
         zero = content.new_zeros(()).float()
         registration = classification = zero
         if self.opt.ss_tasks in ("both", "registration"):
-            size = tuple(first.shape[-2:])
             if self.opt.ss_registration == "nce":
                 registration = nce_registration_loss(content[:pairs], content[pairs:], draw)
             else:
-                maps = self.siamese.attention(content, size).float()
+                maps = self.siamese.attention(content, tuple(first.shape[-2:])).float()
                 margin = self.opt.ss_margin if self.opt.ss_registration == "contrastive" else None
                 registration = registration_loss(maps[:pairs], maps[pairs:], draw, margin)
         if self.opt.ss_tasks in ("both", "classification"):

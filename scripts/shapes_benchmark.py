@@ -47,6 +47,13 @@ OPGAN = "--lambda_ss 1 --ss_grid 2"
 FINE_S = "--ss_layers 1"   # S's maps at half the patch's resolution (16x16 for a 32-pixel patch), not an eighth
 CONTRASTIVE_FINE = f"--ss_registration contrastive {FINE_S}"   # kept S's loss alive on the skewed pair (op_gan.md)
 FULL_S = "--ss_stride 1"   # S's maps at the patch's full resolution (32x32 for a 32-pixel patch)
+
+
+def opgan_row(flags: str = "") -> tuple[str, str, str]:
+    """An OP-GAN row: CycleGAN's flags, the default S (OPGAN), then ``flags``."""
+    return ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {flags}".rstrip())
+
+
 ROWS = {  # row -> (model, norm, extra training flags)
     "instagan": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1"),
     "cyclegan": ("cycle_gan", "instance", "--lambda_idt 1"),
@@ -84,20 +91,19 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "instagan_num_D2": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2"),
     "instagan_num_D2_feat": ("insta_gan", "instance", f"{INSTAGAN} --lambda_ctx 1 --num_D 2 --lambda_feat 1"),
     # OP-GAN: CycleGAN's flags plus S; a 2x2 grid, since 3 does not divide 64 px (docs/op_gan.md)
-    "opgan": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN}"),
-    "opgan_registration": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks registration"),
-    "opgan_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_tasks classification"),
-    "opgan_contrastive": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive"),
+    "opgan": opgan_row(),
+    "opgan_registration": opgan_row("--ss_tasks registration"),
+    "opgan_classification": opgan_row("--ss_tasks classification"),
+    "opgan_contrastive": opgan_row("--ss_registration contrastive"),
     "opgan_contrastive_ss10": ("op_gan", "instance",
                                "--lambda_idt 1 --lambda_ss 10 --ss_grid 2 --ss_registration contrastive"),
-    "opgan_contrastive_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE}"),
-    "opgan_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {FINE_S}"),
-    "opgan_contrastive_fine_registration": (
-        "op_gan", "instance", f"--lambda_idt 1 {OPGAN} {CONTRASTIVE_FINE} --ss_tasks registration"),
-    "opgan_fine_classification": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {FINE_S} --ss_tasks classification"),
+    "opgan_contrastive_fine": opgan_row(CONTRASTIVE_FINE),
+    "opgan_fine": opgan_row(FINE_S),
+    "opgan_contrastive_fine_registration": opgan_row(f"{CONTRASTIVE_FINE} --ss_tasks registration"),
+    "opgan_fine_classification": opgan_row(f"{FINE_S} --ss_tasks classification"),
     "opgan_contrastive_fine_ss3": ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss 3 --ss_grid 2 {CONTRASTIVE_FINE}"),
-    "opgan_contrastive_full": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration contrastive {FULL_S}"),
-    "opgan_nce_fine": ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} --ss_registration nce {FINE_S}"),
+    "opgan_contrastive_full": opgan_row(f"--ss_registration contrastive {FULL_S}"),
+    "opgan_nce_fine": opgan_row(f"--ss_registration nce {FINE_S}"),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
