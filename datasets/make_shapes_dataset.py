@@ -780,6 +780,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="--style only: the chance that a training object is an ellipse in A and a "
                              "rectangle in B (default 0.5, no skew; the test split is always even), so that "
                              "translations which swap kinds show up")
+    parser.add_argument("--distractors", type=int, default=None,
+                        help="--attributes only: unlabelled green or grey objects added to every image beside the "
+                             "labelled red or blue one (default 0), so that the labels must say which object they "
+                             "describe")
     parser.add_argument("--workers", type=int, default=1,
                         help="processes to generate with; the files do not depend on it (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="regenerate even if --out already holds this dataset")
@@ -792,16 +796,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def variant_arguments(args: argparse.Namespace) -> dict:
     """The variant's own keyword arguments: --min_objects and --max_objects for the generators that place several
-    objects (--attributes places one), --kind_skew for --style only."""
+    objects (--attributes places one labelled object), --kind_skew for --style only, --distractors for
+    --attributes only."""
     if args.kind_skew is not None and not args.style:
         raise ValueError("--kind_skew applies to --style only; leave it out or add --style")
+    if args.distractors is not None and not args.attributes:
+        raise ValueError("--distractors applies to --attributes only; leave it out or add --attributes")
     skew = {"kind_skew": args.kind_skew} if args.kind_skew is not None else {}
     if not args.attributes:
         return {"min_objects": args.min_objects, "max_objects": args.max_objects, **skew}
     defaults = DatasetOptions()
     if (args.min_objects, args.max_objects) != (defaults.min_objects, defaults.max_objects):
-        raise ValueError("--attributes draws one object per image; leave out --min_objects and --max_objects")
-    return {}
+        raise ValueError("--attributes draws one labelled object per image; leave out --min_objects and "
+                         "--max_objects (--distractors adds unlabelled ones)")
+    return {"distractors": args.distractors} if args.distractors is not None else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,12 @@ Each image shows the pale smooth background of the unpaired shapes dataset and O
 * ``large``: 1 for an area in LARGE_AREA, 0 for one in SMALL_AREA (pixels at 64 px, scaled with the square of
   the size), two ranges far apart.
 
-The three bits are drawn independently and uniformly, so all 8 combinations are equally likely. Every image
+The three bits are drawn independently and uniformly, so all 8 combinations are equally likely.
+
+``--distractors N`` (default 0) adds N unlabelled objects to every image, drawn before the labelled one and
+clear of it: any kind, either size class, in green or grey (never red or blue). The labels still describe the one
+red or blue object, so a model has to learn from its labels WHICH object they describe: a variant where few
+labels are clearly worse than many (docs/attributes_benchmark.md), unlike the plain one. Every image
 draws from its own random generator seeded by (seed, phase, index), so the files are byte-identical for the
 same options whatever the number of ``--workers``.
 
@@ -59,6 +64,9 @@ PALETTE_HUES = {"red": 0.0, "blue": 0.62}
 HUE_JITTER = 0.025
 SATURATION_RANGE = (0.6, 0.9)
 VALUE_RANGE = (0.55, 0.85)
+DISTRACTOR_PALETTES = {"green": (0.33, (0.35, 0.6)), "grey": (0.0, (0.0, 0.06))}  # hue, saturation range
+MAX_DISTRACTORS = 4
+PLACEMENT_TRIES = 60  # draws per distractor before it is left out (when the image is too crowded)
 REFERENCE_SIZE = 64  # the area ranges are given at this image side and scale with its square
 SMALL_AREA = (120.0, 200.0)
 LARGE_AREA = (450.0, 700.0)
@@ -70,10 +78,13 @@ class AttributeOptions:
     n_train: int = 2000
     n_test: int = 200
     seed: int = 0
+    distractors: int = 0
 
     def as_dict(self) -> dict:
-        return {"format_version": ATTRIBUTES_FORMAT_VERSION, "size": self.size, "n_train": self.n_train,
-                "n_test": self.n_test, "seed": self.seed, "attributes": list(ATTRIBUTES)}
+        options = {"format_version": ATTRIBUTES_FORMAT_VERSION, "size": self.size, "n_train": self.n_train,
+                   "n_test": self.n_test, "seed": self.seed, "attributes": list(ATTRIBUTES)}
+        # Only when set, so the plain dataset's meta (and a folder already generated) stays as it was.
+        return {**options, "distractors": self.distractors} if self.distractors else options
 
     def count(self, phase: str) -> int:
         return self.n_train if phase == "train" else self.n_test
@@ -102,6 +113,8 @@ def validate_attribute_options(options: AttributeOptions) -> None:
         raise ValueError("--n_train and --n_test must be 0 or more")
     if options.seed < 0:
         raise ValueError(f"--seed {options.seed} must be 0 or more")
+    if not 0 <= options.distractors <= MAX_DISTRACTORS:
+        raise ValueError(f"--distractors {options.distractors} is out of range; use 0 to {MAX_DISTRACTORS}")
 
 
 # ---------------------------------------------------------------- drawing
@@ -129,6 +142,36 @@ def sample_object(rng: np.random.Generator, labels: dict[str, int], options: Att
     return ShapeObject(kind, center, dims, angle)
 
 
+def boxes_apart(first: ShapeObject, second: ShapeObject, gap: float = 2.0) -> bool:
+    """Whether the two objects' bounding boxes are at least ``gap`` pixels apart along some axis."""
+    (fx, fy), (sx, sy) = half_extents(first), half_extents(second)
+    return (abs(first.center[0] - second.center[0]) >= fx + sx + gap
+            or abs(first.center[1] - second.center[1]) >= fy + sy + gap)
+
+
+def sample_distractors(rng: np.random.Generator, labelled: ShapeObject, options: AttributeOptions
+                       ) -> list[ShapeObject]:
+    """Up to ``options.distractors`` unlabelled objects of random kind and size class, each clear of the labelled
+    object and of each other (one that finds no room in PLACEMENT_TRIES draws is left out)."""
+    placed: list[ShapeObject] = []
+    for _ in range(options.distractors):
+        for _ in range(PLACEMENT_TRIES):
+            bits = {"rectangle": int(rng.integers(2)), "large": int(rng.integers(2))}
+            candidate = sample_object(rng, bits, options)
+            if all(boxes_apart(candidate, other) for other in [labelled, *placed]):
+                placed.append(candidate)
+                break
+    return placed
+
+
+def distractor_colour(rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """A green or grey colour (the palette's name and RGB), never mistaken for red or blue."""
+    palette = str(rng.choice(list(DISTRACTOR_PALETTES)))
+    hue, saturation = DISTRACTOR_PALETTES[palette]
+    rgb = colorsys.hsv_to_rgb(hue, rng.uniform(*saturation), rng.uniform(*VALUE_RANGE))
+    return palette, np.array(rgb)
+
+
 def palette_colour(rng: np.random.Generator, palette: str) -> np.ndarray:
     """A saturated, mid-bright colour of the palette: clearly red or clearly blue on the pale background."""
     hue = (PALETTE_HUES[palette] + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 1.0
@@ -139,17 +182,26 @@ def render_attribute_image(options: AttributeOptions, phase: str, index: int) ->
     """One image (RGB uint8) and its record: ``labels`` ({attribute: 0/1}) and ``object`` (its description)."""
     rng = attribute_rng(options.seed, phase, index)
     labels = {name: int(bit) for name, bit in zip(ATTRIBUTES, rng.integers(2, size=len(ATTRIBUTES)))}
-    background = draw_background(rng, options.size)
+    image = draw_background(rng, options.size)
     obj = sample_object(rng, labels, options)
     cover = coverage(obj, options.size)
     palette = "red" if labels["red"] else "blue"
     colour = palette_colour(rng, palette)
     fill, texture = object_fill(rng, obj, colour, options.size)
-    alpha = cover[..., None]
-    image = background * (1 - alpha) + fill * alpha
-    described = {**describe_object(obj, cover >= 0.5, colour, texture), "palette": palette,
-                 "size_class": "large" if labels["large"] else "small"}
-    return np.round(image * 255).astype(np.uint8), {"labels": labels, "object": described}
+    record = {"labels": labels}
+    if options.distractors:  # drawn after the labelled object's draws, so 0 distractors leaves the images as before
+        record["distractors"] = []
+        for other in sample_distractors(rng, obj, options):
+            other_palette, other_colour = distractor_colour(rng)
+            other_fill, other_texture = object_fill(rng, other, other_colour, options.size)
+            other_cover = coverage(other, options.size)
+            image = image * (1 - other_cover[..., None]) + other_fill * other_cover[..., None]
+            record["distractors"].append({**describe_object(other, other_cover >= 0.5, other_colour, other_texture),
+                                          "palette": other_palette})
+    image = image * (1 - cover[..., None]) + fill * cover[..., None]
+    record["object"] = {**describe_object(obj, cover >= 0.5, colour, texture), "palette": palette,
+                        "size_class": "large" if labels["large"] else "small"}
+    return np.round(image * 255).astype(np.uint8), record
 
 
 # ---------------------------------------------------------------- files
@@ -242,8 +294,9 @@ def attribute_summary(out: Path, meta: dict, skipped: bool) -> dict:
 
 
 def attribute_regenerate_command(options: AttributeOptions) -> str:
-    return (f"python -m datasets.make_shapes_dataset --attributes --out <this folder> --size {options.size} "
-            f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed}")
+    command = (f"python -m datasets.make_shapes_dataset --attributes --out <this folder> --size {options.size} "
+               f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed}")
+    return command + (f" --distractors {options.distractors}" if options.distractors else "")
 
 
 def count_tables(summary: dict) -> list[str]:
@@ -260,6 +313,16 @@ def count_tables(summary: dict) -> list[str]:
         counts = [str(summary["combinations"][phase].get(bits, 0)) for phase in PHASES]
         lines.append("| " + " | ".join(bits) + " | " + " | ".join(counts) + " |")
     return lines
+
+
+def distractor_readme_lines(options: AttributeOptions) -> list[str]:
+    if not options.distractors:
+        return []
+    palettes = " or ".join(DISTRACTOR_PALETTES)
+    return [(f"Every image also holds up to {options.distractors} unlabelled distractor objects ({palettes}, any "
+             "kind, either size class), drawn first and at least 2 px clear of the labelled object and of each "
+             "other. The labels describe only the red or blue object; the meta file lists the distractors under "
+             "`distractors`."), ""]
 
 
 def attribute_readme_text(options: AttributeOptions, meta: dict) -> str:
@@ -286,6 +349,7 @@ def attribute_readme_text(options: AttributeOptions, meta: dict) -> str:
          f"are equally likely; aspect ratios (long side / short side) range from {ASPECT_RANGE[0]:g} to "
          f"{ASPECT_RANGE[1]:g} whatever the attributes."),
         "",
+        *distractor_readme_lines(options),
         "## Options",
         "",
         "| option | value |",
@@ -312,10 +376,10 @@ def attribute_readme_text(options: AttributeOptions, meta: dict) -> str:
 # ---------------------------------------------------------------- entry point
 
 def make_attribute_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000, n_test: int = 200,
-                                  seed: int = 0, force: bool = False, workers: int = 1) -> dict:
+                                  seed: int = 0, force: bool = False, workers: int = 1, distractors: int = 0) -> dict:
     """Generate the attribute dataset into ``out_dir`` (skipped if it is already there) and return its summary
     (see ``attribute_summary``)."""
-    options = AttributeOptions(size, n_train, n_test, seed)
+    options = AttributeOptions(size, n_train, n_test, seed, distractors)
     validate_attribute_options(options)
     return write_dataset(out_dir, options, ATTRIBUTE_VARIANT, force, workers)
 

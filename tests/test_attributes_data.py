@@ -219,6 +219,36 @@ def test_attributes_are_visible_in_the_pictures(shapes):
     assert min(areas[1]) > 1.5 * max(areas[0])
 
 
+def test_distractors_leave_the_labelled_object_and_its_labels_as_they_were(tmp_path):
+    """--distractors adds green or grey objects clear of the labelled one; labels, the labelled object and its
+    pixels are those of the same image without distractors, and 0 distractors writes the plain dataset."""
+    small = {"size": 64, "n_train": 12, "n_test": 2, "seed": 3}
+    make_attribute_shapes_dataset(tmp_path / "plain", **small)
+    make_attribute_shapes_dataset(tmp_path / "zero", distractors=0, **small)
+    assert all_files(tmp_path / "plain") == all_files(tmp_path / "zero")
+    summary = make_attribute_shapes_dataset(tmp_path / "two", distractors=2, **small)
+    assert summary["options"]["distractors"] == 2
+    plain = json.loads((tmp_path / "plain" / "shapes_meta.json").read_text())["phases"]["train"]
+    two = json.loads((tmp_path / "two" / "shapes_meta.json").read_text())["phases"]["train"]
+    assert sum(len(record["distractors"]) for record in two) == 2 * len(two)
+    for without, record in zip(plain, two):
+        assert (record["labels"], record["object"]) == (without["labels"], without["object"])
+        x0, y0, x1, y1 = record["object"]["bbox"]
+        image = np.asarray(Image.open(tmp_path / "two" / record["image"])).astype(int)
+        before = np.asarray(Image.open(tmp_path / "plain" / without["image"])).astype(int)
+        assert np.array_equal(image[y0:y1, x0:x1], before[y0:y1, x0:x1])
+        for other in record["distractors"]:
+            assert other["palette"] in ("green", "grey")
+            ox0, oy0, ox1, oy1 = other["bbox"]
+            assert ox1 <= x0 or ox0 >= x1 or oy1 <= y0 or oy0 >= y1   # clear of the labelled object
+            patch = image[oy0:oy1, ox0:ox1]
+            saturated = object_pixels(patch)
+            assert not (saturated & ((patch[..., 0] - patch[..., 1] > 40) | (patch[..., 2] - patch[..., 1] > 40))).any()
+    assert "--distractors 2" in (tmp_path / "two" / "README.md").read_text()
+    with pytest.raises(ValueError, match="--distractors 9"):
+        make_attribute_shapes_dataset(tmp_path / "many", distractors=9, **small)
+
+
 def test_command_line_writes_the_attribute_variant(tmp_path, capsys):
     out = tmp_path / "cli"
     assert shapes_main(["--attributes", "--out", str(out), "--size", "32", "--n_train", "3", "--n_test", "1"]) == 0
@@ -226,6 +256,11 @@ def test_command_line_writes_the_attribute_variant(tmp_path, capsys):
     assert (out / "train" / "00002.png").is_file() and (out / "test_labels.csv").is_file()
     assert shapes_main(["--attributes", "--out", str(tmp_path / "x"), "--max_objects", "2"]) == 2
     assert "--max_objects" in capsys.readouterr().err
+    assert shapes_main(["--out", str(tmp_path / "x"), "--distractors", "2"]) == 2
+    assert "--distractors applies to --attributes only" in capsys.readouterr().err
+    assert shapes_main(["--attributes", "--out", str(tmp_path / "d"), "--size", "32", "--n_train", "2", "--n_test",
+                        "1", "--distractors", "1"]) == 0
+    assert json.loads((tmp_path / "d" / "shapes_meta.json").read_text())["options"]["distractors"] == 1
     unpaired = tmp_path / "unpaired"
     make_shapes_dataset(unpaired, size=32, n_train=1, n_test=1)
     before = all_files(unpaired)
