@@ -38,6 +38,9 @@ from util.attribute_classifier import AttributeClassifierSettings
 from util.image_files import list_image_files
 
 DATAROOT = "./datasets/shapes_attributes_64"
+DISTRACTORS_DATAROOT = "./datasets/shapes_attributes_distractors_64"  # the defaults with --distractors
+DISTRACTORS_WORKDIR = "./checkpoints/attributes_benchmark_distractors"
+DISTRACTORS_REPORT = "attributes_benchmark_distractors.md"
 ATTRIBUTES = "rectangle,red,large"   # the built-in shapes' columns
 MODELS = {"stargan": "StarGAN", "match_gan": "MatchGAN"}
 MAIN_FRACTION = 0.1
@@ -178,8 +181,7 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
         "",
         "## Commands",
         "",
-        *([f"    python -m datasets.make_shapes_dataset --attributes --out {args.dataroot} --size {args.size}"]
-          if builtin_data(args) else []),
+        *([f"    {data_command(args)}"] if builtin_data(args) else []),
         f"    {reproduce_command(args)}",
         "",
         "which runs, per row and seed:",
@@ -195,6 +197,23 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def data_command(args: argparse.Namespace) -> str:
+    """The command that makes the built-in attribute shapes these rows learn."""
+    command = f"python -m datasets.make_shapes_dataset --attributes --out {args.dataroot} --size {args.size}"
+    return command + (f" --distractors {args.distractors}" if args.distractors else "")
+
+
+def builtin_distractors(args: argparse.Namespace) -> int:
+    return json.loads(Path(args.dataroot, META_NAME).read_text())["options"].get("distractors", 0)
+
+
+def check_distractors(args: argparse.Namespace) -> None:
+    """Refuse built-in shapes in --dataroot made with another --distractors than asked for."""
+    if builtin_data(args) and builtin_distractors(args) != args.distractors:
+        raise SystemExit(f"{args.dataroot} holds attribute shapes with {builtin_distractors(args)} distractors, "
+                         f"not --distractors {args.distractors}; give that number or another --dataroot")
+
+
 def builtin_data(args: argparse.Namespace) -> bool:
     """Whether the rows learn the built-in attribute shapes, not a dataset of the user's."""
     return Path(args.dataroot, META_NAME).is_file()
@@ -205,15 +224,17 @@ def data_description(args: argparse.Namespace) -> str:
     counts = {phase: len(list_image_files(Path(args.dataroot, phase))) for phase in ("train", "test")}
     sizes = f"{counts['train']} training and {min(counts['test'], args.num_test)} test images"
     if builtin_data(args):
-        return (f"Built-in attribute shapes ({args.size}x{args.size}, one object per image, attributes "
-                f"{args.attributes}; {sizes})")
+        distractors = builtin_distractors(args)
+        objects = (f"one labelled object and up to {distractors} unlabelled distractors per image" if distractors
+                   else "one object per image")
+        return f"Built-in attribute shapes ({args.size}x{args.size}, {objects}, attributes {args.attributes}; {sizes})"
     return f"Dataset {args.dataroot} at {args.size}x{args.size}, attributes {args.attributes}; {sizes}"
 
 
 def reproduce_command(args: argparse.Namespace) -> str:
-    defaults = vars(build_parser().parse_args([]))
+    defaults = vars(parse_args(["--distractors", str(args.distractors)]))
     words = ["python -m scripts.attributes_benchmark"]
-    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "attributes", "data_flags", "workdir",
+    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "distractors", "attributes", "data_flags", "workdir",
                  "num_test", "nets", "classifier_steps"):
         value = getattr(args, name)
         if value != defaults[name]:
@@ -231,31 +252,50 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"seeds of the {MAIN_FRACTION:.0%} rows; the others use the first")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--dataroot", default=DATAROOT,
+    parser.add_argument("--dataroot", default=None,
                         help="an attribute dataset (data/attributes_dataset.py); the built-in shapes are made here "
-                             "when missing")
+                             f"when missing (default {DATAROOT}, with --distractors {DISTRACTORS_DATAROOT})")
+    parser.add_argument("--distractors", type=int, default=0,
+                        help="built-in shapes only: unlabelled objects per image beside the labelled one "
+                             "(datasets/shapes_attributes.py); changes the default --dataroot, --workdir and --out")
     parser.add_argument("--attributes", default=ATTRIBUTES, help="the label columns to learn, comma-separated")
     parser.add_argument("--data_flags", default="",
                         help="more train.py flags for every row, e.g. \"--preprocess resize_and_crop --load_size 72\"")
-    parser.add_argument("--workdir", default="./checkpoints/attributes_benchmark")
+    parser.add_argument("--workdir", default=None,
+                        help=f"default ./checkpoints/attributes_benchmark, with --distractors {DISTRACTORS_WORKDIR}")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
     parser.add_argument("--classifier_steps", type=int, default=AttributeClassifierSettings.steps,
                         help="training steps of evaluate.py's attribute classifier (cached per dataset)")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "attributes_benchmark.md"))
+    parser.add_argument("--out", default=None,
+                        help=f"the report (default docs/attributes_benchmark.md, with --distractors "
+                             f"docs/{DISTRACTORS_REPORT})")
     parser.add_argument("--reuse", action="store_true", help="take rows already trained (and scored) in --workdir")
     parser.add_argument("--train_only", action="store_true", help="train and translate; score later with --reuse")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The options, with the defaults of the plain or the distractor shapes filled in."""
     args = build_parser().parse_args(argv)
+    with_distractors = args.distractors > 0
+    if args.dataroot is None:
+        args.dataroot = DISTRACTORS_DATAROOT if with_distractors else DATAROOT
+    if args.workdir is None:
+        args.workdir = DISTRACTORS_WORKDIR if with_distractors else "./checkpoints/attributes_benchmark"
+    if args.out is None:
+        args.out = str(ROOT / "docs" / (DISTRACTORS_REPORT if with_distractors else "attributes_benchmark.md"))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if not Path(args.dataroot, "train").is_dir():
         if args.attributes != ATTRIBUTES:
             raise SystemExit(f"no {Path(args.dataroot, 'train')}: --dataroot must hold train/ and test/ image folders "
                              "and their labels (data/attributes_dataset.py)")
-        run(f"python -m datasets.make_shapes_dataset --attributes --out {args.dataroot} --size {args.size}",
-            Path("/dev/null"))
+        run(data_command(args), Path("/dev/null"))
+    check_distractors(args)
     rows = []
     for fraction in args.fractions:
         for model in args.models:

@@ -74,3 +74,23 @@ def test_benchmark_runs_on_a_celeba_folder_with_the_attributes_and_flags_given(t
 def test_benchmark_without_data_for_other_attributes_says_what_the_folder_needs(tmp_path):
     with pytest.raises(SystemExit, match="train/ and test/ image folders"):
         attributes_benchmark.main(["--dataroot", str(tmp_path / "none"), "--attributes", "Male"])
+
+
+def test_benchmark_on_distractor_shapes_reports_them_and_refuses_a_mismatch(tmp_path):
+    defaults = attributes_benchmark.parse_args(["--distractors", "2"])
+    assert (defaults.dataroot, defaults.workdir) == (attributes_benchmark.DISTRACTORS_DATAROOT,
+                                                     attributes_benchmark.DISTRACTORS_WORKDIR)
+    assert defaults.out.endswith("docs/attributes_benchmark_distractors.md")   # never the plain set's report
+    data, out = tmp_path / "distractors", tmp_path / "distractors.md"
+    assert make_shapes(f"--attributes --out {data} --size 32 --n_train 16 --n_test 2 --distractors 1".split()) == 0
+    argv = ["--steps", "2", "--size", "32", "--dataroot", str(data), "--workdir", str(tmp_path / "work"),
+            "--num_test", "2", "--classifier_steps", "2", "--fractions", "0.1", "--seeds", "0", "--models",
+            "stargan", "--nets", "--ngf 4 --ndf 4 --n_blocks_G 1 --n_layers_D 3", "--out", str(out)]
+    assert attributes_benchmark.main(argv + ["--distractors", "1"]) == 0
+    assert json.loads((data / "shapes_meta.json").read_text())["options"]["distractors"] == 1
+    report = out.read_text()
+    assert "one labelled object and up to 1 unlabelled distractors per image" in report
+    assert f"make_shapes_dataset --attributes --out {data} --size 32 --distractors 1" in report
+    assert "--distractors 1" in report.split("## Commands")[1]                      # the reproduce command
+    with pytest.raises(SystemExit, match="1 distractors, not --distractors 0"):
+        attributes_benchmark.main(argv)
