@@ -226,6 +226,7 @@ def test_distractors_leave_the_labelled_object_and_its_labels_as_they_were(tmp_p
     make_attribute_shapes_dataset(tmp_path / "plain", **small)
     make_attribute_shapes_dataset(tmp_path / "zero", distractors=0, **small)
     assert all_files(tmp_path / "plain") == all_files(tmp_path / "zero")
+    assert "distractors" not in json.loads((tmp_path / "zero" / "shapes_meta.json").read_text())["options"]
     summary = make_attribute_shapes_dataset(tmp_path / "two", distractors=2, **small)
     assert summary["options"]["distractors"] == 2
     plain = json.loads((tmp_path / "plain" / "shapes_meta.json").read_text())["phases"]["train"]
