@@ -3,6 +3,7 @@ attribute shapes (one object per image; rectangle, red, large), scored by evalua
 
     python -m scripts.attributes_benchmark                        # all rows, about 70 min on a 2-core CPU
     python -m scripts.attributes_benchmark --steps 200 --fractions 0.1 --seeds 0 --out /tmp/quick.md
+    python -m scripts.attributes_benchmark --distractors 2    # shapes with unlabelled distractors, own report
     python -m scripts.attributes_benchmark --dataroot <celeba> --attributes Black_Hair,Blond_Hair,Male \
         --data_flags "--preprocess resize_and_crop --load_size 72" --out ./checkpoints/celeba_benchmark.md
 
