@@ -781,7 +781,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "rectangle in B (default 0.5, no skew; the test split is always even), so that "
                              "translations which swap kinds show up")
     parser.add_argument("--distractors", type=int, default=None,
-                        help="--attributes only: unlabelled green or grey objects added to every image beside the "
+                        help="--attributes only: up to this many unlabelled green or grey objects in every image beside the "
                              "labelled red or blue one (default 0), so that the labels must say which object they "
                              "describe")
     parser.add_argument("--workers", type=int, default=1,

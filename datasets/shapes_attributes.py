@@ -11,10 +11,11 @@ Each image shows the pale smooth background of the unpaired shapes dataset and O
 
 The three bits are drawn independently and uniformly, so all 8 combinations are equally likely.
 
-``--distractors N`` (default 0) adds N unlabelled objects to every image, drawn before the labelled one and
-clear of it: any kind, either size class, in green or grey (never red or blue). The labels still describe the one
-red or blue object, so a model has to learn from its labels WHICH object they describe: a variant where few
-labels are clearly worse than many (docs/attributes_benchmark.md), unlike the plain one. Every image
+``--distractors N`` (default 0) adds up to N unlabelled objects to every image (one that finds no room is left
+out), drawn before the labelled one and clear of it: any kind, either size class, in green or grey (never red or
+blue). The labels still describe the one red or blue object, so a model also has to learn from its labels WHICH
+object they describe; StarGAN needs its labels more there than on the plain set
+(docs/attributes_benchmark_distractors.md). Every image
 draws from its own random generator seeded by (seed, phase, index), so the files are byte-identical for the
 same options whatever the number of ``--workers``.
 
