@@ -235,7 +235,9 @@ def data_description(args: argparse.Namespace) -> str:
 def reproduce_command(args: argparse.Namespace) -> str:
     defaults = vars(parse_args(["--distractors", str(args.distractors)]))
     words = ["python -m scripts.attributes_benchmark"]
-    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "distractors", "attributes", "data_flags", "workdir",
+    if args.distractors:   # never a default's difference: it picks the other defaults
+        words.append(f"--distractors {args.distractors}")
+    for name in ("steps", "fractions", "seeds", "models", "size", "dataroot", "attributes", "data_flags", "workdir",
                  "num_test", "nets", "classifier_steps"):
         value = getattr(args, name)
         if value != defaults[name]:

@@ -91,6 +91,6 @@ def test_benchmark_on_distractor_shapes_reports_them_and_refuses_a_mismatch(tmp_
     report = out.read_text()
     assert "one labelled object and up to 1 unlabelled distractors per image" in report
     assert f"make_shapes_dataset --attributes --out {data} --size 32 --distractors 1" in report
-    assert "--distractors 1" in report.split("## Commands")[1]                      # the reproduce command
+    assert "python -m scripts.attributes_benchmark --distractors 1 --steps 2" in report   # the reproduce command
     with pytest.raises(SystemExit, match="1 distractors, not --distractors 0"):
         attributes_benchmark.main(argv)
