@@ -39,6 +39,8 @@ from util.attribute_classifier import AttributeClassifierSettings
 from util.image_files import list_image_files
 
 DATAROOT = "./datasets/shapes_attributes_64"
+WORKDIR = "./checkpoints/attributes_benchmark"
+REPORT = "attributes_benchmark.md"   # in docs/
 DISTRACTORS_DATAROOT = "./datasets/shapes_attributes_distractors_64"  # the defaults with --distractors
 DISTRACTORS_WORKDIR = "./checkpoints/attributes_benchmark_distractors"
 DISTRACTORS_REPORT = "attributes_benchmark_distractors.md"
@@ -210,8 +212,9 @@ def builtin_distractors(args: argparse.Namespace) -> int:
 
 def check_distractors(args: argparse.Namespace) -> None:
     """Refuse built-in shapes in --dataroot made with another --distractors than asked for."""
-    if builtin_data(args) and builtin_distractors(args) != args.distractors:
-        raise SystemExit(f"{args.dataroot} holds attribute shapes with {builtin_distractors(args)} distractors, "
+    found = builtin_distractors(args) if builtin_data(args) else args.distractors
+    if found != args.distractors:
+        raise SystemExit(f"{args.dataroot} holds attribute shapes with {found} distractors, "
                          f"not --distractors {args.distractors}; give that number or another --dataroot")
 
 
@@ -265,13 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_flags", default="",
                         help="more train.py flags for every row, e.g. \"--preprocess resize_and_crop --load_size 72\"")
     parser.add_argument("--workdir", default=None,
-                        help=f"default ./checkpoints/attributes_benchmark, with --distractors {DISTRACTORS_WORKDIR}")
+                        help=f"default {WORKDIR}, with --distractors {DISTRACTORS_WORKDIR}")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
     parser.add_argument("--classifier_steps", type=int, default=AttributeClassifierSettings.steps,
                         help="training steps of evaluate.py's attribute classifier (cached per dataset)")
     parser.add_argument("--out", default=None,
-                        help=f"the report (default docs/attributes_benchmark.md, with --distractors "
+                        help=f"the report (default docs/{REPORT}, with --distractors "
                              f"docs/{DISTRACTORS_REPORT})")
     parser.add_argument("--reuse", action="store_true", help="take rows already trained (and scored) in --workdir")
     parser.add_argument("--train_only", action="store_true", help="train and translate; score later with --reuse")
@@ -285,9 +288,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.dataroot is None:
         args.dataroot = DISTRACTORS_DATAROOT if with_distractors else DATAROOT
     if args.workdir is None:
-        args.workdir = DISTRACTORS_WORKDIR if with_distractors else "./checkpoints/attributes_benchmark"
+        args.workdir = DISTRACTORS_WORKDIR if with_distractors else WORKDIR
     if args.out is None:
-        args.out = str(ROOT / "docs" / (DISTRACTORS_REPORT if with_distractors else "attributes_benchmark.md"))
+        args.out = str(ROOT / "docs" / (DISTRACTORS_REPORT if with_distractors else REPORT))
     return args
 
 
