@@ -233,6 +233,12 @@ def coverage(obj: ShapeObject, size: int) -> np.ndarray:
     return full
 
 
+def paint(image: np.ndarray, cover: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``image`` with ``fill`` (an RGB colour or image, 0..1) laid over it where ``cover`` (0..1 per pixel) says."""
+    alpha = cover[..., None]
+    return image * (1 - alpha) + fill * alpha
+
+
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Grow a boolean mask by `radius` pixels (square neighbourhood)."""
     grown = mask.copy()
@@ -344,8 +350,7 @@ def render_scene(options: DatasetOptions, phase: str, domain: str,
         mask = cover >= 0.5
         colour = pick_colour(rng, image[mask].mean(axis=0))
         fill, texture = object_fill(rng, obj, colour, size)
-        alpha = cover[..., None]
-        image = image * (1 - alpha) + fill * alpha
+        image = paint(image, cover, fill)
         layers.append(Layer(obj, cover, fill, colour, texture))
     return background, image, layers
 
@@ -364,8 +369,7 @@ def render_target(background: np.ndarray, layers: list[Layer],
     swapped = [swap_kind(layer.obj) for layer in layers]
     covers = [coverage(obj, size) for obj in swapped]
     for layer, cover in zip(layers, covers):
-        alpha = cover[..., None]
-        image = image * (1 - alpha) + layer.fill * alpha
+        image = paint(image, cover, layer.fill)
     whole = [cover >= 0.5 for cover in covers]
     masks, described = [], []
     for k, (layer, obj) in enumerate(zip(layers, swapped)):
@@ -412,7 +416,7 @@ def in_domain_references(out: Path, domain: str) -> dict[str, float] | None:
             swapped = swap_kind(layer.obj)
             obj = ShapeObject(swapped.kind, swapped.center, swapped.size, in_domain_angle(swapped.kind, swapped.angle))
             cover = coverage(obj, options.size)
-            drawn = drawn * (1 - cover[..., None]) + layer.fill * cover[..., None]
+            drawn = paint(drawn, cover, layer.fill)
             targets.append(metrics.read_mask(out / described["mask"]))
             ious.append(metrics.mask_iou(cover >= 0.5, targets[-1]))
         inputs = [metrics.read_mask(out / described["mask"]) for described in record["objects"]]

@@ -52,6 +52,7 @@ from datasets.make_shapes_dataset import (
     half_extents,
     image_name,
     object_fill,
+    paint,
     readme_tail,
     write_dataset,
 )
@@ -196,10 +197,10 @@ def render_attribute_image(options: AttributeOptions, phase: str, index: int) ->
             other_palette, other_colour = distractor_colour(rng)
             other_fill, other_texture = object_fill(rng, other, other_colour, options.size)
             other_cover = coverage(other, options.size)
-            image = image * (1 - other_cover[..., None]) + other_fill * other_cover[..., None]
+            image = paint(image, other_cover, other_fill)
             record["distractors"].append({**describe_object(other, other_cover >= 0.5, other_colour, other_texture),
                                           "palette": other_palette})
-    image = image * (1 - cover[..., None]) + fill * cover[..., None]
+    image = paint(image, cover, fill)
     record["object"] = {**describe_object(obj, cover >= 0.5, colour, texture), "palette": palette,
                         "size_class": "large" if labels["large"] else "small"}
     return np.round(image * 255).astype(np.uint8), record

@@ -47,6 +47,7 @@ from datasets.make_shapes_dataset import (
     half_extents,
     image_name,
     object_fill,
+    paint,
     sample_geometry,
     validate_options,
     write_dataset,
@@ -194,7 +195,7 @@ def render_paired_scene(options: PairedOptions, phase: str,
     for number, (obj, cover) in enumerate(place_paired_objects(rng, kinds, touching, base), start=1):
         palette, colour = pick_palette_colour(rng, obj.kind)
         fill, texture = object_fill(rng, obj, colour, size)
-        image = image * (1 - cover[..., None]) + fill * cover[..., None]
+        image = paint(image, cover, fill)
         mask = cover >= 0.5
         label[mask] = LABEL_IDS[obj.kind]
         inst[mask] = number

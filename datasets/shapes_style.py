@@ -49,6 +49,7 @@ from datasets.make_shapes_dataset import (
     image_rng,
     instance_histogram,
     is_complete,
+    paint,
     readme_tail,
     save_scene,
     summarise,
@@ -196,8 +197,7 @@ def render(scene: Scene, style: str, noise_rng: np.random.Generator | None = Non
     if style == "night":
         image = add_noise(noise_rng, night_background(image))
     for item in scene.objects:
-        alpha = item.cover[..., None]
-        image = image * (1 - alpha) + object_colour(item, style) * alpha
+        image = paint(image, item.cover, object_colour(item, style))
     return np.round(image * 255).astype(np.uint8)
 
 
