@@ -43,15 +43,15 @@ NETS = "--ngf 32 --ndf 32 --n_blocks_G 3"
 TRAIN = "--batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 --print_freq 400"
 INSTAGAN = "--ins_max 4 --ins_per 2"
 ONE_STEP = "--ins_max 4 --ins_per 4"   # InstaGAN translating all instance slots at once
-OPGAN = "--lambda_ss 1 --ss_grid 2"
+OPGAN_GRID = "--ss_grid 2"   # 3 does not divide 64 px (docs/op_gan.md)
 FINE_S = "--ss_layers 1"   # S's maps at half the patch's resolution (16x16 for a 32-pixel patch), not an eighth
 CONTRASTIVE_FINE = f"--ss_registration contrastive {FINE_S}"   # kept S's loss alive on the skewed pair (op_gan.md)
 FULL_S = "--ss_stride 1"   # S's maps at the patch's full resolution (32x32 for a 32-pixel patch)
 
 
-def opgan_row(flags: str = "") -> tuple[str, str, str]:
-    """An OP-GAN row: CycleGAN's flags, the default S (OPGAN), then ``flags``."""
-    return ("op_gan", "instance", f"--lambda_idt 1 {OPGAN} {flags}".rstrip())
+def opgan_row(flags: str = "", lambda_ss: float = 1) -> tuple[str, str, str]:
+    """An OP-GAN row: CycleGAN's flags, L_s weighted ``lambda_ss`` on the default S's grid, then ``flags``."""
+    return ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss {lambda_ss:g} {OPGAN_GRID} {flags}".rstrip())
 
 
 ROWS = {  # row -> (model, norm, extra training flags)
@@ -95,13 +95,12 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_registration": opgan_row("--ss_tasks registration"),
     "opgan_classification": opgan_row("--ss_tasks classification"),
     "opgan_contrastive": opgan_row("--ss_registration contrastive"),
-    "opgan_contrastive_ss10": ("op_gan", "instance",
-                               "--lambda_idt 1 --lambda_ss 10 --ss_grid 2 --ss_registration contrastive"),
+    "opgan_contrastive_ss10": opgan_row("--ss_registration contrastive", lambda_ss=10),
     "opgan_contrastive_fine": opgan_row(CONTRASTIVE_FINE),
     "opgan_fine": opgan_row(FINE_S),
     "opgan_contrastive_fine_registration": opgan_row(f"{CONTRASTIVE_FINE} --ss_tasks registration"),
     "opgan_fine_classification": opgan_row(f"{FINE_S} --ss_tasks classification"),
-    "opgan_contrastive_fine_ss3": ("op_gan", "instance", f"--lambda_idt 1 --lambda_ss 3 --ss_grid 2 {CONTRASTIVE_FINE}"),
+    "opgan_contrastive_fine_ss3": opgan_row(CONTRASTIVE_FINE, lambda_ss=3),
     "opgan_contrastive_full": opgan_row(f"--ss_registration contrastive {FULL_S}"),
     "opgan_nce_fine": opgan_row(f"--ss_registration nce {FINE_S}"),
 }
