@@ -41,9 +41,12 @@ from util.image_files import list_image_files
 DATAROOT = "./datasets/shapes_attributes_64"
 WORKDIR = "./checkpoints/attributes_benchmark"
 REPORT = "attributes_benchmark.md"   # in docs/
-DISTRACTORS_DATAROOT = "./datasets/shapes_attributes_distractors_64"  # the defaults with --distractors
-DISTRACTORS_WORKDIR = "./checkpoints/attributes_benchmark_distractors"
-DISTRACTORS_REPORT = "attributes_benchmark_distractors.md"
+# The defaults with --distractors N: {} is empty for the documented count and N for any other, so that no
+# count overwrites another's data, runs or report.
+DISTRACTORS_DATAROOT = "./datasets/shapes_attributes_distractors{}_64"
+DISTRACTORS_WORKDIR = "./checkpoints/attributes_benchmark_distractors{}"
+DISTRACTORS_REPORT = "attributes_benchmark_distractors{}.md"
+DOCUMENTED_DISTRACTORS = 2
 ATTRIBUTES = "rectangle,red,large"   # the built-in shapes' columns
 MODELS = {"stargan": "StarGAN", "match_gan": "MatchGAN"}
 MAIN_FRACTION = 0.1
@@ -173,8 +176,7 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
          f"translations. attribute accuracy = share of all attributes (flipped and kept) read as the target "
          f"says; flipped attribute right = the flipped one read as its new value; kept attributes right = the "
          f"others still read as before; whole vector right = every attribute right at once; L1 to the input = mean "
-         f"absolute change (0..1). Rows at {MAIN_FRACTION:.0%} labels: mean ± spread (half the range) over seeds "
-         f"{' and '.join(map(str, args.seeds))}; other rows one seed. The seed also draws which images keep "
+         f"absolute change (0..1). {seeds_sentence(args.seeds)} The seed also draws which images keep "
          f"their labels. The reference rows score the input itself as the translation and the classifier on "
          f"the real test images against their true labels."),
         "",
@@ -198,6 +200,13 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     out.write_text("\n".join(lines) + "\n" + kept_notes(out))
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1, default=str))
     print(f"wrote {out}")
+
+
+def seeds_sentence(seeds: list[int]) -> str:
+    if len(seeds) == 1:
+        return f"Every row has one seed ({seeds[0]})."
+    return (f"Rows at {MAIN_FRACTION:.0%} labels: mean ± spread (half the range) over seeds "
+            f"{' and '.join(map(str, seeds))}; other rows one seed.")
 
 
 def data_command(args: argparse.Namespace) -> str:
@@ -260,7 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--dataroot", default=None,
                         help="an attribute dataset (data/attributes_dataset.py); the built-in shapes are made here "
-                             f"when missing (default {DATAROOT}, with --distractors {DISTRACTORS_DATAROOT})")
+                             f"when missing (default {DATAROOT}, with --distractors 2 "
+                             f"{DISTRACTORS_DATAROOT.format('')}, with N other than 2 "
+                             f"{DISTRACTORS_DATAROOT.format('N')})")
     parser.add_argument("--distractors", type=int, default=0,
                         help="built-in shapes only: unlabelled objects per image beside the labelled one "
                              "(datasets/shapes_attributes.py); changes the default --dataroot, --workdir and --out")
@@ -268,14 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_flags", default="",
                         help="more train.py flags for every row, e.g. \"--preprocess resize_and_crop --load_size 72\"")
     parser.add_argument("--workdir", default=None,
-                        help=f"default {WORKDIR}, with --distractors {DISTRACTORS_WORKDIR}")
+                        help=f"default {WORKDIR}, with --distractors 2 {DISTRACTORS_WORKDIR.format('')}, "
+                             f"with N other than 2 {DISTRACTORS_WORKDIR.format('N')}")
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
     parser.add_argument("--classifier_steps", type=int, default=AttributeClassifierSettings.steps,
                         help="training steps of evaluate.py's attribute classifier (cached per dataset)")
     parser.add_argument("--out", default=None,
-                        help=f"the report (default docs/{REPORT}, with --distractors "
-                             f"docs/{DISTRACTORS_REPORT})")
+                        help=f"the report (default docs/{REPORT}, with --distractors 2 "
+                             f"docs/{DISTRACTORS_REPORT.format('')}, with N other than 2 "
+                             f"docs/{DISTRACTORS_REPORT.format('N')})")
     parser.add_argument("--reuse", action="store_true", help="take rows already trained (and scored) in --workdir")
     parser.add_argument("--train_only", action="store_true", help="train and translate; score later with --reuse")
     return parser
@@ -284,14 +297,19 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The options, with the defaults of the plain or the distractor shapes filled in."""
     args = build_parser().parse_args(argv)
-    with_distractors = args.distractors > 0
-    if args.dataroot is None:
-        args.dataroot = DISTRACTORS_DATAROOT if with_distractors else DATAROOT
-    if args.workdir is None:
-        args.workdir = DISTRACTORS_WORKDIR if with_distractors else WORKDIR
-    if args.out is None:
-        args.out = str(ROOT / "docs" / (DISTRACTORS_REPORT if with_distractors else REPORT))
+    dataroot, workdir, report = default_paths(args.distractors)
+    args.dataroot = args.dataroot or dataroot
+    args.workdir = args.workdir or workdir
+    args.out = args.out or str(ROOT / "docs" / report)
     return args
+
+
+def default_paths(distractors: int) -> tuple[str, str, str]:
+    """(--dataroot, --workdir, report in docs/) by default for the plain shapes (0) or ``distractors``."""
+    if not distractors:
+        return DATAROOT, WORKDIR, REPORT
+    count = "" if distractors == DOCUMENTED_DISTRACTORS else str(distractors)
+    return DISTRACTORS_DATAROOT.format(count), DISTRACTORS_WORKDIR.format(count), DISTRACTORS_REPORT.format(count)
 
 
 def main(argv: list[str] | None = None) -> int:

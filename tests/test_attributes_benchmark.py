@@ -29,6 +29,7 @@ def test_benchmark_trains_then_scores_and_writes_the_report(tmp_path):
     assert [(row[1].strip(), row[2].strip(), row[3].strip()) for row in rows] == [
         ("StarGAN", "10%", "0 1"), ("MatchGAN", "10%", "0 1"), ("StarGAN", "100%", "0"), ("MatchGAN", "100%", "0")]
     assert "±" in rows[0][5] and "±" not in rows[2][5]         # mean ± spread where two seeds ran
+    assert "over seeds 0 and 1; other rows one seed" in report
     assert "reference: the input unchanged" in report and "reference: the real test images" in report
     assert "--labelled_fraction 0.1" in report and "--fractions 0.1 1.0" in report
     saved = json.loads(out.with_suffix(".json").read_text())
@@ -78,9 +79,14 @@ def test_benchmark_without_data_for_other_attributes_says_what_the_folder_needs(
 
 def test_benchmark_on_distractor_shapes_reports_them_and_refuses_a_mismatch(tmp_path):
     defaults = attributes_benchmark.parse_args(["--distractors", "2"])
-    assert (defaults.dataroot, defaults.workdir) == (attributes_benchmark.DISTRACTORS_DATAROOT,
-                                                     attributes_benchmark.DISTRACTORS_WORKDIR)
+    assert (defaults.dataroot, defaults.workdir) == ("./datasets/shapes_attributes_distractors_64",
+                                                     "./checkpoints/attributes_benchmark_distractors")
     assert defaults.out.endswith("docs/attributes_benchmark_distractors.md")   # never the plain set's report
+    other = attributes_benchmark.parse_args(["--distractors", "4"])   # nor the two-distractor set's
+    assert (other.dataroot, other.workdir) == ("./datasets/shapes_attributes_distractors4_64",
+                                               "./checkpoints/attributes_benchmark_distractors4")
+    assert other.out.endswith("docs/attributes_benchmark_distractors4.md")
+    assert attributes_benchmark.parse_args([]).out.endswith("docs/attributes_benchmark.md")
     data, out = tmp_path / "distractors", tmp_path / "distractors.md"
     assert make_shapes(f"--attributes --out {data} --size 32 --n_train 16 --n_test 2 --distractors 1".split()) == 0
     argv = ["--steps", "2", "--size", "32", "--dataroot", str(data), "--workdir", str(tmp_path / "work"),
@@ -90,6 +96,7 @@ def test_benchmark_on_distractor_shapes_reports_them_and_refuses_a_mismatch(tmp_
     assert json.loads((data / "shapes_meta.json").read_text())["options"]["distractors"] == 1
     report = out.read_text()
     assert "one labelled object and up to 1 unlabelled distractors per image" in report
+    assert "Every row has one seed (0)." in report and "spread" not in report
     assert f"make_shapes_dataset --attributes --out {data} --size 32 --distractors 1" in report
     assert "python -m scripts.attributes_benchmark --distractors 1 --steps 2" in report   # the reproduce command
     with pytest.raises(SystemExit, match="1 distractors, not --distractors 0"):
