@@ -38,14 +38,12 @@ from scripts.shapes_benchmark import ROOT, command_lines, fmt, git_commit, kept_
 from util.attribute_classifier import AttributeClassifierSettings
 from util.image_files import list_image_files
 
-DATAROOT = "./datasets/shapes_attributes_64"
-WORKDIR = "./checkpoints/attributes_benchmark"
-REPORT = "attributes_benchmark.md"   # in docs/
-# The defaults with --distractors N: {} is empty for the documented count and N for any other, so that no
-# count overwrites another's data, runs or report.
-DISTRACTORS_DATAROOT = "./datasets/shapes_attributes_distractors{}_64"
-DISTRACTORS_WORKDIR = "./checkpoints/attributes_benchmark_distractors{}"
-DISTRACTORS_REPORT = "attributes_benchmark_distractors{}.md"
+# The default --dataroot, --workdir and report (in docs/): for the plain shapes, and for --distractors N, where
+# {} is empty for the documented count and N for any other, so that no count overwrites another's data, runs
+# or report.
+PLAIN_PATHS = ("./datasets/shapes_attributes_64", "./checkpoints/attributes_benchmark", "attributes_benchmark.md")
+DISTRACTORS_PATHS = ("./datasets/shapes_attributes_distractors{}_64", "./checkpoints/attributes_benchmark_distractors{}",
+                     "attributes_benchmark_distractors{}.md")
 DOCUMENTED_DISTRACTORS = 2
 ATTRIBUTES = "rectangle,red,large"   # the built-in shapes' columns
 MODELS = {"stargan": "StarGAN", "match_gan": "MatchGAN"}
@@ -269,9 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--dataroot", default=None,
                         help="an attribute dataset (data/attributes_dataset.py); the built-in shapes are made here "
-                             f"when missing (default {DATAROOT}, with --distractors 2 "
-                             f"{DISTRACTORS_DATAROOT.format('')}, with N other than 2 "
-                             f"{DISTRACTORS_DATAROOT.format('N')})")
+                             f"when missing ({defaults_help(0)})")
     parser.add_argument("--distractors", type=int, default=0,
                         help="built-in shapes only: unlabelled objects per image beside the labelled one "
                              "(datasets/shapes_attributes.py); changes the default --dataroot, --workdir and --out")
@@ -279,16 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data_flags", default="",
                         help="more train.py flags for every row, e.g. \"--preprocess resize_and_crop --load_size 72\"")
     parser.add_argument("--workdir", default=None,
-                        help=f"default {WORKDIR}, with --distractors 2 {DISTRACTORS_WORKDIR.format('')}, "
-                             f"with N other than 2 {DISTRACTORS_WORKDIR.format('N')}")
+                        help=defaults_help(1))
     parser.add_argument("--num_test", type=int, default=200)
     parser.add_argument("--nets", default=NETS, help="network size flags given to every row")
     parser.add_argument("--classifier_steps", type=int, default=AttributeClassifierSettings.steps,
                         help="training steps of evaluate.py's attribute classifier (cached per dataset)")
     parser.add_argument("--out", default=None,
-                        help=f"the report (default docs/{REPORT}, with --distractors 2 "
-                             f"docs/{DISTRACTORS_REPORT.format('')}, with N other than 2 "
-                             f"docs/{DISTRACTORS_REPORT.format('N')})")
+                        help=f"the report ({defaults_help(2, 'docs/')})")
     parser.add_argument("--reuse", action="store_true", help="take rows already trained (and scored) in --workdir")
     parser.add_argument("--train_only", action="store_true", help="train and translate; score later with --reuse")
     return parser
@@ -307,9 +300,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def default_paths(distractors: int) -> tuple[str, str, str]:
     """(--dataroot, --workdir, report in docs/) by default for the plain shapes (0) or ``distractors``."""
     if not distractors:
-        return DATAROOT, WORKDIR, REPORT
+        return PLAIN_PATHS
     count = "" if distractors == DOCUMENTED_DISTRACTORS else str(distractors)
-    return DISTRACTORS_DATAROOT.format(count), DISTRACTORS_WORKDIR.format(count), DISTRACTORS_REPORT.format(count)
+    dataroot, workdir, report = (template.format(count) for template in DISTRACTORS_PATHS)
+    return dataroot, workdir, report
+
+
+def defaults_help(which: int, prefix: str = "") -> str:
+    """The help's words on the defaults of one of PLAIN_PATHS' entries (``which``), each after ``prefix``."""
+    documented = DISTRACTORS_PATHS[which].format("")
+    other = DISTRACTORS_PATHS[which].format("N")
+    return (f"default {prefix}{PLAIN_PATHS[which]}, with --distractors {DOCUMENTED_DISTRACTORS} {prefix}{documented}, "
+            f"with N other than {DOCUMENTED_DISTRACTORS} {prefix}{other}")
 
 
 def main(argv: list[str] | None = None) -> int:
