@@ -262,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.02, 1.0],
                         help="shares of labelled training images, one row per model each")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
-                        help=f"seeds of the {MAIN_FRACTION:.0%} rows; the others use the first")
+                        help=f"seeds of the {MAIN_FRACTION:.0%}% rows; the others use the first")   # %% for argparse
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--dataroot", default=None,

@@ -77,6 +77,14 @@ def test_benchmark_without_data_for_other_attributes_says_what_the_folder_needs(
         attributes_benchmark.main(["--dataroot", str(tmp_path / "none"), "--attributes", "Male"])
 
 
+def test_benchmark_help_names_the_seeded_rows_and_every_default():
+    words = " ".join(attributes_benchmark.build_parser().format_help().split())
+    assert "--seeds SEEDS [SEEDS ...] seeds of the 10% rows; the others use the first --models" in words
+    assert ("the report (default docs/attributes_benchmark.md, with --distractors 2 "
+            "docs/attributes_benchmark_distractors.md, with N other than 2 "
+            "docs/attributes_benchmark_distractorsN.md)") in words
+
+
 def test_benchmark_on_distractor_shapes_reports_them_and_refuses_a_mismatch(tmp_path):
     defaults = attributes_benchmark.parse_args(["--distractors", "2"])
     assert (defaults.dataroot, defaults.workdir) == ("./datasets/shapes_attributes_distractors_64",
