@@ -19,8 +19,9 @@ both ``<stem>_<visual>_<k>.png`` after the mask file ``<stem>_<k>.png``). ``--ma
 total IoU instead.
 
 Ground truth (``<dataroot>/<phase><source>_target/<stem>.png`` and ``..._target_seg/<stem>_<k>.png``, target mask
-k being input object k translated; the shapes data has it): target PSNR and SSIM of the whole image, PSNR inside
-the target masks, the objects' colour error, the translated masks' IoU with the target masks, and the background
+k being input object k translated; the shapes data has it): target PSNR and SSIM of the whole image, the target
+PSNR the output would score with perfect objects (``true_objects_target_psnr``: the target's pixels within one
+pixel of its masks pasted in, the most that keeping objects could add), PSNR inside the target masks, the objects' colour error, the translated masks' IoU with the target masks, and the background
 PSNR against the input on the pixels outside the input and target masks, each beside a reference: the input
 left unchanged, and backgrounds painted in one flat colour. The shape change score is the share of the pixels
 inside exactly one of an object's input and target masks (rims it loses, corners it gains) that the output shows
@@ -295,7 +296,8 @@ class GroundTruth:
         self.identity_mask_ious += [metrics.mask_iou(masks[k], kept_inputs[k]) for k in kept_inputs if k in masks]
 
     def scores(self, with_masks: bool) -> dict[str, float | None]:
-        identity = {f"identity_{key}": value for key, value in self.identity.scores().items()}
+        identity = {f"identity_{key}": value for key, value in self.identity.scores().items()
+                    if key != "true_objects_target_psnr"}   # the target's objects in the input: no reference
         floors = metrics.flat_background_floors(self.inputs, self.regions)
         kinds = self.kinds.scores() if self.kinds is not None else {}
         return {**self.model.scores(), **kinds, "target_background_psnr": self.background.psnr,
@@ -318,7 +320,7 @@ def as_true_objects(kept: dict[int, np.ndarray], outputs: dict[int, np.ndarray],
             {renumber[k]: mask for k, mask in outputs.items() if k in renumber})
 
 
-TARGET_KEYS = ("target_psnr", "target_ssim", "object_psnr", "object_colour_error", "shape_change_score",
+TARGET_KEYS = ("target_psnr", "true_objects_target_psnr", "target_ssim", "object_psnr", "object_colour_error", "shape_change_score",
                "object_kind_score", "object_position_iou", "identity_object_kind_score",
                "identity_object_position_iou", "object_kind_classifier_val_accuracy",
                "target_background_psnr",
@@ -863,6 +865,7 @@ TABLE_ROWS = (
     ("num_input_instances", "input instances translated", "{:d}"),
     ("target_psnr", "target PSNR dB, full image vs ground truth", "{:.2f}"),
     ("identity_target_psnr", "  reference: the input unchanged", "{:.2f}"),
+    ("true_objects_target_psnr", "  reference: this output with the target's objects pasted in", "{:.2f}"),
     ("target_ssim", "target SSIM", "{:.3f}"),
     ("identity_target_ssim", "  reference: the input unchanged", "{:.3f}"),
     ("object_psnr", "object PSNR dB, inside the target masks", "{:.2f}"),

@@ -371,6 +371,9 @@ def test_evaluate_scores_outputs_against_ground_truth_with_references(tmp_path, 
     assert result["target_psnr"] == pytest.approx(psnr_db((64 * 0.04 + 136 * wrong**2) / pixels), abs=1e-4)
     assert result["identity_target_psnr"] == pytest.approx(psnr_db(200 * wrong**2 / pixels), abs=1e-4)
     assert result["identity_target_ssim"] < result["target_ssim"] < 1.0
+    # with the target's objects pasted in, only img0's 64 background pixels (far from every object) stay wrong
+    assert result["true_objects_target_psnr"] == pytest.approx(psnr_db(64 * 0.04 / pixels), abs=1e-4)
+    assert "identity_true_objects_target_psnr" not in result
     # inside the 200 target-object pixels, 136 are wrong; per object: exact, wrong, wrong
     assert result["object_psnr"] == pytest.approx(psnr_db(136 * wrong**2 / 200))
     assert result["object_colour_error"] == pytest.approx(2 * wrong / 3)
@@ -417,6 +420,23 @@ def test_shape_change_score_is_zero_for_the_input_one_for_the_target_and_ignores
     half[bar_mask & ~square_mask] = (200, 0, 0)          # the bar's new pixels drawn, the square's rims kept
     assert metrics.shape_change_counts(half, sources, targets) == (32, 64)
     assert metrics.shape_change_counts(flat_image(), sources, targets) == (0, 64)   # object erased
+
+
+def test_true_objects_psnr_forgives_the_objects_and_their_one_pixel_rims_only():
+    """An output wrong on an object, on the ring of pixels just around it (the drawn edge) and on one pixel two
+    away: with perfect objects only that last pixel would stay wrong."""
+    target, object_mask = flat_image(), square(10, 10, 8)
+    target[object_mask] = 255
+    ring = square(9, 9, 10) & ~object_mask
+    output = target.copy()
+    output[object_mask], output[ring] = GREY, 0
+    output[7, 7] = 0                                       # two pixels diagonally off the object's corner
+    comparison = metrics.TargetComparison()
+    comparison.add_image(output, target, {0: object_mask}, {0: object_mask})
+    scores = comparison.scores()
+    assert scores["true_objects_target_psnr"] == pytest.approx(psnr_db((GREY / 255) ** 2 / (SIZE * SIZE)))
+    assert scores["target_psnr"] < scores["true_objects_target_psnr"]
+    assert metrics.off_objects_with_rims([object_mask], (SIZE, SIZE), rim=0).sum() == SIZE * SIZE - 64
 
 
 def test_flat_background_floors_of_known_colours():

@@ -25,6 +25,8 @@ from .masks import read_mask as decode_mask
 INCEPTION_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
+TRUE_OBJECT_RIM = 1   # pixels around each target mask that a perfect object would also get right (its drawn edge)
+
 
 class InceptionWeightsMissing(FileNotFoundError):
     """FID/KID cannot run: the Inception weights are not on this machine (the message says how to get them)."""
@@ -274,12 +276,16 @@ class TargetComparison:
 
     Full image: PSNR of the pooled squared error and mean SSIM (torchmetrics, data range 1). Objects: PSNR over
     the pixels inside the target masks, per object the mean colour error inside its target mask, and the shape
-    change score (``shape_change_counts``, pooled over the images).
+    change score (``shape_change_counts``, pooled over the images). A reference: the full-image PSNR the output
+    would score with perfect objects, i.e. with the target's pixels within ``TRUE_OBJECT_RIM`` pixels of every
+    target mask pasted in (``true_objects_target_psnr``); no model that changes only its objects can score more.
     """
 
     outputs: list[np.ndarray] = field(default_factory=list)
     targets: list[np.ndarray] = field(default_factory=list)
     objects: RegionError = field(default_factory=RegionError)
+    off_true_objects: RegionError = field(default_factory=RegionError)
+    values: int = 0   # pixel-channel values of all outputs
     colour_errors: list[float] = field(default_factory=list)
     changed_right: int = 0
     to_change: int = 0
@@ -293,6 +299,8 @@ class TargetComparison:
         self.targets.append(target)
         masks = list(target_masks.values())
         self.objects += region_error(target, output, ~background_mask(masks, target.shape[:2]))
+        self.off_true_objects += region_error(target, output, off_objects_with_rims(masks, target.shape[:2]))
+        self.values += output.size
         self.colour_errors += [mean_colour_error(target, output, mask) for mask in masks if mask.any()]
         right, total = shape_change_counts(output, source_masks, target_masks)
         self.changed_right += right
@@ -303,7 +311,7 @@ class TargetComparison:
         (NaN without images)."""
         if not self.outputs:
             return dict.fromkeys(("target_psnr", "target_ssim", "object_psnr", "object_colour_error",
-                                  "shape_change_score"), math.nan)
+                                  "shape_change_score", "true_objects_target_psnr"), math.nan)
         from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
         outputs, targets = _as_float_batch(self.outputs), _as_float_batch(self.targets)
@@ -311,7 +319,19 @@ class TargetComparison:
                 "target_ssim": float(structural_similarity_index_measure(outputs, targets, data_range=1.0)),
                 "object_psnr": self.objects.psnr,
                 "object_colour_error": float(np.mean(self.colour_errors)) if self.colour_errors else math.nan,
-                "shape_change_score": self.changed_right / self.to_change if self.to_change else math.nan}
+                "shape_change_score": self.changed_right / self.to_change if self.to_change else math.nan,
+                "true_objects_target_psnr": psnr_from_mse(self.off_true_objects.squared_sum / self.values)}
+
+
+def off_objects_with_rims(masks: list[np.ndarray], shape: tuple[int, int], rim: int = TRUE_OBJECT_RIM) -> np.ndarray:
+    """True on the pixels farther than ``rim`` pixels (8-neighbourhood) from every mask: the anti-aliased edge of a
+    drawn object lies just outside its binary mask."""
+    from scipy.ndimage import binary_dilation
+
+    objects = ~background_mask(masks, shape)
+    if rim and objects.any():
+        objects = binary_dilation(objects, structure=np.ones((3, 3), bool), iterations=rim)
+    return ~objects
 
 
 def flat_background_floors(inputs: list[np.ndarray], regions: list[np.ndarray]) -> dict[str, float]:
