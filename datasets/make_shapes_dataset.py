@@ -784,6 +784,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="--style only: the chance that a training object is an ellipse in A and a "
                              "rectangle in B (default 0.5, no skew; the test split is always even), so that "
                              "translations which swap kinds show up")
+    parser.add_argument("--night_hue_shift", type=float, default=None,
+                        help="--style only: degrees by which a night object's hue is turned from its day hue "
+                             "(default 60; 0: only darkened, a colour rule unpaired images show plainly)")
     parser.add_argument("--distractors", type=int, default=None,
                         help="--attributes only: up to this many unlabelled green or grey objects in every image beside the "
                              "labelled red or blue one (default 0), so that the labels must say which object they "
@@ -800,15 +803,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def variant_arguments(args: argparse.Namespace) -> dict:
     """The variant's own keyword arguments: --min_objects and --max_objects for the generators that place several
-    objects (--attributes places one labelled object), --kind_skew for --style only, --distractors for
-    --attributes only."""
-    if args.kind_skew is not None and not args.style:
-        raise ValueError("--kind_skew applies to --style only; leave it out or add --style")
+    objects (--attributes places one labelled object), --kind_skew and --night_hue_shift for --style only,
+    --distractors for --attributes only."""
+    for name in ("kind_skew", "night_hue_shift"):
+        if getattr(args, name) is not None and not args.style:
+            raise ValueError(f"--{name} applies to --style only; leave it out or add --style")
     if args.distractors is not None and not args.attributes:
         raise ValueError("--distractors applies to --attributes only; leave it out or add --attributes")
-    skew = {"kind_skew": args.kind_skew} if args.kind_skew is not None else {}
+    style = {name: getattr(args, name) for name in ("kind_skew", "night_hue_shift") if getattr(args, name) is not None}
     if not args.attributes:
-        return {"min_objects": args.min_objects, "max_objects": args.max_objects, **skew}
+        return {"min_objects": args.min_objects, "max_objects": args.max_objects, **style}
     defaults = DatasetOptions()
     if (args.min_objects, args.max_objects) != (defaults.min_objects, defaults.max_objects):
         raise ValueError("--attributes draws one labelled object per image; leave out --min_objects and "

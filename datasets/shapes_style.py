@@ -10,7 +10,7 @@ Each object is an ellipse or a rectangle at random (both kinds in both domains),
 and object count of the unpaired generator; objects never overlap or touch. Every scene is drawn as a day
 scene first, so both domains share one distribution, and a night image is its day scene mapped by
 
-    object colour:  night = NIGHT_VALUE_SCALE * (day with its hue turned by NIGHT_HUE_SHIFT_DEG)
+    object colour:  night = NIGHT_VALUE_SCALE * (day with its hue turned by --night_hue_shift, 60 degrees)
     background:     night = day background * NIGHT_BACKGROUND_TINT (per channel) + N(0, NIGHT_NOISE_STD)
 
 (objects stay flat; the noise lies on the background only). The folders are the unpaired dataset's, so
@@ -28,6 +28,7 @@ import colorsys
 import math
 import multiprocessing
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from datasets.make_shapes_dataset import (
     instance_histogram,
     is_complete,
     paint,
+    read_meta,
     readme_tail,
     save_scene,
     summarise,
@@ -73,8 +75,7 @@ NIGHT_MIN_CONTRAST = 0.25  # RGB distance between a night object and the night b
 COLOUR_TRIES = 30
 FLAT = "flat"  # the texture name recorded for every object
 BALANCED = 0.5  # --kind_skew's default: either kind at even odds in both domains
-COLOUR_RULE = (f"night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by +{NIGHT_HUE_SHIFT_DEG:g} "
-               f"degrees); day = the inverse (hue turned back, divided by {NIGHT_VALUE_SCALE:g})")
+HUE_EXAMPLE = ", e.g. red becomes a dark yellow, green a dark cyan, blue a dark magenta"   # at the default turn
 BACKGROUND_RULE = (f"night = day background * {NIGHT_BACKGROUND_TINT} (R, G, B) + Gaussian noise of std "
                    f"{NIGHT_NOISE_STD:g} per pixel and channel, clipped to [0, 1]; day = night without the noise, "
                    f"divided by the same factors")
@@ -84,13 +85,15 @@ BACKGROUND_RULE = (f"night = day background * {NIGHT_BACKGROUND_TINT} (R, G, B) 
 class StyleOptions(DatasetOptions):
     """The unpaired generator's options, recorded as the style variant, plus the training split's kind skew:
     the chance that a training object of domain A is an ellipse and one of domain B a rectangle (0.5: both
-    kinds alike in both domains; the test split is always drawn at 0.5)."""
+    kinds alike in both domains; the test split is always drawn at 0.5), and the night colours' hue turn."""
 
     kind_skew: float = BALANCED
+    night_hue_shift: float = NIGHT_HUE_SHIFT_DEG
 
     def as_dict(self) -> dict:
         skew = {} if self.kind_skew == BALANCED else {"kind_skew": self.kind_skew}
-        return {**super().as_dict(), "format_version": STYLE_FORMAT_VERSION, "style": True, **skew}
+        hue = {} if self.night_hue_shift == NIGHT_HUE_SHIFT_DEG else {"night_hue_shift": self.night_hue_shift}
+        return {**super().as_dict(), "format_version": STYLE_FORMAT_VERSION, "style": True, **skew, **hue}
 
     def ellipse_chance(self, phase: str, domain: str) -> float:
         """The chance that an object of this phase and domain is an ellipse."""
@@ -101,11 +104,12 @@ class StyleOptions(DatasetOptions):
 
 @dataclass(frozen=True)
 class StyleObject:
-    """One flat object of a scene: its shape, anti-aliased coverage and day colour (8-bit exact)."""
+    """One flat object of a scene: its shape, anti-aliased coverage, day colour (8-bit exact) and night colour."""
 
     obj: ShapeObject
     cover: np.ndarray
     day_colour: np.ndarray
+    night_colour: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -123,14 +127,19 @@ def turn_hue(colour: np.ndarray, degrees: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb((hue + degrees / 360.0) % 1.0, saturation, value))
 
 
-def night_colour(day: np.ndarray) -> np.ndarray:
+def night_colour(day: np.ndarray, hue_shift: float = NIGHT_HUE_SHIFT_DEG) -> np.ndarray:
     """The night colour of a day object colour (RGB in [0, 1])."""
-    return NIGHT_VALUE_SCALE * turn_hue(np.asarray(day, dtype=float), NIGHT_HUE_SHIFT_DEG)
+    return NIGHT_VALUE_SCALE * turn_hue(np.asarray(day, dtype=float), hue_shift)
 
 
-def day_colour(night: np.ndarray) -> np.ndarray:
+def day_colour(night: np.ndarray, hue_shift: float = NIGHT_HUE_SHIFT_DEG) -> np.ndarray:
     """The inverse of ``night_colour``."""
-    return turn_hue(np.asarray(night, dtype=float) / NIGHT_VALUE_SCALE, -NIGHT_HUE_SHIFT_DEG)
+    return turn_hue(np.asarray(night, dtype=float) / NIGHT_VALUE_SCALE, -hue_shift)
+
+
+def colour_rule(hue_shift: float) -> str:
+    return (f"night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by +{hue_shift:g} degrees); "
+            f"day = the inverse (hue turned back, divided by {NIGHT_VALUE_SCALE:g})")
 
 
 def night_background(day: np.ndarray) -> np.ndarray:
@@ -150,14 +159,15 @@ def scene_rng(seed: int, phase: str, domain: str, index: int, target: bool = Fal
     return image_rng(seed, f"{phase}/style{'/target' if target else ''}", domain, index)
 
 
-def pick_day_colour(rng: np.random.Generator, day_under: np.ndarray, night_under: np.ndarray) -> np.ndarray:
+def pick_day_colour(rng: np.random.Generator, day_under: np.ndarray, night_under: np.ndarray,
+                    hue_shift: float = NIGHT_HUE_SHIFT_DEG) -> np.ndarray:
     """A vivid, 8-bit exact colour that stands out from the background under the object in both styles."""
     best, best_margin = None, -math.inf
     for _ in range(COLOUR_TRIES):
         hsv = rng.uniform(0, 1), rng.uniform(*VIVID_SATURATION), rng.uniform(*VIVID_VALUE)
         colour = np.round(np.array(colorsys.hsv_to_rgb(*hsv)) * 255) / 255
         margin = min(np.linalg.norm(colour - day_under) - MIN_COLOUR_CONTRAST,
-                     np.linalg.norm(night_colour(colour) - night_under) - NIGHT_MIN_CONTRAST)
+                     np.linalg.norm(night_colour(colour, hue_shift) - night_under) - NIGHT_MIN_CONTRAST)
         if margin >= 0:
             return colour
         if margin > best_margin:
@@ -172,7 +182,7 @@ def draw_kinds(rng: np.random.Generator, count: int, ellipse_chance: float) -> l
     return [KINDS[0] if u < ellipse_chance else KINDS[1] for u in rng.random(count)]
 
 
-def sample_scene(rng: np.random.Generator, options: DatasetOptions, ellipse_chance: float = BALANCED) -> Scene:
+def sample_scene(rng: np.random.Generator, options: StyleOptions, ellipse_chance: float = BALANCED) -> Scene:
     """A day scene: background, object count, a random kind per object (an ellipse with ``ellipse_chance``),
     non-touching placement, colours."""
     background = draw_background(rng, options.size)
@@ -182,22 +192,32 @@ def sample_scene(rng: np.random.Generator, options: DatasetOptions, ellipse_chan
     objects = []
     for obj, cover in place_paired_objects(rng, kinds, touching=False, options=options):
         mask = cover >= 0.5
-        colour = pick_day_colour(rng, background[mask].mean(axis=0), night[mask].mean(axis=0))
-        objects.append(StyleObject(obj, cover, colour))
+        colour = pick_day_colour(rng, background[mask].mean(axis=0), night[mask].mean(axis=0), options.night_hue_shift)
+        objects.append(StyleObject(obj, cover, colour, night_colour(colour, options.night_hue_shift)))
     return Scene(background, objects)
 
 
 def object_colour(item: StyleObject, style: str) -> np.ndarray:
-    return item.day_colour if style == "day" else night_colour(item.day_colour)
+    return item.day_colour if style == "day" else item.night_colour
 
 
-def render(scene: Scene, style: str, noise_rng: np.random.Generator | None = None) -> np.ndarray:
-    """The scene in ``style`` ("day" or "night"), RGB uint8; night draws its noise from ``noise_rng``."""
+def hue_kept_colour(item: StyleObject, style: str) -> np.ndarray:
+    """The colour in ``style`` of a translation that keeps the hue its input shows: the value rule applied, the hue
+    turn not (night: the day colour darkened; day: the night colour brightened)."""
+    if style == "night":
+        return NIGHT_VALUE_SCALE * np.asarray(item.day_colour, dtype=float)
+    return item.night_colour / NIGHT_VALUE_SCALE
+
+
+def render(scene: Scene, style: str, noise_rng: np.random.Generator | None = None,
+           colour: Callable[[StyleObject, str], np.ndarray] = object_colour) -> np.ndarray:
+    """The scene in ``style`` ("day" or "night"), RGB uint8, each object painted in ``colour(object, style)``;
+    night draws its noise from ``noise_rng``."""
     image = scene.background
     if style == "night":
         image = add_noise(noise_rng, night_background(image))
     for item in scene.objects:
-        image = paint(image, item.cover, object_colour(item, style))
+        image = paint(image, item.cover, colour(item, style))
     return np.round(image * 255).astype(np.uint8)
 
 
@@ -215,11 +235,16 @@ def save_style_image(out: Path, folder: str, name: str, scene: Scene, style: str
     return {"image": path, "style": style, "objects": objects}
 
 
+def indexed_scene(options: StyleOptions, phase: str, domain: str, index: int) -> tuple[Scene, np.random.Generator]:
+    """Scene ``index`` of a folder, and its generator, which draws the input's noise next."""
+    rng = scene_rng(options.seed, phase, domain, index)
+    return sample_scene(rng, options, options.ellipse_chance(phase, domain)), rng
+
+
 def write_style_image(out: Path, options: StyleOptions, phase: str, domain: str, index: int) -> dict:
     """Render one scene in its domain's style (and, for the test phase, in the other style as ground truth) and
     write the images and masks; returns its meta record."""
-    rng = scene_rng(options.seed, phase, domain, index)
-    scene = sample_scene(rng, options, options.ellipse_chance(phase, domain))
+    scene, rng = indexed_scene(options, phase, domain, index)
     name = image_name(options, index)
     # The input's noise comes after the scene in its generator, so both domains share the scene distribution.
     saved = save_style_image(out, f"{phase}{domain}", name, scene, DOMAIN_STYLES[domain], rng)
@@ -285,7 +310,8 @@ def style_regenerate_command(options: StyleOptions) -> str:
     return (f"python -m datasets.make_shapes_dataset --style --out <this folder> --size {options.size} "
             f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed} "
             f"--min_objects {options.min_objects} --max_objects {options.max_objects}"
-            + ("" if options.kind_skew == BALANCED else f" --kind_skew {options.kind_skew:g}"))
+            + ("" if options.kind_skew == BALANCED else f" --kind_skew {options.kind_skew:g}")
+            + ("" if options.night_hue_shift == NIGHT_HUE_SHIFT_DEG else f" --night_hue_shift {options.night_hue_shift:g}"))
 
 
 def contents_table(meta: dict) -> list[str]:
@@ -336,8 +362,8 @@ def style_readme_text(options: StyleOptions, meta: dict) -> str:
         "## Style rules",
         "",
         (f"- Object colour: night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by "
-         f"+{NIGHT_HUE_SHIFT_DEG:g} degrees), e.g. red becomes a dark yellow, green a dark cyan, blue a dark "
-         f"magenta; day = the inverse (hue turned back by {NIGHT_HUE_SHIFT_DEG:g} degrees, divided by "
+         f"+{options.night_hue_shift:g} degrees){HUE_EXAMPLE if options.night_hue_shift == NIGHT_HUE_SHIFT_DEG else ''}; "
+         f"day = the inverse (hue turned back by {options.night_hue_shift:g} degrees, divided by "
          f"{NIGHT_VALUE_SCALE:g}). Day colours are picked to stand out from the background in both styles."),
         (f"- Background: night = day background * ({', '.join(f'{t:g}' for t in NIGHT_BACKGROUND_TINT)}) per "
          f"(R, G, B) channel, plus Gaussian noise of std {NIGHT_NOISE_STD:g} (0..1 scale) per pixel and channel, "
@@ -389,26 +415,59 @@ def style_readme_text(options: StyleOptions, meta: dict) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- references
+
+def hue_kept_references(out: Path, domain: str) -> dict[str, float] | None:
+    """What a translation of test``domain`` scores that is right in everything (kinds, places, background, its
+    noise) but the objects' hue turn, keeping each object's hue from its input (:func:`hue_kept_colour`): target
+    PSNR and object PSNR inside the target masks, pooled over the test images. Day object hues are drawn
+    uniformly and thinned only where a colour would not stand out from its background, so unpaired images show
+    the turn only through that thinning: this is what the object colours cost a translator that misses it. None
+    without a style dataset's ground truth."""
+    from util import metrics  # imports torch: only the benchmark needs it, not the generator's start-up
+
+    meta = read_meta(out)
+    records = (meta or {}).get("phases", {}).get(TARGET_PHASE, {}).get(domain, [])
+    if not (meta or {}).get("options", {}).get("style") or not records:
+        return None
+    options = StyleOptions(**{k: v for k, v in meta["options"].items() if k not in ("format_version", "style")})
+    whole, objects = metrics.RegionError(), metrics.RegionError()
+    for record in records:
+        index = int(record["name"])
+        scene, _ = indexed_scene(options, TARGET_PHASE, domain, index)
+        noise = scene_rng(options.seed, TARGET_PHASE, domain, index, target=True)
+        drawn = render(scene, TARGET_STYLES[domain], noise, hue_kept_colour)
+        target = metrics.read_rgb(out / record["target"]["image"])
+        masks = [metrics.read_mask(out / described["mask"]) for described in record["target"]["objects"]]
+        whole += metrics.region_error(target, drawn, np.ones(target.shape[:2], dtype=bool))
+        objects += metrics.region_error(target, drawn, ~metrics.background_mask(masks, target.shape[:2]))
+    return {"target_psnr": whole.psnr, "object_psnr": objects.psnr}
+
+
 # ---------------------------------------------------------------- entry point
 
 def make_style_shapes_dataset(out_dir: str | Path, size: int = 64, n_train: int = 2000, n_test: int = 200,
                               seed: int = 0, min_objects: int = 1, max_objects: int = 3, force: bool = False,
-                              workers: int = 1, kind_skew: float = BALANCED) -> dict:
+                              workers: int = 1, kind_skew: float = BALANCED,
+                              night_hue_shift: float = NIGHT_HUE_SHIFT_DEG) -> dict:
     """Generate the style-pair dataset into ``out_dir`` (skipped if it is already there) and return a summary:
     out_dir, skipped, options, counts, masks, instance_histogram and kinds ({phase: {domain: {kind: n}}})."""
-    options = StyleOptions(size, n_train, n_test, seed, min_objects, max_objects, kind_skew)
+    options = StyleOptions(size, n_train, n_test, seed, min_objects, max_objects, kind_skew, night_hue_shift)
     validate_options(options)
     if not 0.0 <= kind_skew <= 1.0:
         raise ValueError(f"--kind_skew {kind_skew:g} is not a chance; give a value from 0 to 1 (0.5: both kinds "
                          "alike in both domains, 0.9: training A mostly ellipses, training B mostly rectangles)")
+    if not 0.0 <= night_hue_shift < 360.0:
+        raise ValueError(f"--night_hue_shift {night_hue_shift:g} is not a hue turn; give degrees from 0 to below 360 "
+                         f"(default {NIGHT_HUE_SHIFT_DEG:g}; 0: night objects keep their day hue, only darkened)")
     return write_dataset(out_dir, options, STYLE, force, workers)
 
 
 def style_meta(out: Path, options: StyleOptions, workers: int) -> dict:
     return {"generator": "datasets/make_shapes_dataset.py --style", "complete": True, "options": options.as_dict(),
             "domains": DOMAIN_STYLES, "kinds": list(KINDS),
-            "rules": {"object_colour": COLOUR_RULE, "background": BACKGROUND_RULE,
-                      "night_hue_shift_deg": NIGHT_HUE_SHIFT_DEG, "night_value_scale": NIGHT_VALUE_SCALE,
+            "rules": {"object_colour": colour_rule(options.night_hue_shift), "background": BACKGROUND_RULE,
+                      "night_hue_shift_deg": options.night_hue_shift, "night_value_scale": NIGHT_VALUE_SCALE,
                       "night_background_tint": list(NIGHT_BACKGROUND_TINT), "night_noise_std": NIGHT_NOISE_STD},
             "targets": target_layout(), "phases": generate_style(out, options, workers)}
 

@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from datasets.make_shapes_dataset import in_domain_references
+from datasets.shapes_style import hue_kept_references
 from evaluate import evaluate_results, summarize_runs
 from util.checkpoint import STATE_FILE
 from util.domain_classifier import ClassifierSettings
@@ -172,6 +174,7 @@ class Task:
     directions: tuple[str, str]
     figure_row: str          # the row whose test results give the figure's input column
     kinds_swapped: bool = False   # the targets swap each object's kind: the tables add the in-domain reference
+    style_pair: bool = False      # day <-> night targets: the tables add the hue-kept reference
 
 
 TASKS = {
@@ -186,7 +189,7 @@ TASKS = {
                   "Style benchmark: OP-GAN vs CycleGAN, objects kept, judged against ground truth",
                   "day <-> night, ellipses and rectangles in both, 1-3 objects per image; the ground truth renders "
                   "each test scene in the other style with every object kept (kind, place, size)",
-                  ("A -> B (day to night)", "B -> A (night to day)"), "opgan"),
+                  ("A -> B (day to night)", "B -> A (night to day)"), "opgan", style_pair=True),
     "style_skew": Task("./datasets/shapes_style_skew_64", "--style --kind_skew 0.9",
                        ("opgan", "cyclegan", "opgan_contrastive"),
                        "Skewed style benchmark: OP-GAN vs CycleGAN when each domain's training objects are mostly "
@@ -195,6 +198,13 @@ TASKS = {
                        "objects either kind at even odds, 1-3 objects per image; the ground truth renders each test "
                        "scene in the other style with every object kept (kind, place, size), so a translation "
                        "that turns objects into the target domain's common kind loses them",
+                       ("A -> B (day to night)", "B -> A (night to day)"), "opgan", style_pair=True),
+    "style_hue0": Task("./datasets/shapes_style_hue0_64", "--style --night_hue_shift 0", ("opgan", "cyclegan"),
+                       "Style benchmark with a colour rule unpaired images show: OP-GAN vs CycleGAN",
+                       "day <-> night, ellipses and rectangles in both, 1-3 objects per image, night objects the "
+                       "day colours darkened with their hue kept (no hue turn, which unpaired images barely "
+                       "show); the ground truth renders each test scene in the other style with every object "
+                       "kept (kind, place, size)",
                        ("A -> B (day to night)", "B -> A (night to day)"), "opgan"),
 }
 
@@ -296,8 +306,12 @@ def fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+IN_DOMAIN_LABEL = "reference: every target object drawn at the nearest angle the target domain's training images use"
+HUE_KEPT_LABEL = ("reference: the target with every object in its input's hue (right but for the hue turn, which "
+                  "unpaired images barely show)")
 COLUMNS = (  # (metric of evaluate.py, column title, digits, only models with masks)
     ("target_psnr", "target PSNR dB", 2, False),
+    ("true_objects_target_psnr", "target PSNR with true objects dB", 2, False),
     ("target_ssim", "target SSIM", 3, False),
     ("object_colour_error", "object colour error", 3, False),
     ("object_psnr", "object PSNR dB", 2, False),
@@ -321,7 +335,18 @@ def cell(summary: dict, key: str, digits: int) -> str:
     return f"{fmt(entry['mean'], digits)} ± {fmt(entry['spread'], digits)}"
 
 
-def table(results: list[dict], direction: str, in_domain: dict | None = None) -> str:
+def task_references(task: Task, dataroot: str, direction: str) -> list[tuple[str, dict]]:
+    """The reference rows a task's ground truth allows: (label, {metric: value}) for the input folder of
+    ``direction``."""
+    domain, references = direction[0], []
+    if task.kinds_swapped and (values := in_domain_references(Path(dataroot), domain)) is not None:
+        references.append((IN_DOMAIN_LABEL, values))
+    if task.style_pair and (values := hue_kept_references(Path(dataroot), domain)) is not None:
+        references.append((HUE_KEPT_LABEL, values))
+    return references
+
+
+def table(results: list[dict], direction: str, extra_references: Sequence[tuple[str, dict]] = ()) -> str:
     head = "| model | seeds | steps (min) | " + " | ".join(title for _, title, _, _ in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (3 + len(COLUMNS))]
     for r in results:
@@ -332,14 +357,13 @@ def table(results: list[dict], direction: str, in_domain: dict | None = None) ->
                  for key, _, digits, needs_masks in COLUMNS]
         lines.append(f"| {LABELS[r['row']]} | {' '.join(str(run['seed']) for run in runs)} | {steps} | "
                      + " | ".join(cells) + " |")
-    lines += reference_rows(results[0]["runs"][0][direction], in_domain) if results else []
+    lines += reference_rows(results[0]["runs"][0][direction], extra_references) if results else []
     return "\n".join(lines)
 
 
-def reference_rows(metrics: dict, in_domain: dict | None = None) -> list[str]:
+def reference_rows(metrics: dict, extra_references: Sequence[tuple[str, dict]] = ()) -> list[str]:
     """What doing nothing scores (the input as output), the flat-colour background floors, the target's own
-    background and, where given, the scores of drawing every target as the target domain's training images draw
-    its kind (``in_domain``: metric -> value)."""
+    background, then the task's own references (``extra_references``: (label, {metric: value}))."""
     identity = {key: metrics.get(f"identity_{key}") for key, _, _, _ in COLUMNS}
     identity["target_background_psnr"] = float("inf")
     rows = [("reference: the input unchanged", identity),
@@ -348,9 +372,7 @@ def reference_rows(metrics: dict, in_domain: dict | None = None) -> list[str]:
             ("reference: backgrounds painted in each image's mean colour",
              {"target_background_psnr": metrics.get("background_floor_image_colour")}),
             ("reference: the target itself", {"target_background_psnr": metrics.get("background_target_itself")})]
-    if in_domain is not None:
-        label = "reference: every target object drawn at the nearest angle the target domain's training images use"
-        rows.append((label, in_domain))
+    rows += list(extra_references)
     return [f"| *{label}* | | | " + " | ".join(fmt(values.get(key), digits) for key, _, digits, _ in COLUMNS) + " |"
             for label, values in rows]
 
@@ -419,7 +441,8 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
          f"truth (`testA_target/`, `testB_target/`). "
          f"Main rows: mean ± spread (half the range) over seeds {' and '.join(map(str, args.seeds))}; other rows "
          f"one seed. Metrics: target PSNR (pooled over all pixels) and SSIM of the whole image against the "
-         f"target; object colour error = mean over objects of the difference between the target's and the "
+         f"target; target PSNR with true objects = the same output with the target's pixels within one pixel of "
+         f"its object masks pasted in (the most that getting the objects right could add); object colour error = mean over objects of the difference between the target's and the "
          f"output's mean colour inside the object's target mask (0..1); object PSNR inside the target masks; "
          f"shape change = share of the pixels inside exactly one of an object's input and target masks that the "
          f"output shows as object or background as the target does (judged by the output's own colours; the "
@@ -433,12 +456,13 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
          f"translated images an edge-based classifier calls the target domain (FID/KID skipped: no Inception "
          f"weights offline). The reference rows score the input itself as the output, flat backgrounds, the "
          f"target itself and, where the targets swap kinds, every target object drawn at the nearest angle the "
-         f"target domain's training images use."),
+         f"target domain's training images use; in the style pair, the target with every object in its input's "
+         f"hue (the day hues are drawn uniformly but for a dip where colours would not stand out, so unpaired "
+         f"images show the rule's hue turn only as that dip, turned)."),
         "",
     ]
     for direction, title in zip(DIRECTIONS, task.directions, strict=True):
-        in_domain = in_domain_references(Path(args.dataroot), direction[0]) if task.kinds_swapped else None
-        lines += [f"### {title}", "", table(results, direction, in_domain), ""]
+        lines += [f"### {title}", "", table(results, direction, task_references(task, args.dataroot, direction)), ""]
     lines += [
         provenance(results),
         "",

@@ -25,6 +25,9 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
         assert [row[2].strip() for row in rows] == ["0 1", "0 1", "0"]   # main rows both seeds, options the first
         shape_score, target_psnr = header.index("shape score") + 1, header.index("target PSNR dB") + 1
         assert "±" in rows[0][target_psnr] and rows[1][shape_score].strip() == "n/a"   # no CycleGAN masks
+        true_objects = header.index("target PSNR with true objects dB") + 1
+        for row in rows:   # perfect objects can only add: the bound sits at or above the row's own figure
+            assert float(row[true_objects].split("±")[0]) >= float(row[target_psnr].split("±")[0])
         assert "shape change" in header
         assert "reference: the input unchanged" in section and "mean colour" in section
         iou = header.index("target-mask IoU") + 1
@@ -139,6 +142,22 @@ def test_every_task_has_its_own_files_a_figure_row_it_runs_and_data_flags_the_ge
         assert dataset_args(shlex.split(task.make_flags) + ["--out", task.dataroot]).out == task.dataroot
     skewed = dataset_args(shlex.split(TASKS["style_skew"].make_flags))
     assert skewed.style and skewed.kind_skew == 0.9
+    assert dataset_args(shlex.split(TASKS["style_hue0"].make_flags)).night_hue_shift == 0
+
+
+def test_style_tables_add_the_hue_kept_reference_where_the_rule_turns_hues(tmp_path):
+    from datasets.shapes_style import hue_kept_references, make_style_shapes_dataset
+    from scripts.shapes_benchmark import HUE_KEPT_LABEL, TASKS, task_references
+
+    make_style_shapes_dataset(tmp_path / "style", seed=1, size=32, n_train=2, n_test=3)
+    for direction in ("AtoB", "BtoA"):
+        references = task_references(TASKS["style"], str(tmp_path / "style"), direction)
+        assert references == [(HUE_KEPT_LABEL, hue_kept_references(tmp_path / "style", direction[0]))]
+        assert references[0][1]["target_psnr"] < float("inf")
+        assert task_references(TASKS["style_hue0"], str(tmp_path / "style"), direction) == []
+    rows = shapes_benchmark.reference_rows({}, references)
+    assert rows[-1].startswith(f"| *{HUE_KEPT_LABEL}* |")
+    assert f"| {references[0][1]['target_psnr']:.2f} |" in rows[-1]
 
 
 def test_every_row_trains_with_flags_train_py_accepts_and_has_a_label():

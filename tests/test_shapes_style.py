@@ -11,10 +11,24 @@ from PIL import Image
 
 from data.check import check_dataset
 from datasets.make_shapes_dataset import ShapeObject, coverage, main, make_shapes_dataset
-from datasets.shapes_style import NIGHT_BACKGROUND_TINT, NIGHT_NOISE_STD, make_style_shapes_dataset, night_colour
+from datasets.shapes_style import (
+    NIGHT_BACKGROUND_TINT,
+    NIGHT_NOISE_STD,
+    NIGHT_VALUE_SCALE,
+    TARGET_STYLES,
+    StyleOptions,
+    hue_kept_colour,
+    hue_kept_references,
+    indexed_scene,
+    make_style_shapes_dataset,
+    night_colour,
+    render,
+    scene_rng,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY = {"size": 32, "n_train": 6, "n_test": 3}
+TINY_OPTIONS = StyleOptions(seed=2, **TINY)   # the fixture's
 # folder -> (phase, domain, holds the targets)
 FOLDERS = {"trainA": ("train", "A", False), "trainB": ("train", "B", False), "testA": ("test", "A", False),
            "testB": ("test", "B", False), "testA_target": ("test", "A", True), "testB_target": ("test", "B", True)}
@@ -176,7 +190,8 @@ def test_kind_skew_makes_training_kinds_domain_typical_and_keeps_the_test_split_
     assert meta["options"]["kind_skew"] == 0.9
     assert "--kind_skew 0.9" in (tmp_path / "skewed" / "README.md").read_text()
     balanced = make_style_shapes_dataset(tmp_path / "balanced", seed=2, size=32, n_train=60, n_test=60)
-    assert "kind_skew" not in json.loads((tmp_path / "balanced" / "shapes_meta.json").read_text())["options"]
+    options = json.loads((tmp_path / "balanced" / "shapes_meta.json").read_text())["options"]
+    assert "kind_skew" not in options and "night_hue_shift" not in options   # defaults: the meta of earlier versions
     assert balanced["kinds"]["test"] == test  # the test split does not depend on the skew
 
 
@@ -187,3 +202,48 @@ def test_kind_skew_outside_style_or_outside_0_1_is_a_one_line_error(tmp_path, ca
     error = capsys.readouterr().err
     assert "--kind_skew 1.5" in error and error.count("\n") == 1
     assert not (tmp_path / "plain").exists() and not (tmp_path / "d").exists()
+
+
+def test_night_hue_shift_0_keeps_the_hue_so_the_hue_kept_reference_is_the_ground_truth(tmp_path, capsys):
+    out = tmp_path / "hue0"
+    assert main(["--style", "--night_hue_shift", "0", "--out", str(out), "--seed", "2", "--size", "32",
+                 "--n_train", "6", "--n_test", "3"]) == 0
+    meta = json.loads((out / "shapes_meta.json").read_text())
+    assert meta["options"]["night_hue_shift"] == 0 and meta["rules"]["night_hue_shift_deg"] == 0
+    assert "--night_hue_shift 0" in (out / "README.md").read_text()
+    for record in meta["phases"]["test"]["A"]:    # night targets: the day colours darkened, hue kept
+        for day, night in zip(record["objects"], record["target"]["objects"], strict=True):
+            np.testing.assert_allclose(night["color"], np.round(NIGHT_VALUE_SCALE * np.array(day["color"])), atol=1)
+    assert all(value == float("inf") for domain in "AB" for value in hue_kept_references(out, domain).values())
+    capsys.readouterr()
+    assert main(["--out", str(tmp_path / "plain"), "--night_hue_shift", "0"]) == 2
+    assert "--night_hue_shift applies to --style only" in capsys.readouterr().err
+    assert main(["--style", "--out", str(tmp_path / "bad"), "--size", "32", "--night_hue_shift", "360"]) == 2
+    error = capsys.readouterr().err
+    assert "--night_hue_shift 360" in error and "0 to below 360" in error and not (tmp_path / "bad").exists()
+
+
+def test_hue_kept_reference_is_the_target_with_only_its_objects_recoloured(dataset, tmp_path):
+    """The benchmark's reference for a translator that cannot know the hue turn: exact off the objects, and each
+    object in its input's hue (night: the day colour darkened; day: the night colour brightened)."""
+    root, _, meta = dataset
+    for domain in "AB":
+        record = meta["phases"]["test"][domain][0]
+        index = int(record["name"])
+        scene, _ = indexed_scene(TINY_OPTIONS, "test", domain, index)
+        style = TARGET_STYLES[domain]
+        target = read(root / record["target"]["image"])
+        noise = [scene_rng(2, "test", domain, index, target=True) for _ in range(2)]   # one generator per drawing
+        assert np.array_equal(render(scene, style, noise[0]), target)        # the re-rendered ground truth
+        kept = render(scene, style, noise[1], hue_kept_colour).astype(float)
+        on_objects = np.any([item.cover > 0 for item in scene.objects], axis=0)
+        assert np.array_equal(kept[~on_objects], target[~on_objects])
+        assert np.abs(kept - target)[on_objects].max() > 20                   # the hue turn is missing there
+        for item in scene.objects:   # the input's hue: its own colour darkened, or brightened back by the value rule
+            shown = item.day_colour if domain == "A" else night_colour(item.day_colour)
+            scale = NIGHT_VALUE_SCALE if domain == "A" else 1 / NIGHT_VALUE_SCALE
+            np.testing.assert_allclose(hue_kept_colour(item, style), scale * shown, atol=1e-9)
+        references = hue_kept_references(root, domain)
+        assert 0 < references["object_psnr"] < references["target_psnr"] < float("inf")
+    make_shapes_dataset(tmp_path / "plain", seed=0, **TINY)
+    assert hue_kept_references(tmp_path / "plain", "A") is None   # no style ground truth, no reference
