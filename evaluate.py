@@ -21,9 +21,10 @@ total IoU instead.
 Ground truth (``<dataroot>/<phase><source>_target/<stem>.png`` and ``..._target_seg/<stem>_<k>.png``, target mask
 k being input object k translated; the shapes data has it): target PSNR and SSIM of the whole image, the target
 PSNR the output would score with perfect objects (``true_objects_target_psnr``: the target's pixels within one
-pixel of its masks pasted in, the most that keeping objects could add), PSNR inside the target masks, the objects' colour error, the translated masks' IoU with the target masks, and the background
-PSNR against the input on the pixels outside the input and target masks, each beside a reference: the input
-left unchanged, and backgrounds painted in one flat colour. The shape change score is the share of the pixels
+pixel of its masks pasted in, the most that keeping objects could add), PSNR inside the target masks, the
+objects' colour error, the translated masks' IoU with the target masks, and the background PSNR against the input
+on the pixels outside the input and target masks, each beside a reference: the input left unchanged, and
+backgrounds painted in one flat colour. The shape change score is the share of the pixels
 inside exactly one of an object's input and target masks (rims it loses, corners it gains) that the output shows
 as the target does, object or background as judged by the output's own colours: 0 for the input itself, 1 for
 the target, whatever the colours. Where the dataset's ``shapes_meta.json`` records each object's kind and its
@@ -320,7 +321,8 @@ def as_true_objects(kept: dict[int, np.ndarray], outputs: dict[int, np.ndarray],
             {renumber[k]: mask for k, mask in outputs.items() if k in renumber})
 
 
-TARGET_KEYS = ("target_psnr", "true_objects_target_psnr", "target_ssim", "object_psnr", "object_colour_error", "shape_change_score",
+TARGET_KEYS = ("target_psnr", "true_objects_target_psnr", "target_ssim", "object_psnr", "object_colour_error",
+               "shape_change_score",
                "object_kind_score", "object_position_iou", "identity_object_kind_score",
                "identity_object_position_iou", "object_kind_classifier_val_accuracy",
                "target_background_psnr",

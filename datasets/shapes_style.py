@@ -311,7 +311,8 @@ def style_regenerate_command(options: StyleOptions) -> str:
             f"--n_train {options.n_train} --n_test {options.n_test} --seed {options.seed} "
             f"--min_objects {options.min_objects} --max_objects {options.max_objects}"
             + ("" if options.kind_skew == BALANCED else f" --kind_skew {options.kind_skew:g}")
-            + ("" if options.night_hue_shift == NIGHT_HUE_SHIFT_DEG else f" --night_hue_shift {options.night_hue_shift:g}"))
+            + ("" if options.night_hue_shift == NIGHT_HUE_SHIFT_DEG
+               else f" --night_hue_shift {options.night_hue_shift:g}"))
 
 
 def contents_table(meta: dict) -> list[str]:
@@ -362,7 +363,8 @@ def style_readme_text(options: StyleOptions, meta: dict) -> str:
         "## Style rules",
         "",
         (f"- Object colour: night = {NIGHT_VALUE_SCALE:g} * (day colour with its HSV hue turned by "
-         f"+{options.night_hue_shift:g} degrees){HUE_EXAMPLE if options.night_hue_shift == NIGHT_HUE_SHIFT_DEG else ''}; "
+         f"+{options.night_hue_shift:g} degrees)"
+         f"{HUE_EXAMPLE if options.night_hue_shift == NIGHT_HUE_SHIFT_DEG else ''}; "
          f"day = the inverse (hue turned back by {options.night_hue_shift:g} degrees, divided by "
          f"{NIGHT_VALUE_SCALE:g}). Day colours are picked to stand out from the background in both styles."),
         (f"- Background: night = day background * ({', '.join(f'{t:g}' for t in NIGHT_BACKGROUND_TINT)}) per "
