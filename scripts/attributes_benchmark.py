@@ -34,7 +34,7 @@ from PIL import Image, ImageDraw
 
 from datasets.make_shapes_dataset import META_NAME
 from evaluate import evaluate_attribute_results, summarize_runs
-from scripts.shapes_benchmark import ROOT, command_lines, fmt, git_commit, kept_notes, machine, run, steps_done
+from scripts.shapes_benchmark import ROOT, command_lines, fmt, kept_notes, provenance, run, run_origin, steps_done
 from util.attribute_classifier import AttributeClassifierSettings
 from util.image_files import list_image_files
 
@@ -96,7 +96,7 @@ def benchmark_run(model: str, fraction: float, seed: int, args: argparse.Namespa
         run(test, logs / f"{name}_test.log")
         record = {"model": model, "fraction": fraction, "seed": seed, "train_minutes": round(minutes, 1),
                   "steps": steps_done(Path(args.workdir), name), "train_command": train, "test_command": test,
-                  "commit": git_commit(), "machine": machine()}
+                  **run_origin()}
         saved.write_text(json.dumps(record, indent=1))
     if not args.train_only and "metrics" not in record:
         classifier = AttributeClassifierSettings(steps=args.classifier_steps)
@@ -163,8 +163,6 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     figure = out.with_suffix(".png")
     sample_figure(rows, args, figure)
-    machines = sorted({r["machine"] for row in rows for r in row["runs"]})
-    commits = sorted({r["commit"] for row in rows for r in row["runs"]})
     lines = [
         "# Attribute benchmark: MatchGAN vs StarGAN with few labels",
         "",
@@ -180,7 +178,7 @@ def write_report(rows: list[dict], args: argparse.Namespace) -> None:
         "",
         table(rows),
         "",
-        f"Machine: {'; '.join(machines)}. Recorded {time.strftime('%Y-%m-%d')} at commit {', '.join(commits)}.",
+        provenance([run for row in rows for run in row["runs"]]),
         "",
         "## Commands",
         "",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from scripts.shapes_benchmark import NOTES_MARKER, git_commit, machine, run
+from scripts.shapes_benchmark import NOTES_MARKER, provenance, run, run_origin
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ("--dataset_mode aligned --label_nc 3 --batch_size 4 --amp bf16 --niter 1000 --niter_decay 0 --display_id 0 "
@@ -86,7 +86,7 @@ def benchmark_row(row: str, args: argparse.Namespace) -> dict:
         run(command, logs / f"paired_{row}_seed{args.seed}_{index}.log")
     metrics = json.loads((results_dir(row, args) / "metrics.json").read_text())
     record = {"row": row, "seed": args.seed, "train_minutes": round(minutes, 1), "commands": commands(row, args),
-              "metrics": metrics, "commit": git_commit(), "machine": machine()}
+              "metrics": metrics, **run_origin()}
     saved.write_text(json.dumps(record, indent=1, default=str))
     return record
 
@@ -148,14 +148,12 @@ def write_report(records: list[dict], args: argparse.Namespace) -> None:
     figure = out.with_suffix(".png")
     sample_figure(records, args, figure)
     notes = out.read_text().split(NOTES_MARKER, 1)[1] if out.is_file() and NOTES_MARKER in out.read_text() else ""
-    machines = "; ".join(sorted({r["machine"] for r in records}))
-    commits = ", ".join(sorted({r["commit"] for r in records}))
     lines = ["# Paired benchmark: pix2pix and pix2pixHD on the paired shapes", "",
              (f"Built-in paired shapes ({args.size}x{args.size}; label 0 background, 1 ellipse, 2 rectangle; about 30% of scenes with "
              f"two touching objects of one class; three colour palettes per class), every model trained for "
              f"{args.minutes} minutes of wall-clock time with seed {args.seed}, then {args.num_test} test label maps "
              f"drawn and scored by evaluate.py against the real test images."), "", table(records), "",
-             f"Machine: {machines}. Recorded {time.strftime('%Y-%m-%d')} at commit {commits}.", "",
+             provenance(records), "",
              "## Commands", "", "Reproduce everything with:", "",
              f"    python -m datasets.make_shapes_dataset --paired --out {args.dataroot} --size {args.size}",
              f"    {reproduce_command(args)}", "",

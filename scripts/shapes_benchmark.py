@@ -275,7 +275,7 @@ def benchmark_run(row: str, seed: int, args: argparse.Namespace) -> dict:
     run(test, logs / f"{name}_test.log")
     record = {"row": row, "seed": seed, "steps": steps_done(Path(args.workdir), name),
               "train_minutes": round(train_minutes, 1), "train_command": train, "test_command": test,
-              "commit": git_commit(), "machine": machine()}
+              **run_origin()}
     score_run(record, results, args)
     saved.write_text(json.dumps(record, indent=1, default=str))
     return record
@@ -414,14 +414,21 @@ def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: 
     canvas.save(path)
 
 
-def provenance(results: list[dict]) -> str:
-    """Where and at which commit the rows were measured, as their records say (rows reused with --reuse may
-    come from another machine than the one writing the report)."""
-    runs = [run for r in results for run in r["runs"]]
+def run_origin() -> dict[str, str]:
+    """Where, when and at which commit a run trained, for its record (a report may be written later, elsewhere)."""
+    return {"commit": git_commit(), "machine": machine(), "trained": time.strftime("%Y-%m-%d")}
+
+
+def provenance(runs: list[dict]) -> str:
+    """The machines, days and commits the runs trained on, as their records say: runs reused with --reuse or
+    --rescore may come from another machine or day than the report."""
     machines = sorted({run.get("machine", machine()) for run in runs})
     commits = sorted({run.get("commit", git_commit()) for run in runs})
-    return (f"Machine: {'; '.join(machines)}. Recorded {time.strftime('%Y-%m-%d')} at commit "
-            f"{', '.join(commits)}.")
+    days = sorted({run["trained"] for run in runs if "trained" in run})
+    if len(days) == 0 or any("trained" not in run for run in runs):
+        days.append("an unrecorded day")
+    return (f"Machine: {'; '.join(machines)}. Trained {', '.join(days)} at commit {', '.join(commits)}; report "
+            f"written {time.strftime('%Y-%m-%d')}.")
 
 
 def write_report(results: list[dict], args: argparse.Namespace) -> None:
@@ -465,7 +472,7 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
     for direction, title in zip(DIRECTIONS, task.directions, strict=True):
         lines += [f"### {title}", "", table(results, direction, task_references(task, args.dataroot, direction)), ""]
     lines += [
-        provenance(results),
+        provenance([run for r in results for run in r["runs"]]),
         "",
         "## Commands",
         "",

@@ -38,7 +38,7 @@ def test_report_table_commands_and_hand_written_notes(tmp_path):
     report = out.read_text()
     assert "| pix2pix (U-Net, PatchGAN, L1) | 10.1 | 20.00 |" in report
     assert "| 0.889 |" in report and "n/a" in report
-    assert "Machine: test machine. Recorded" in report and "commit abc1234" in report
+    assert "Machine: test machine. Trained an unrecorded day at commit abc1234; report written" in report
     assert "python -m scripts.paired_benchmark --minutes 10.0 --rows pix2pix pix2pixhd" in report
     assert json.loads(out.with_suffix(".json").read_text())[1]["row"] == "pix2pixhd"
     out.write_text(report + "\nOur reading.\n")

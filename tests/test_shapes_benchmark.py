@@ -1,6 +1,7 @@
 """scripts/shapes_benchmark.py end to end on tiny data: every row trained, tested and scored; the report."""
 
 import json
+import time
 
 import pytest
 from PIL import Image
@@ -59,11 +60,15 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     saved = tmp_path / "work" / "logs" / "shapes_instagan_seed0_metrics.json"
     record = json.loads(saved.read_text())
     record["AtoB"]["target_psnr"] = -1.0
+    record["trained"] = "2020-01-31"   # as if trained long ago: the report must say so, not today's date
     saved.write_text(json.dumps(record))
     assert shapes_benchmark.main(argv + ["--rescore"]) == 0
     rescored = json.loads(saved.read_text())
     assert rescored["AtoB"]["target_psnr"] == first["AtoB"]["target_psnr"] and rescored["steps"] == 1
     assert 0 <= rescored["AtoB"]["shape_change_score"] <= 1
+    assert rescored["trained"] == "2020-01-31"
+    today = time.strftime("%Y-%m-%d")
+    assert f"Trained 2020-01-31, {today} at commit" in out.read_text()   # seed 0 rescored, the others trained now
 
     # --reuse where only the metrics came back (rows measured on another machine): the figure drawn there stays
     import shutil
@@ -72,7 +77,7 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
     for saved in (tmp_path / "work" / "logs").glob("*_metrics.json"):
         saved.write_text(json.dumps({**json.loads(saved.read_text()), "machine": "NVIDIA H200 (CUDA 13.0)"}))
     assert shapes_benchmark.main(argv + ["--reuse"]) == 0
-    assert "Machine: NVIDIA H200 (CUDA 13.0). Recorded" in out.read_text()  # the rows' machine, not this one
+    assert "Machine: NVIDIA H200 (CUDA 13.0). Trained" in out.read_text()  # the rows' machine, not this one
     with Image.open(out.with_suffix(".png")) as figure:
         assert figure.size == (6 * 32 * 2, 16 + 3 * 32 * 2)
 
