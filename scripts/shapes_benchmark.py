@@ -478,8 +478,8 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         "",
         "Reproduce everything with:",
         "",
-        f"    python -m datasets.make_shapes_dataset {task.make_flags} --out {args.dataroot} --size {args.size}"
-        .replace("  ", " "),
+        "    " + " ".join(["python -m datasets.make_shapes_dataset", *task.make_flags.split(), "--out", args.dataroot,
+                           "--size", str(args.size)]),
         f"    {reproduce_command(args)}",
         "",
         "which runs, per row and seed:",

@@ -42,6 +42,7 @@ def test_benchmark_writes_the_table_commands_figure_and_keeps_hand_written_notes
         itself = next(line.split("|") for line in section.splitlines() if "the target itself" in line)
         assert float(itself[background]) > 20        # the target's own background: only anti-aliased rims differ
     assert "--norm instance" in report and "--eval" in report and "--nets '--ngf 4" in report
+    assert f"\n    python -m datasets.make_shapes_dataset --out {data} --size 32\n" in report   # a code line
     assert "--rows instagan cyclegan instagan_compose" in report  # the reproduce line names the rows that were run
     results = json.loads(out.with_suffix(".json").read_text())
     assert [r["row"] for r in results] == ["instagan", "cyclegan", "instagan_compose"]
