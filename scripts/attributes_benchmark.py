@@ -90,13 +90,14 @@ def benchmark_run(model: str, fraction: float, seed: int, args: argparse.Namespa
     record = json.loads(saved.read_text()) if args.reuse and saved.is_file() else None
     if record is None:
         logs.mkdir(parents=True, exist_ok=True)
+        origin = run_origin()   # before training: a commit made meanwhile did not train it
         started = time.time()
         run(train, logs / f"{name}_train.log")
         minutes = (time.time() - started) / 60
         run(test, logs / f"{name}_test.log")
         record = {"model": model, "fraction": fraction, "seed": seed, "train_minutes": round(minutes, 1),
                   "steps": steps_done(Path(args.workdir), name), "train_command": train, "test_command": test,
-                  **run_origin()}
+                  **origin}
         saved.write_text(json.dumps(record, indent=1))
     if not args.train_only and "metrics" not in record:
         classifier = AttributeClassifierSettings(steps=args.classifier_steps)

@@ -79,6 +79,7 @@ def benchmark_row(row: str, args: argparse.Namespace) -> dict:
         return json.loads(saved.read_text())
     logs.mkdir(parents=True, exist_ok=True)
     train, *rest = commands(row, args)
+    origin = run_origin()   # before training: a commit made meanwhile did not train it
     started = time.time()
     run(train, logs / f"paired_{row}_seed{args.seed}_train.log")
     minutes = (time.time() - started) / 60
@@ -86,7 +87,7 @@ def benchmark_row(row: str, args: argparse.Namespace) -> dict:
         run(command, logs / f"paired_{row}_seed{args.seed}_{index}.log")
     metrics = json.loads((results_dir(row, args) / "metrics.json").read_text())
     record = {"row": row, "seed": args.seed, "train_minutes": round(minutes, 1), "commands": commands(row, args),
-              "metrics": metrics, **run_origin()}
+              "metrics": metrics, **origin}
     saved.write_text(json.dumps(record, indent=1, default=str))
     return record
 

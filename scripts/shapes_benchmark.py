@@ -269,13 +269,14 @@ def benchmark_run(row: str, seed: int, args: argparse.Namespace) -> dict:
             saved.write_text(json.dumps(record, indent=1, default=str))
         return record
     logs.mkdir(parents=True, exist_ok=True)
+    origin = run_origin()   # before training: a commit made meanwhile did not train it
     started = time.time()
     run(train, logs / f"{name}_train.log")
     train_minutes = (time.time() - started) / 60
     run(test, logs / f"{name}_test.log")
     record = {"row": row, "seed": seed, "steps": steps_done(Path(args.workdir), name),
               "train_minutes": round(train_minutes, 1), "train_command": train, "test_command": test,
-              **run_origin()}
+              **origin}
     score_run(record, results, args)
     saved.write_text(json.dumps(record, indent=1, default=str))
     return record
@@ -415,7 +416,8 @@ def sample_figure(args: argparse.Namespace, path: Path, rows: list[str], count: 
 
 
 def run_origin() -> dict[str, str]:
-    """Where, when and at which commit a run trained, for its record (a report may be written later, elsewhere)."""
+    """Where, when and at which commit a run trains, for its record (a report may be written later, elsewhere);
+    read before training starts."""
     return {"commit": git_commit(), "machine": machine(), "trained": time.strftime("%Y-%m-%d")}
 
 

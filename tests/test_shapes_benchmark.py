@@ -182,3 +182,18 @@ def test_every_row_trains_with_flags_train_py_accepts_and_has_a_label():
         assert (parsed[row].model, parsed[row].norm) == (model, norm), row
     vanilla = parsed["instagan_batch_norm_vanilla_ctx3_idt5_idtmask0.2_one_step"]
     assert (vanilla.gan_mode, vanilla.ins_per, vanilla.ins_max) == ("vanilla", 4, 4)
+
+
+def test_a_run_records_the_commit_and_day_it_trained_on(monkeypatch, tmp_path):
+    head = {"commit": "aaa1111"}
+
+    def train_while_a_commit_lands(command: str, log) -> None:
+        head["commit"] = "bbb2222"
+
+    monkeypatch.setattr(shapes_benchmark, "git_commit", lambda: head["commit"])
+    monkeypatch.setattr(shapes_benchmark, "run", train_while_a_commit_lands)
+    monkeypatch.setattr(shapes_benchmark, "steps_done", lambda workdir, name: 5)
+    monkeypatch.setattr(shapes_benchmark, "score_run", lambda record, results, args: None)
+    args = shapes_benchmark.parse_args(["--workdir", str(tmp_path), "--steps", "5", "--size", "32"])
+    record = shapes_benchmark.benchmark_run("cyclegan", 0, args)
+    assert record["commit"] == "aaa1111" and record["trained"] == time.strftime("%Y-%m-%d")
