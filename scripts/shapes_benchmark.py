@@ -105,6 +105,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_contrastive_fine_ss3": opgan_row(CONTRASTIVE_FINE, lambda_ss=3),
     "opgan_contrastive_full": opgan_row(f"--ss_registration contrastive {FULL_S}"),
     "opgan_nce_fine": opgan_row(f"--ss_registration nce {FINE_S}"),
+    "opgan_nce_fine_registration": opgan_row(f"--ss_registration nce {FINE_S} --ss_tasks registration"),
+    "opgan_nce_fine_ss2": opgan_row(f"--ss_registration nce {FINE_S}", lambda_ss=2),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
 LABELS = {
@@ -159,6 +161,10 @@ LABELS = {
                               "32-pixel patch)",
     "opgan_nce_fine": "OP-GAN, registration by patch-wise InfoNCE of S's content features (--ss_registration nce), "
                       "--ss_layers 1",
+    "opgan_nce_fine_registration": "OP-GAN, registration by patch-wise InfoNCE only (--ss_tasks registration), "
+                                   "--ss_layers 1",
+    "opgan_nce_fine_ss2": "OP-GAN, registration by patch-wise InfoNCE, --ss_layers 1, L_s weighted x2 "
+                          "(--lambda_ss 2)",
 }
 
 
