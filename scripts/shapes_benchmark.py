@@ -9,7 +9,8 @@ ground truth of the shapes test split.
 Each row trains with train.py for the same wall-clock budget (``--max_minutes``; ``--steps`` for equal steps),
 translates both held-out test folders with test.py and scores A->B and B->A with evaluate.py against the
 targets (``testA_target``: each test scene with its objects' kinds swapped). The main rows (``MAIN_ROWS``) run
-once per ``--seeds`` and report mean +- spread (half the range); the others run with the first seed. The tables,
+once per ``--seeds`` and report mean +- spread (half the range), as do the rows named by ``--seeded_rows``; the
+others run with the first seed. The tables,
 the commands and a figure of sample translations go to ``docs/shapes_benchmark.md``. Run it alone: a second
 torch process on the same cores slows both several times.
 """
@@ -306,7 +307,7 @@ def score_run(record: dict, results: Path, args: argparse.Namespace) -> None:
 
 def benchmark_row(row: str, args: argparse.Namespace) -> dict:
     """All seeds of a row: {"row", "runs": [...], "AtoB": {metric: {"mean", "spread", "runs"}}, "BtoA": ...}."""
-    seeds = args.seeds if row in MAIN_ROWS else args.seeds[:1]
+    seeds = args.seeds if row in MAIN_ROWS or row in args.seeded_rows else args.seeds[:1]
     runs = [benchmark_run(row, seed, args) for seed in seeds]
     return {"row": row, "runs": runs, **{d: summarize_runs([r[d] for r in runs]) for d in DIRECTIONS}}
 
@@ -542,8 +543,8 @@ def machine() -> str:
     return f"{host}, CPU only"
 
 
-REPRODUCED = ("task", "minutes", "steps", "seeds", "rows", "size", "dataroot", "workdir", "num_test", "nets",
-              "classifier_steps", "out")  # the options that shape a report, in the order its command shows them
+REPRODUCED = ("task", "minutes", "steps", "seeds", "rows", "seeded_rows", "size", "dataroot", "workdir", "num_test",
+              "nets", "classifier_steps", "out")  # the options that shape a report, in the order its command shows them
 
 
 def reproduce_command(args: argparse.Namespace) -> str:
@@ -577,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None, help="one seed for every row (same as --seeds N)")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=None,
                         help="rows to run (default: the task's model, CycleGAN and the paper's two ablations)")
+    parser.add_argument("--seeded_rows", nargs="+", choices=list(ROWS), default=[],
+                        help="other rows that also run once per --seeds, like the main rows (a variant compared "
+                             "with the baseline over seeds)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--dataroot", default=None, help="default: the task's, ./datasets/shapes_64, "
                                                          "./datasets/shapes_style_64 or "

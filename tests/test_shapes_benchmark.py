@@ -106,7 +106,8 @@ def test_report_command_reproduces_every_option_that_shapes_the_report():
     from scripts.shapes_benchmark import REPRODUCED, ROOT, parse_args, reproduce_command
 
     argv = ["--minutes", "2.0", "--size", "128", "--dataroot", "./datasets/shapes_128", "--seeds", "0",
-            "--nets", "--ngf 64 --ndf 64 --n_blocks_G 9", "--rows", "instagan", "cyclegan", "--num_test", "50",
+            "--nets", "--ngf 64 --ndf 64 --n_blocks_G 9", "--rows", "instagan", "cyclegan", "instagan_compose",
+            "--seeded_rows", "instagan_compose", "--num_test", "50",
             "--workdir", "./checkpoints/gpu", "--out", str(ROOT / "docs" / "shapes_benchmark_gpu.md")]
     args = parse_args(argv)
     words = shlex.split(reproduce_command(args))
@@ -116,6 +117,20 @@ def test_report_command_reproduces_every_option_that_shapes_the_report():
     for name in REPRODUCED:
         if name != "out":
             assert getattr(again, name) == getattr(args, name), name
+
+
+def test_seeded_rows_run_every_seed_and_other_option_rows_the_first(monkeypatch):
+    """A variant compared with the baseline over seeds must get every seed, not silently only the first."""
+    from scripts.shapes_benchmark import DIRECTIONS, benchmark_row, parse_args
+
+    def fake_run(row, seed, args):
+        return {"row": row, "seed": seed, **{d: {"target_psnr": float(seed)} for d in DIRECTIONS}}
+
+    monkeypatch.setattr(shapes_benchmark, "benchmark_run", fake_run)
+    args = parse_args(["--task", "style", "--seeds", "3", "4", "--seeded_rows", "opgan_nce_fine"])
+    seeds = {row: [run["seed"] for run in benchmark_row(row, args)["runs"]]
+             for row in ("cyclegan", "opgan_nce_fine", "opgan_nce_fine_ss2")}
+    assert seeds == {"cyclegan": [3, 4], "opgan_nce_fine": [3, 4], "opgan_nce_fine_ss2": [3]}
 
 
 def test_style_task_has_its_own_data_rows_and_files():
