@@ -108,6 +108,7 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_nce_fine": opgan_row(f"--ss_registration nce {FINE_S}"),
     "opgan_nce_fine_registration": opgan_row(f"--ss_registration nce {FINE_S} --ss_tasks registration"),
     "opgan_nce_fine_ss2": opgan_row(f"--ss_registration nce {FINE_S}", lambda_ss=2),
+    "opgan_nce_fine_ss4": opgan_row(f"--ss_registration nce {FINE_S}", lambda_ss=4),
     "opgan_nce_fine_ss2_registration": opgan_row(f"--ss_registration nce {FINE_S} --ss_tasks registration",
                                                  lambda_ss=2),
     "opgan_fine_ss2_classification": opgan_row(f"{FINE_S} --ss_tasks classification", lambda_ss=2),
@@ -169,6 +170,8 @@ LABELS = {
                                    "--ss_layers 1",
     "opgan_nce_fine_ss2": "OP-GAN, registration by patch-wise InfoNCE, --ss_layers 1, L_s weighted x2 "
                           "(--lambda_ss 2)",
+    "opgan_nce_fine_ss4": "OP-GAN, registration by patch-wise InfoNCE, --ss_layers 1, L_s weighted x4 "
+                          "(--lambda_ss 4)",
     "opgan_nce_fine_ss2_registration": "OP-GAN, registration by patch-wise InfoNCE only, --ss_layers 1, "
                                        "--lambda_ss 2",
     "opgan_fine_ss2_classification": "OP-GAN, domain classification only, --ss_layers 1, --lambda_ss 2",
