@@ -34,7 +34,17 @@ from PIL import Image, ImageDraw
 
 from datasets.make_shapes_dataset import META_NAME
 from evaluate import evaluate_attribute_results, summarize_runs
-from scripts.shapes_benchmark import ROOT, command_lines, fmt, kept_notes, provenance, run, run_origin, steps_done
+from scripts.shapes_benchmark import (
+    ROOT,
+    command_lines,
+    fmt,
+    kept_notes,
+    provenance,
+    run,
+    run_origin,
+    spoken_list,
+    steps_done,
+)
 from util.attribute_classifier import AttributeClassifierSettings
 from util.image_files import list_image_files
 
@@ -203,7 +213,7 @@ def seeds_sentence(seeds: list[int]) -> str:
     if len(seeds) == 1:
         return f"Every row has one seed ({seeds[0]})."
     return (f"Rows at {MAIN_FRACTION:.0%} labels: mean ± spread (half the range) over seeds "
-            f"{' and '.join(map(str, seeds))}; other rows one seed.")
+            f"{spoken_list(seeds)}; other rows one seed.")
 
 
 def data_command(args: argparse.Namespace) -> str:

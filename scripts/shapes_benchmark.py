@@ -10,9 +10,8 @@ Each row trains with train.py for the same wall-clock budget (``--max_minutes``;
 translates both held-out test folders with test.py and scores A->B and B->A with evaluate.py against the
 targets (``testA_target``: each test scene with its objects' kinds swapped). The main rows (``MAIN_ROWS``) run
 once per ``--seeds`` and report mean +- spread (half the range), as do the rows named by ``--seeded_rows``; the
-others run with the first seed. The tables,
-the commands and a figure of sample translations go to ``docs/shapes_benchmark.md``. Run it alone: a second
-torch process on the same cores slows both several times.
+others run with the first seed. The tables, the commands and a figure of sample translations go to
+``docs/shapes_benchmark.md``. Run it alone: a second torch process on the same cores slows both several times.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ ONE_STEP = "--ins_max 4 --ins_per 4"   # InstaGAN translating all instance slots
 OPGAN_GRID = "--ss_grid 2"
 FINE_S = "--ss_layers 1"   # S's maps at half the patch's resolution (16x16 for a 32-pixel patch), not an eighth
 CONTRASTIVE_FINE = f"--ss_registration contrastive {FINE_S}"   # kept S's loss alive on the skewed pair (op_gan.md)
+NCE_FINE = f"--ss_registration nce {FINE_S}"   # S's registration by features (op_gan.md)
 FULL_S = "--ss_stride 1"   # S's maps at the patch's full resolution (32x32 for a 32-pixel patch)
 
 
@@ -105,15 +105,14 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_fine_classification": opgan_row(f"{FINE_S} --ss_tasks classification"),
     "opgan_contrastive_fine_ss3": opgan_row(CONTRASTIVE_FINE, lambda_ss=3),
     "opgan_contrastive_full": opgan_row(f"--ss_registration contrastive {FULL_S}"),
-    "opgan_nce_fine": opgan_row(f"--ss_registration nce {FINE_S}"),
-    "opgan_nce_fine_registration": opgan_row(f"--ss_registration nce {FINE_S} --ss_tasks registration"),
-    "opgan_nce_fine_ss2": opgan_row(f"--ss_registration nce {FINE_S}", lambda_ss=2),
-    "opgan_nce_fine_ss4": opgan_row(f"--ss_registration nce {FINE_S}", lambda_ss=4),
-    "opgan_nce_fine_ss2_registration": opgan_row(f"--ss_registration nce {FINE_S} --ss_tasks registration",
-                                                 lambda_ss=2),
+    "opgan_nce_fine": opgan_row(NCE_FINE),
+    "opgan_nce_fine_registration": opgan_row(f"{NCE_FINE} --ss_tasks registration"),
+    "opgan_nce_fine_ss2": opgan_row(NCE_FINE, lambda_ss=2),
+    "opgan_nce_fine_ss4": opgan_row(NCE_FINE, lambda_ss=4),
+    "opgan_nce_fine_ss2_registration": opgan_row(f"{NCE_FINE} --ss_tasks registration", lambda_ss=2),
     "opgan_fine_ss2_classification": opgan_row(f"{FINE_S} --ss_tasks classification", lambda_ss=2),
 }
-MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these run once per --seeds; the others with the first seed only
+MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these and --seeded_rows run once per --seeds; the others once
 LABELS = {
     "instagan": "InstaGAN (sequential, ins_per 2)",
     "cyclegan": "CycleGAN",
@@ -437,6 +436,12 @@ def run_origin() -> dict[str, str]:
     return {"commit": git_commit(), "machine": machine(), "trained": time.strftime("%Y-%m-%d")}
 
 
+def spoken_list(items: list) -> str:
+    """Items as a sentence names them: "0", "0 and 1", "0, 1, 2 and 3"."""
+    words = [str(item) for item in items]
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]]))
+
+
 def provenance(runs: list[dict]) -> str:
     """The machines, days and commits the runs trained on, as their records say: runs reused with --reuse or
     --rescore may come from another machine or day than the report."""
@@ -465,9 +470,10 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
          f"folders ({args.num_test} images each) translated and scored with `evaluate.py` against the ground "
          f"truth (`testA_target/`, `testB_target/`). "
          f"Rows with several seeds (the seeds column): mean ± spread (half the range) over seeds "
-         f"{' and '.join(map(str, args.seeds))}; other rows one seed. Metrics: target PSNR (pooled over all pixels) and SSIM of the whole image against the "
-         f"target; target PSNR with true objects = the same output with the target's pixels within one pixel of "
-         f"its object masks pasted in (the most that getting the objects right could add); object colour "
+         f"{spoken_list(args.seeds)}; other rows one seed. Metrics: target PSNR (pooled over all "
+         f"pixels) and SSIM of the whole image against the target; target PSNR with true objects = the same "
+         f"output with the target's pixels within one pixel of its object masks pasted in (the most that "
+         f"getting the objects right could add); object colour "
          f"error = mean over objects of the difference between the target's and the "
          f"output's mean colour inside the object's target mask (0..1); object PSNR inside the target masks; "
          f"shape change = share of the pixels inside exactly one of an object's input and target masks that the "
@@ -577,7 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train every row for this many steps instead of --minutes (quality at equal steps, "
                              "unaffected by machine load)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
-                        help="training seeds of the main rows (instagan, cyclegan); other rows use the first")
+                        help="training seeds of the main rows (instagan, cyclegan, opgan) and --seeded_rows; other "
+                             "rows use the first")
     parser.add_argument("--seed", type=int, default=None, help="one seed for every row (same as --seeds N)")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=None,
                         help="rows to run (default: the task's model, CycleGAN and the paper's two ablations)")

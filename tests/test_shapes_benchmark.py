@@ -133,6 +133,12 @@ def test_seeded_rows_run_every_seed_and_other_option_rows_the_first(monkeypatch)
     assert seeds == {"cyclegan": [3, 4], "opgan_nce_fine": [3, 4], "opgan_nce_fine_ss2": [3]}
 
 
+def test_report_names_seeds_as_a_sentence_does():
+    from scripts.shapes_benchmark import spoken_list
+
+    assert [spoken_list(seeds) for seeds in ([3], [0, 1], [0, 1, 2, 3])] == ["3", "0 and 1", "0, 1, 2 and 3"]
+
+
 def test_style_task_has_its_own_data_rows_and_files():
     """--task style (OP-GAN's benchmark) must never train into, or write over, the shapes benchmark's files."""
     import shlex
