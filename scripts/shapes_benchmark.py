@@ -11,7 +11,9 @@ translates both held-out test folders with test.py and scores A->B and B->A with
 targets (``testA_target``: each test scene with its objects' kinds swapped). The main rows (``MAIN_ROWS``) run
 once per ``--seeds`` and report mean +- spread (half the range), as do the rows named by ``--seeded_rows``; the
 others run with the first seed. The tables, the commands and a figure of sample translations go to
-``docs/shapes_benchmark.md``. Run it alone: a second torch process on the same cores slows both several times.
+``docs/shapes_benchmark.md``, the runs' records to its ``.json``: ``--reuse_report`` takes the runs an earlier
+report recorded instead of training them again. Run it alone: a second torch process on the same cores slows
+both several times.
 """
 
 from __future__ import annotations
@@ -283,6 +285,9 @@ def benchmark_run(row: str, seed: int, args: argparse.Namespace) -> dict:
             score_run(record, results, args)
             saved.write_text(json.dumps(record, indent=1, default=str))
         return record
+    reported = reported_runs(args.reuse_report).get((row, seed))
+    if reported is not None:
+        return checked_report_run(reported, train)
     logs.mkdir(parents=True, exist_ok=True)
     origin = run_origin()   # before training: a commit made meanwhile did not train it
     started = time.time()
@@ -295,6 +300,46 @@ def benchmark_run(row: str, seed: int, args: argparse.Namespace) -> dict:
     score_run(record, results, args)
     saved.write_text(json.dumps(record, indent=1, default=str))
     return record
+
+
+def reported_runs(reports: Sequence[str]) -> dict[tuple[str, int], dict]:
+    """The runs recorded in earlier reports' .json files, by (row, seed), each marked with the file it came from;
+    the first report naming a run wins."""
+    found: dict[tuple[str, int], dict] = {}
+    for report in reports:
+        file = Path(report).with_suffix(".json")
+        if not file.is_file():
+            raise SystemExit(f"--reuse_report {report}: {file} does not exist; give a report this benchmark wrote "
+                             f"(its .md or .json, e.g. docs/style_hue0_benchmark_feature_registration.md)")
+        for row in json.loads(file.read_text()):
+            for record in row["runs"]:
+                found.setdefault((record["row"], record["seed"]), {**record, "taken_from": repo_path(file)})
+    return found
+
+
+def training_words(train_command: str) -> list[str]:
+    """A train command's words but its --checkpoints_dir: where a run was stored does not change how it trained."""
+    words = shlex.split(train_command)
+    at = words.index("--checkpoints_dir")
+    return words[:at] + words[at + 2:]
+
+
+def checked_report_run(record: dict, train_command: str) -> dict:
+    """A run taken from an earlier report, if it trained as this benchmark would train it."""
+    if training_words(record["train_command"]) != training_words(train_command):
+        raise SystemExit(
+            f"--reuse_report: {record['taken_from']} records {record['row']} seed {record['seed']} trained with\n"
+            f"    {record['train_command']}\nbut this benchmark would train it with\n    {train_command}\n"
+            f"Give the options that report used (--minutes or --steps, --size, --nets, --dataroot) or leave "
+            f"the report out.")
+    print(f"taking {run_name(record['row'], record['seed'])} as recorded in {record['taken_from']}")
+    return record
+
+
+def repo_path(path: Path) -> str:
+    """A path as the docs write it: relative to the repository root where it lies inside it."""
+    resolved = path.resolve()
+    return resolved.relative_to(ROOT).as_posix() if resolved.is_relative_to(ROOT) else str(path)
 
 
 def score_run(record: dict, results: Path, args: argparse.Namespace) -> None:
@@ -497,10 +542,12 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
         lines += [f"### {title}", "", table(results, direction, task_references(task, args.dataroot, direction)), ""]
     lines += [
         provenance([run for r in results for run in r["runs"]]),
+        *taken_from_text(results),
         "",
         "## Commands",
         "",
-        "Reproduce everything with:",
+        ("Reproduce this report with the runs it takes from earlier reports (leave out --reuse_report to train "
+         "them too):" if args.reuse_report else "Reproduce everything with:"),
         "",
         "    " + " ".join(["python -m datasets.make_shapes_dataset", *task.make_flags.split(), "--out", args.dataroot,
                            "--size", str(args.size)]),
@@ -516,6 +563,16 @@ def write_report(results: list[dict], args: argparse.Namespace) -> None:
     out.write_text("\n".join(lines) + "\n" + kept_notes(out))
     (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str))
     print(f"wrote {out}")
+
+
+def taken_from_text(results: list[dict]) -> list[str]:
+    """Report lines naming the runs taken from earlier reports (--reuse_report); none when every run trained here."""
+    taken: dict[str, list[str]] = {}
+    for r in results:
+        for file in sorted({run.get("taken_from") for run in r["runs"]} - {None}):
+            seeds = [run["seed"] for run in r["runs"] if run.get("taken_from") == file]
+            taken.setdefault(file, []).append(f"{LABELS[r['row']]}, seed{'s' * (len(seeds) > 1)} {spoken_list(seeds)}")
+    return [line for file, runs in taken.items() for line in ("", f"Taken as recorded in `{file}`: {'; '.join(runs)}.")]
 
 
 def command_lines(label: str, runs: list[dict]) -> list[str]:
@@ -552,8 +609,9 @@ def machine() -> str:
     return f"{host}, CPU only"
 
 
+# the options that shape a report, in the order its command shows them
 REPRODUCED = ("task", "minutes", "steps", "seeds", "rows", "seeded_rows", "size", "dataroot", "workdir", "num_test",
-              "nets", "classifier_steps", "out")  # the options that shape a report, in the order its command shows them
+              "nets", "classifier_steps", "out", "reuse_report")
 
 
 def reproduce_command(args: argparse.Namespace) -> str:
@@ -565,8 +623,8 @@ def reproduce_command(args: argparse.Namespace) -> str:
         default = "shapes" if name == "task" else defaults[name]   # the other defaults follow the task
         if name not in ("minutes", "dataroot") and value == default:
             continue
-        if name == "out" and Path(value).resolve().is_relative_to(ROOT):
-            value = Path(value).resolve().relative_to(ROOT).as_posix()
+        if name == "out":
+            value = repo_path(Path(value))
         text = " ".join(map(str, value)) if isinstance(value, list) else shlex.quote(str(value))
         words.append(f"--{name} {text}")
     return " ".join(words)
@@ -605,6 +663,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="take rows already measured in --workdir from their metrics json instead of retraining")
     parser.add_argument("--rescore", action="store_true",
                         help="like --reuse, but score the saved test results again (after evaluate.py changed)")
+    parser.add_argument("--reuse_report", nargs="+", default=[], metavar="REPORT",
+                        help="take the runs that earlier reports (e.g. docs/style_hue0_benchmark.md; their .json "
+                             "holds the runs) recorded for a row and seed, as recorded, instead of training them; "
+                             "each must have trained with the options given here, --workdir aside. The report "
+                             "names the files and the machines and days the runs trained on")
     return parser
 
 

@@ -107,7 +107,7 @@ def test_report_command_reproduces_every_option_that_shapes_the_report():
 
     argv = ["--minutes", "2.0", "--size", "128", "--dataroot", "./datasets/shapes_128", "--seeds", "0",
             "--nets", "--ngf 64 --ndf 64 --n_blocks_G 9", "--rows", "instagan", "cyclegan", "instagan_compose",
-            "--seeded_rows", "instagan_compose", "--num_test", "50",
+            "--seeded_rows", "instagan_compose", "--num_test", "50", "--reuse_report", "docs/shapes_benchmark.md",
             "--workdir", "./checkpoints/gpu", "--out", str(ROOT / "docs" / "shapes_benchmark_gpu.md")]
     args = parse_args(argv)
     words = shlex.split(reproduce_command(args))
@@ -218,3 +218,38 @@ def test_a_run_records_the_commit_and_day_it_trained_on(monkeypatch, tmp_path):
     args = shapes_benchmark.parse_args(["--workdir", str(tmp_path), "--steps", "5", "--size", "32"])
     record = shapes_benchmark.benchmark_run("cyclegan", 0, args)
     assert record["commit"] == "aaa1111" and record["trained"] == time.strftime("%Y-%m-%d")
+
+
+def test_reuse_report_takes_the_runs_a_report_recorded_and_trains_only_the_others(monkeypatch, tmp_path):
+    """A variant joins a committed table from a fresh clone: the report's runs are taken as recorded (never
+    retrained), the new row trains, the report says which runs came from where, and a recorded run that trained
+    with other options is refused, not silently mixed in."""
+    earlier = shapes_benchmark.parse_args(["--task", "style", "--workdir", str(tmp_path / "old")])
+    recorded = [{"row": "cyclegan", "seed": seed, "train_command": shapes_benchmark.commands("cyclegan", seed,
+                                                                                             earlier)[0],
+                 "machine": "elsewhere", **{d: {"target_psnr": 20.0 + seed} for d in shapes_benchmark.DIRECTIONS}}
+                for seed in (0, 1)]
+    report = tmp_path / "docs" / "style_benchmark.md"
+    report.parent.mkdir()
+    report.with_suffix(".json").write_text(json.dumps([{"row": "cyclegan", "runs": recorded}]))
+    trained = []
+    monkeypatch.setattr(shapes_benchmark, "run", lambda command, log: trained.append(command))
+    monkeypatch.setattr(shapes_benchmark, "steps_done", lambda workdir, name: 5)
+    monkeypatch.setattr(shapes_benchmark, "score_run", lambda record, results, args: record.update(
+        {d: {"target_psnr": 25.0} for d in shapes_benchmark.DIRECTIONS}))
+    argv = ["--task", "style", "--workdir", str(tmp_path / "new"), "--seeds", "0", "1", "--reuse_report", str(report)]
+    args = shapes_benchmark.parse_args(argv)
+    results = [shapes_benchmark.benchmark_row(row, args) for row in ("cyclegan", "opgan")]
+    assert [run["AtoB"]["target_psnr"] for run in results[0]["runs"]] == [20.0, 21.0]
+    assert [run["machine"] for run in results[0]["runs"]] == ["elsewhere", "elsewhere"]
+    assert len(trained) == 4 and all("shapes_opgan_seed" in command for command in trained)   # train, test x2
+    taken = f"Taken as recorded in `{report.with_suffix('.json')}`: CycleGAN, seeds 0 and 1."
+    assert shapes_benchmark.taken_from_text(results) == ["", taken]
+    assert f"--reuse_report {report}" in shapes_benchmark.reproduce_command(args)
+
+    other_budget = shapes_benchmark.parse_args(argv + ["--minutes", "5"])
+    with pytest.raises(SystemExit, match="style_benchmark.json records cyclegan seed 0 trained with"):
+        shapes_benchmark.benchmark_row("cyclegan", other_budget)
+    missing = shapes_benchmark.parse_args(argv[:-1] + [str(tmp_path / "none.md")])
+    with pytest.raises(SystemExit, match="none.json does not exist"):
+        shapes_benchmark.benchmark_row("cyclegan", missing)
