@@ -113,6 +113,8 @@ ROWS = {  # row -> (model, norm, extra training flags)
     "opgan_nce_fine_ss4": opgan_row(NCE_FINE, lambda_ss=4),
     "opgan_nce_fine_ss2_registration": opgan_row(f"{NCE_FINE} --ss_tasks registration", lambda_ss=2),
     "opgan_fine_ss2_classification": opgan_row(f"{FINE_S} --ss_tasks classification", lambda_ss=2),
+    "opgan_nce_fine_ss4_registration": opgan_row(f"{NCE_FINE} --ss_tasks registration", lambda_ss=4),
+    "opgan_fine_ss4_classification": opgan_row(f"{FINE_S} --ss_tasks classification", lambda_ss=4),
 }
 MAIN_ROWS = ("instagan", "cyclegan", "opgan")   # these and --seeded_rows run once per --seeds; the others once
 LABELS = {
@@ -176,6 +178,9 @@ LABELS = {
     "opgan_nce_fine_ss2_registration": "OP-GAN, registration by patch-wise InfoNCE only, --ss_layers 1, "
                                        "--lambda_ss 2",
     "opgan_fine_ss2_classification": "OP-GAN, domain classification only, --ss_layers 1, --lambda_ss 2",
+    "opgan_nce_fine_ss4_registration": "OP-GAN, registration by patch-wise InfoNCE only, --ss_layers 1, "
+                                       "--lambda_ss 4",
+    "opgan_fine_ss4_classification": "OP-GAN, domain classification only, --ss_layers 1, --lambda_ss 4",
 }
 
 
